@@ -1,0 +1,10 @@
+"""Layer vocabulary, spec -> nn.Module builder, shape inference and summary tables.
+
+Knows nothing of training."""
+
+from ganforge.architecture.builder import (SpecNet, build_network, count_params, plan_network,
+                                           summary, validate_gan)
+from ganforge.architecture.layers import LAYERS, register_layer
+
+__all__ = ["LAYERS", "SpecNet", "build_network", "count_params", "plan_network",
+           "register_layer", "summary", "validate_gan"]

@@ -1,0 +1,368 @@
+"""The layer vocabulary: for each layer type, its arguments, its shape rule and its builder.
+
+Shapes never include the batch dimension: images are (C, H, W), vectors (F,), sequences (T, F).
+Shape inference is pure arithmetic, so a spec is checked before any tensor is allocated; the
+tests check every rule against a real forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+Shape = tuple[int, ...]
+
+
+class ShapeError(ValueError):
+    """Raised by a shape rule; the builder adds the spec path and turns it into a SpecError."""
+
+
+@dataclass
+class LayerType:
+    name: str
+    defaults: dict[str, Any]
+    infer: Callable[[Shape, dict[str, Any]], Shape]
+    build: Callable[[Shape, dict[str, Any]], nn.Module]
+    required: tuple[str, ...] = ()
+    weighted: bool = False  # may carry spectral_norm
+    doc: str = ""
+    choices: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+
+
+LAYERS: dict[str, LayerType] = {}
+
+
+def register_layer(
+    name: str,
+    defaults: dict[str, Any] | None = None,
+    *,
+    required: tuple[str, ...] = (),
+    weighted: bool = False,
+    doc: str = "",
+    choices: dict[str, tuple[Any, ...]] | None = None,
+) -> Callable[[Callable[[Shape, dict[str, Any]], Shape]], Callable[..., Any]]:
+    """Register a layer type. Decorate the shape rule; attach the builder with ``.builder``."""
+
+    def deco(infer: Callable[[Shape, dict[str, Any]], Shape]) -> Any:
+        lt = LayerType(name, dict(defaults or {}), infer, _missing_builder, required, weighted,
+                       doc, dict(choices or {}))
+        LAYERS[name] = lt
+
+        def builder(fn: Callable[[Shape, dict[str, Any]], nn.Module]) -> Any:
+            lt.build = fn
+            return fn
+
+        infer.builder = builder  # type: ignore[attr-defined]
+        return infer
+
+    return deco
+
+
+def _missing_builder(shape: Shape, a: dict[str, Any]) -> nn.Module:  # pragma: no cover
+    raise NotImplementedError("layer registered without a builder")
+
+
+def _need(shape: Shape, ndim: int | tuple[int, ...], what: str) -> None:
+    dims = (ndim,) if isinstance(ndim, int) else ndim
+    if len(shape) not in dims:
+        raise ShapeError(f"needs {what} input, got shape {_fmt(shape)}")
+
+
+def _fmt(shape: Shape) -> str:
+    return "x".join(str(s) for s in shape) if shape else "scalar"
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    if isinstance(v, (list, tuple)):
+        if len(v) != 2:
+            raise ShapeError(f"expected one int or a pair, got {v}")
+        return int(v[0]), int(v[1])
+    return int(v), int(v)
+
+
+# ---------------------------------------------------------------------------------- dense
+@register_layer("dense", {"units": None, "bias": True}, required=("units",), weighted=True,
+                doc="fully connected; on (T, F) it acts per time step")
+def _dense(shape: Shape, a: dict[str, Any]) -> Shape:
+    _need(shape, (1, 2), "a vector (F) or sequence (T, F)")
+    if int(a["units"]) < 1:
+        raise ShapeError("units must be >= 1")
+    return (*shape[:-1], int(a["units"]))
+
+
+@_dense.builder
+def _dense_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
+    return nn.Linear(shape[-1], int(a["units"]), bias=bool(a["bias"]))
+
+
+# ------------------------------------------------------------------------------- conv2d
+def _same_pads(size: int, k: int, s: int) -> tuple[int, int]:
+    out = math.ceil(size / s)
+    total = max((out - 1) * s + k - size, 0)
+    return total // 2, total - total // 2
+
+
+def _conv_out(size: int, k: int, s: int, p: int) -> int:
+    return (size + 2 * p - k) // s + 1
+
+
+@register_layer("conv2d", {"filters": None, "kernel": 3, "stride": 1, "padding": "same",
+                           "bias": True}, required=("filters",), weighted=True,
+                doc="2-D convolution; padding same (Keras rule: out = ceil(in/stride)), valid or int")
+def _conv2d(shape: Shape, a: dict[str, Any]) -> Shape:
+    _need(shape, 3, "an image (C, H, W)")
+    kh, kw = _pair(a["kernel"])
+    sh, sw = _pair(a["stride"])
+    pad = a["padding"]
+    _, h, w = shape
+    if pad == "same":
+        oh, ow = math.ceil(h / sh), math.ceil(w / sw)
+    elif pad == "valid":
+        oh, ow = _conv_out(h, kh, sh, 0), _conv_out(w, kw, sw, 0)
+    elif isinstance(pad, int) and not isinstance(pad, bool) and pad >= 0:
+        oh, ow = _conv_out(h, kh, sh, pad), _conv_out(w, kw, sw, pad)
+    else:
+        raise ShapeError(f"padding must be 'same', 'valid' or an int >= 0, got {pad!r}")
+    if oh < 1 or ow < 1:
+        raise ShapeError(f"kernel {kh}x{kw} does not fit input {_fmt(shape)}")
+    return (int(a["filters"]), oh, ow)
+
+
+@_conv2d.builder
+def _conv2d_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
+    kh, kw = _pair(a["kernel"])
+    sh, sw = _pair(a["stride"])
+    pad = a["padding"]
+    conv_kw = dict(kernel_size=(kh, kw), stride=(sh, sw), bias=bool(a["bias"]))
+    if pad == "same":
+        top, bottom = _same_pads(shape[1], kh, sh)
+        left, right = _same_pads(shape[2], kw, sw)
+        if top == bottom and left == right:
+            return nn.Conv2d(shape[0], int(a["filters"]), padding=(top, left), **conv_kw)
+        # Asymmetric 'same' padding (TensorFlow puts the extra row/column at the bottom/right).
+        return nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)),
+                             nn.Conv2d(shape[0], int(a["filters"]), padding=0, **conv_kw))
+    p = 0 if pad == "valid" else int(pad)
+    return nn.Conv2d(shape[0], int(a["filters"]), padding=p, **conv_kw)
+
+
+# --------------------------------------------------------------------- conv_transpose2d
+def _convt_same(k: int, s: int) -> tuple[int, int]:
+    """padding and output_padding so that out = in * stride."""
+    p = max(math.ceil((k - s) / 2), 0)
+    op = s + 2 * p - k
+    if not 0 <= op < max(s, 1) or (s == 1 and op != 0):
+        raise ShapeError(f"padding 'same' cannot give out = in*stride with kernel {k} and "
+                         f"stride {s}; use an odd kernel or an int padding")
+    return p, op
+
+
+@register_layer("conv_transpose2d", {"filters": None, "kernel": 4, "stride": 2,
+                                     "padding": "same", "output_padding": 0, "bias": True},
+                required=("filters",), weighted=True,
+                doc="transposed convolution; padding same gives out = in*stride")
+def _convt(shape: Shape, a: dict[str, Any]) -> Shape:
+    _need(shape, 3, "an image (C, H, W)")
+    kh, kw = _pair(a["kernel"])
+    sh, sw = _pair(a["stride"])
+    pad = a["padding"]
+    _, h, w = shape
+    if pad == "same":
+        _convt_same(kh, sh)
+        _convt_same(kw, sw)
+        oh, ow = h * sh, w * sw
+    else:
+        if pad == "valid":
+            p = 0
+        elif isinstance(pad, int) and not isinstance(pad, bool) and pad >= 0:
+            p = pad
+        else:
+            raise ShapeError(f"padding must be 'same', 'valid' or an int >= 0, got {pad!r}")
+        op = int(a["output_padding"])
+        oh = (h - 1) * sh - 2 * p + kh + op
+        ow = (w - 1) * sw - 2 * p + kw + op
+    if oh < 1 or ow < 1:
+        raise ShapeError(f"output would be empty for input {_fmt(shape)}")
+    return (int(a["filters"]), oh, ow)
+
+
+@_convt.builder
+def _convt_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
+    kh, kw = _pair(a["kernel"])
+    sh, sw = _pair(a["stride"])
+    pad = a["padding"]
+    if pad == "same":
+        ph, oph = _convt_same(kh, sh)
+        pw, opw = _convt_same(kw, sw)
+        padding, out_pad = (ph, pw), (oph, opw)
+    else:
+        p = 0 if pad == "valid" else int(pad)
+        padding, out_pad = (p, p), _pair(a["output_padding"])
+    return nn.ConvTranspose2d(shape[0], int(a["filters"]), (kh, kw), stride=(sh, sw),
+                              padding=padding, output_padding=out_pad, bias=bool(a["bias"]))
+
+
+# ----------------------------------------------------------------------- shape plumbing
+@register_layer("upsample", {"scale": 2, "mode": "nearest"},
+                choices={"mode": ("nearest", "bilinear")}, doc="resize an image by an integer factor")
+def _upsample(shape: Shape, a: dict[str, Any]) -> Shape:
+    _need(shape, 3, "an image (C, H, W)")
+    s = int(a["scale"])
+    if s < 1:
+        raise ShapeError("scale must be >= 1")
+    return (shape[0], shape[1] * s, shape[2] * s)
+
+
+@_upsample.builder
+def _upsample_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
+    return nn.Upsample(scale_factor=int(a["scale"]), mode=a["mode"])
+
+
+@register_layer("reshape", {"shape": None}, required=("shape",), doc="reshape (batch kept)")
+def _reshape(shape: Shape, a: dict[str, Any]) -> Shape:
+    target = tuple(int(v) for v in a["shape"])
+    if math.prod(target) != math.prod(shape):
+        raise ShapeError(f"cannot reshape {_fmt(shape)} ({math.prod(shape)} values) to "
+                         f"{_fmt(target)} ({math.prod(target)} values)")
+    return target
+
+
+class Reshape(nn.Module):
+    def __init__(self, shape: Shape) -> None:
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+    def extra_repr(self) -> str:
+        return f"shape={self.shape}"
+
+
+@_reshape.builder
+def _reshape_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
+    return Reshape(tuple(int(v) for v in a["shape"]))
+
+
+@register_layer("flatten", {}, doc="flatten to a vector")
+def _flatten(shape: Shape, a: dict[str, Any]) -> Shape:
+    return (math.prod(shape),)
+
+
+@_flatten.builder
+def _flatten_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
+    return nn.Flatten()
+
+
+# -------------------------------------------------------------------------------- norms
+class SequenceBatchNorm(nn.Module):
+    """BatchNorm over the feature axis of (N, T, F) sequences."""
+
+    def __init__(self, features: int, momentum: float, eps: float) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm1d(features, momentum=momentum, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(x.transpose(1, 2)).transpose(1, 2)
+
+
+@register_layer("batch_norm", {"momentum": 0.1, "eps": 1e-5}, doc="batch normalization")
+def _bn(shape: Shape, a: dict[str, Any]) -> Shape:
+    _need(shape, (1, 2, 3), "a vector, sequence or image")
+    return shape
+
+
+@_bn.builder
+def _bn_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
+    m, e = float(a["momentum"]), float(a["eps"])
+    if len(shape) == 1:
+        return nn.BatchNorm1d(shape[0], momentum=m, eps=e)
+    if len(shape) == 2:
+        return SequenceBatchNorm(shape[1], m, e)
+    return nn.BatchNorm2d(shape[0], momentum=m, eps=e)
+
+
+@register_layer("layer_norm", {"eps": 1e-5},
+                doc="layer normalization (over C, H, W for images, features otherwise)")
+def _ln(shape: Shape, a: dict[str, Any]) -> Shape:
+    return shape
+
+
+@_ln.builder
+def _ln_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
+    normalized = shape if len(shape) == 3 else shape[-1:]
+    return nn.LayerNorm(list(normalized), eps=float(a["eps"]))
+
+
+@register_layer("instance_norm", {"affine": True, "eps": 1e-5}, doc="instance normalization")
+def _in(shape: Shape, a: dict[str, Any]) -> Shape:
+    _need(shape, 3, "an image (C, H, W)")
+    return shape
+
+
+@_in.builder
+def _in_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
+    return nn.InstanceNorm2d(shape[0], affine=bool(a["affine"]), eps=float(a["eps"]))
+
+
+@register_layer("dropout", {"p": 0.5}, doc="dropout with probability p")
+def _dropout(shape: Shape, a: dict[str, Any]) -> Shape:
+    if not 0.0 <= float(a["p"]) < 1.0:
+        raise ShapeError(f"p must be in [0, 1), got {a['p']}")
+    return shape
+
+
+@_dropout.builder
+def _dropout_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
+    return nn.Dropout(float(a["p"]))
+
+
+# -------------------------------------------------------------------------- activations
+def _same(shape: Shape, a: dict[str, Any]) -> Shape:
+    return shape
+
+
+for _name, _mod in (("relu", nn.ReLU), ("tanh", nn.Tanh), ("sigmoid", nn.Sigmoid)):
+    register_layer(_name, {}, doc=f"{_name} activation")(_same)
+    LAYERS[_name].build = (lambda m: (lambda shape, a: m()))(_mod)
+
+register_layer("leaky_relu", {"slope": 0.2}, doc="leaky ReLU with negative slope")(_same)
+LAYERS["leaky_relu"].build = lambda shape, a: nn.LeakyReLU(float(a["slope"]))
+
+
+# ---------------------------------------------------------------------------- recurrent
+class Recurrent(nn.Module):
+    """LSTM/GRU over (N, T, F), batch first; returns every step or only the last."""
+
+    def __init__(self, cell: str, in_features: int, a: dict[str, Any]) -> None:
+        super().__init__()
+        cls = nn.LSTM if cell == "lstm" else nn.GRU
+        self.rnn = cls(in_features, int(a["units"]), num_layers=int(a["layers"]),
+                       batch_first=True, bidirectional=bool(a["bidirectional"]),
+                       dropout=float(a["dropout"]) if int(a["layers"]) > 1 else 0.0)
+        self.return_sequences = bool(a["return_sequences"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)
+        return out if self.return_sequences else out[:, -1]
+
+
+_RNN_DEFAULTS = {"units": None, "layers": 1, "bidirectional": False, "return_sequences": True,
+                 "dropout": 0.0}
+
+
+def _rnn(shape: Shape, a: dict[str, Any]) -> Shape:
+    _need(shape, 2, "a sequence (T, F)")
+    width = int(a["units"]) * (2 if a["bidirectional"] else 1)
+    return (shape[0], width) if a["return_sequences"] else (width,)
+
+
+for _cell in ("lstm", "gru"):
+    register_layer(_cell, _RNN_DEFAULTS, required=("units",),
+                   doc=f"{_cell.upper()} over (T, F); stacked with layers, bidirectional for D")(_rnn)
+    LAYERS[_cell].build = (lambda c: (lambda shape, a: Recurrent(c, shape[-1], a)))(_cell)

@@ -1,0 +1,1 @@
+"""CLI verbs; each module exposes ``register(subparsers)``."""

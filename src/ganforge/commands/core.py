@@ -1,0 +1,108 @@
+"""Core verbs: train, inspect, sample, presets, preset."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ganforge.errors import GanforgeError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a GAN from a preset or YAML config")
+    p.add_argument("config", nargs="?", help="preset name or YAML file (optional with --resume)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.epochs=5 (repeatable)")
+    p.add_argument("--run-dir", help="where to write the run (default runs/NAME-TIMESTAMP)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("inspect", help="print the layer-by-layer summary of a config's networks")
+    p.add_argument("config", help="preset name or YAML file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("sample", help="draw samples from a trained run")
+    p.add_argument("run_dir")
+    p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--out", required=True, help="output file: .png grid, .npy or .csv")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("presets", help="list the shipped presets")
+    p.set_defaults(func=cmd_presets)
+
+    p = sub.add_parser("preset", help="print a preset's YAML (to edit and re-run)")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_preset)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ganforge import api
+
+    overrides = list(args.overrides)
+    if args.no_progress:
+        overrides.append("monitor.progress=false")
+    if args.config is None and args.resume is None:
+        raise GanforgeError("give a preset name or YAML config to train, or --resume RUN_DIR.")
+    run = api.train(args.config, overrides=overrides, run_dir=args.run_dir, resume=args.resume)
+    samples = sorted((run.run_dir / "samples").glob("*.png"))
+    ckpts = sorted((run.run_dir / "checkpoints").glob("step_*"))
+    print(f"run directory: {run.run_dir}")
+    if samples:
+        print(f"final sample grid: {samples[-1]}")
+    if ckpts:
+        print(f"checkpoint: {ckpts[-1]}")
+    print(f"metric log: {run.run_dir / 'metrics.jsonl'}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from ganforge.architecture import build_network, summary
+    from ganforge.config import known_data_shape, load_config
+
+    cfg = load_config(args.config, args.overrides)
+    shape = known_data_shape(cfg)
+    if shape is None:
+        from ganforge.training.trainer import load_training_data
+
+        shape = load_training_data(cfg).shape
+    g = build_network(cfg.generator.model_dump(), cfg.latent.full_shape, "generator")
+    d = build_network(cfg.discriminator.model_dump(), shape, "discriminator")
+    print(f"{cfg.name}: {cfg.description}".rstrip(": "))
+    print(f"latent {list(cfg.latent.full_shape)} ({cfg.latent.distribution}) -> data {list(shape)}")
+    print()
+    print(summary(g))
+    print()
+    print(summary(d))
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from ganforge import api
+
+    if args.n < 1:
+        raise GanforgeError(f"-n must be >= 1, got {args.n}.")
+    run = api.load(args.run_dir)
+    out = run.save_samples(run.sample(args.n, seed=args.seed), Path(args.out))
+    print(f"wrote {args.n} samples to {out}")
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    import yaml
+
+    from ganforge.config import list_presets, preset_text
+
+    for name in list_presets():
+        desc = (yaml.safe_load(preset_text(name)) or {}).get("description", "")
+        print(f"{name:20s} {desc}")
+    return 0
+
+
+def cmd_preset(args: argparse.Namespace) -> int:
+    from ganforge.config import preset_text
+
+    print(preset_text(args.name), end="")
+    return 0

@@ -1,0 +1,254 @@
+"""Pydantic models of a run: data, latent, generator, discriminator, objective, optim, train,
+monitor, seed, device. Unknown keys are rejected with a did-you-mean hint.
+
+``load_config("dcgan-mnist", ["train.epochs=5"])`` reads a preset (or a YAML file), applies
+``--set`` style overrides and validates the result, including shape inference of both networks.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ganforge.errors import ConfigError, GanforgeError, did_you_mean
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    source: str = Field("mnist", description="dataset name, folder:PATH or npy:PATH")
+    split: Literal["train", "test", "all"] = "train"
+    image_size: list[int] | None = Field(None, description="[C, H, W] for folder/npy images")
+    options: dict[str, Any] = Field(default_factory=dict, description="dataset keyword options")
+
+
+class LatentConfig(Section):
+    dim: int | None = Field(100, ge=1, description="size of z (vector latent)")
+    shape: list[int] | None = Field(None, description="full latent shape, e.g. [T, F] per step")
+    distribution: Literal["normal", "uniform"] = "normal"
+
+    @property
+    def full_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape) if self.shape else (int(self.dim or 1),)
+
+    @model_validator(mode="after")
+    def _positive(self) -> LatentConfig:
+        if self.shape is not None and (not self.shape or min(self.shape) < 1):
+            raise ValueError("latent.shape must be a non-empty list of positive ints")
+        return self
+
+
+class NetworkConfig(Section):
+    layers: list[Any] = Field(..., description="layer specs, in order")
+    spectral_norm: bool = Field(False, description="spectral norm on every weighted layer")
+
+
+class ObjectiveConfig(Section):
+    loss: Literal["minimax", "non_saturating"] = "non_saturating"
+
+
+class OptimizerConfig(Section):
+    name: Literal["adam", "sgd", "rmsprop"] = "adam"
+    lr: float = Field(2e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.999)
+    momentum: float = Field(0.0, ge=0)
+    alpha: float = Field(0.99, gt=0, lt=1, description="RMSprop smoothing constant")
+    weight_decay: float = Field(0.0, ge=0)
+    eps: float = Field(1e-8, gt=0)
+
+
+class OptimConfig(Section):
+    g: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    d: OptimizerConfig = Field(default_factory=OptimizerConfig)
+
+
+class TrainConfig(Section):
+    steps: int | None = Field(None, ge=1, description="generator updates")
+    epochs: float | None = Field(None, gt=0, description="passes over the data by D")
+    batch_size: int = Field(64, ge=1)
+    d_steps: int = Field(1, ge=1, description="discriminator updates per generator update")
+    checkpoint_every: int = Field(1000, ge=1, description="steps between checkpoints")
+
+    @model_validator(mode="after")
+    def _budget(self) -> TrainConfig:
+        if self.steps is None and self.epochs is None:
+            raise ValueError("set a budget: train.steps or train.epochs")
+        if self.steps is not None and self.epochs is not None:
+            raise ValueError("set train.steps or train.epochs, not both (use --set "
+                             "train.steps=null to clear one)")
+        return self
+
+    def total_steps(self, batches_per_epoch: int) -> int:
+        if self.steps is not None:
+            return self.steps
+        return max(1, math.ceil(float(self.epochs) * batches_per_epoch / self.d_steps))
+
+
+class MonitorConfig(Section):
+    log_every: int = Field(50, ge=1, description="steps between metric-log lines")
+    sample_every: int = Field(500, ge=1, description="steps between sample grids")
+    grid_size: int = Field(64, ge=1, description="samples in each grid (fixed latents)")
+    progress: bool = Field(True, description="show a progress bar")
+
+
+class RunConfig(Section):
+    name: str = "run"
+    description: str = ""
+    data: DataConfig = Field(default_factory=DataConfig)
+    latent: LatentConfig = Field(default_factory=LatentConfig)
+    generator: NetworkConfig
+    discriminator: NetworkConfig
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: TrainConfig
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# ------------------------------------------------------------------------ loading / errors
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def preset_text(name: str) -> str:
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown preset '{name}'.{did_you_mean(name, list_presets())} "
+                          f"Presets: {', '.join(list_presets())}.")
+    return path.read_text()
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"'{path}' is not valid YAML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read '{path}': {exc.strerror}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"'{path}' must hold a mapping of config sections "
+                          f"(data, generator, ...), not {type(data).__name__}.")
+    return data
+
+
+def raw_config(source: str | Path | dict[str, Any]) -> dict[str, Any]:
+    """The raw dict of a preset name, a YAML path or a dict."""
+    if isinstance(source, dict):
+        return yaml.safe_load(yaml.safe_dump(source))  # deep copy, plain types
+    p = Path(source)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise ConfigError(f"config file '{source}' does not exist.")
+        return read_yaml(p)
+    return yaml.safe_load(preset_text(str(source)))
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides; values are parsed as YAML (``5``, ``true``, ``[1,2]``)."""
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like section.key=value "
+                              f"(e.g. train.epochs=5).")
+        key, _, text = item.partition("=")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            value = text
+        parts = [k for k in key.strip().split(".") if k]
+        if not parts:
+            raise ConfigError(f"override '{item}' has an empty key.")
+        node = raw
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.get(part) if isinstance(node, dict) else None
+            if nxt is None:
+                nxt = {}
+                node[part] = nxt
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override '{item}': '{'.'.join(parts[:i + 1])}' is not a section.")
+            node = nxt
+        node[parts[-1]] = value
+    return raw
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the (sub)model reached by ``loc``, for did-you-mean hints."""
+    cur: Any = model
+    for part in loc:
+        fields = getattr(cur, "model_fields", None)
+        if not fields or part not in fields:
+            return []
+        ann = fields[part].annotation
+        cur = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        if cur is None:
+            return []
+    return list(getattr(cur, "model_fields", {}))
+
+
+def format_validation_error(exc: ValidationError, model: type[BaseModel] = RunConfig) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        path = ".".join(str(p) for p in loc) or "config"
+        if err["type"] == "extra_forbidden":
+            known = _fields_at(model, loc[:-1])
+            hint = did_you_mean(str(loc[-1]), known)
+            lines.append(f"{path}: unknown key.{hint} Known keys here: {', '.join(known)}.")
+        elif err["type"] == "missing":
+            lines.append(f"{path}: required but missing.")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            got = err.get("input")
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            lines.append(f"{path}: {msg}{shown}.")
+    return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def validate_config(raw: dict[str, Any]) -> RunConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError("a config must be a mapping of sections.")
+    try:
+        cfg = RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+    check_networks(cfg)
+    return cfg
+
+
+def check_networks(cfg: RunConfig, data_shape: tuple[int, ...] | None = None) -> None:
+    """Shape-infer both networks (data shape from image_size or the bundled dataset)."""
+    from ganforge.architecture import validate_gan
+
+    if data_shape is None:
+        data_shape = known_data_shape(cfg)
+    if data_shape is None:
+        return  # user files: checked once the data is loaded, before training
+    validate_gan(cfg.generator.model_dump(), cfg.discriminator.model_dump(),
+                 cfg.latent.full_shape, data_shape)
+
+
+def known_data_shape(cfg: RunConfig) -> tuple[int, ...] | None:
+    if cfg.data.image_size:
+        return tuple(cfg.data.image_size)
+    fixed = {"mnist": (1, 28, 28), "digits": (1, 8, 8), "ring8": (2,), "grid25": (2,)}
+    return fixed.get(cfg.data.source)
+
+
+def load_config(source: str | Path | dict[str, Any], overrides: list[str] | None = None
+                ) -> RunConfig:
+    try:
+        raw = apply_overrides(raw_config(source), overrides)
+    except GanforgeError:
+        raise
+    return validate_config(raw)

@@ -1,0 +1,10 @@
+"""Datasets: real, offline, held in memory as tensors.
+
+``load_dataset("mnist")``, ``load_dataset("folder:PATH", image_size=(1, 28, 28))`` ...
+Every dataset returns a :class:`~ganforge.data.base.TensorData`.
+"""
+
+from ganforge.data.base import IndexBatcher, TensorData
+from ganforge.data.registry import DATASETS, load_dataset, register_dataset
+
+__all__ = ["DATASETS", "IndexBatcher", "TensorData", "load_dataset", "register_dataset"]

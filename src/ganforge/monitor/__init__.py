@@ -1,0 +1,1 @@
+"""Metric log, sample grids, progress display."""

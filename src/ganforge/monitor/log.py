@@ -1,0 +1,55 @@
+"""The metric log: one JSON object per line in ``metrics.jsonl``.
+
+Schema: every line has ``step`` (generator updates so far) and ``kind`` (``train`` for training
+signals, ``eval`` for metric evaluations, ``alarm`` for health alarms). Training lines hold
+``epoch``, ``time`` (seconds since start of this process), ``d_loss``, ``g_loss``, ``d_real``
+and ``d_fake`` (mean D probability on real and generated batches; raw critic values for
+losses without probabilities) and ``images_per_s``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+
+class MetricLog:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, record: dict[str, Any]) -> None:
+        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                 for k, v in record.items()}
+        with self.path.open("a") as f:
+            f.write(json.dumps(clean) + "\n")
+
+    def read(self) -> list[dict[str, Any]]:
+        return read_log(self.path)
+
+    def truncate_after(self, step: int) -> None:
+        """Drop lines logged after ``step`` (used on resume, so the log has no duplicates)."""
+        if not self.path.exists():
+            return
+        keep = [r for r in self.read() if int(r.get("step", 0)) <= step]
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
+        tmp.replace(self.path)
+
+
+def read_log(path: str | Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a torn last line after a crash
+    return out

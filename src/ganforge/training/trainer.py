@@ -1,0 +1,206 @@
+"""The training loop: build everything from a RunConfig, alternate D/G steps, log, sample,
+checkpoint, resume."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import yaml
+from torch import nn
+
+from ganforge.architecture import build_network
+from ganforge.config import RunConfig, check_networks
+from ganforge.data import IndexBatcher, TensorData, load_dataset
+from ganforge.errors import ConfigError, GanforgeError
+from ganforge.monitor.images import save_samples_picture
+from ganforge.monitor.log import MetricLog
+from ganforge.objectives import get_loss
+from ganforge.tasks import UnconditionalTask
+from ganforge.training import checkpoint as ckpt
+from ganforge.training.seeding import resolve_device, rng_state, sample_latent, set_rng_state
+
+
+class TrainingDiverged(GanforgeError):
+    """A loss became NaN or infinite."""
+
+
+class Callback(Protocol):
+    def on_log(self, trainer: Trainer, record: dict[str, Any]) -> None: ...
+    def on_end(self, trainer: Trainer) -> None: ...
+
+
+def build_optimizer(params: Iterable[nn.Parameter], cfg: Any) -> torch.optim.Optimizer:
+    params = list(params)
+    if cfg.name == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
+                                weight_decay=cfg.weight_decay, foreach=True)
+    if cfg.name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=cfg.lr, alpha=cfg.alpha, eps=cfg.eps,
+                                   momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                                   foreach=True)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                           weight_decay=cfg.weight_decay, foreach=True)
+
+
+def load_training_data(cfg: RunConfig) -> TensorData:
+    opts = dict(cfg.data.options)
+    if cfg.data.image_size is not None:
+        opts["image_size"] = tuple(cfg.data.image_size)
+    try:
+        return load_dataset(cfg.data.source, split=cfg.data.split, **opts)
+    except TypeError as exc:
+        raise ConfigError(f"data.options do not fit dataset '{cfg.data.source}': {exc}") from None
+
+
+def run_is_used(run_dir: Path) -> bool:
+    return (run_dir / "metrics.jsonl").exists() or bool(ckpt.list_checkpoints(run_dir))
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, run_dir: str | Path, resume: bool = False,
+                 callbacks: Iterable[Callback] = ()) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.callbacks = list(callbacks)
+        if not resume and run_is_used(self.run_dir):
+            raise ConfigError(f"run directory '{self.run_dir}' already holds a run. Continue it "
+                              f"with --resume {self.run_dir}, or pick another --run-dir.")
+        self.device = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)  # weight init and dropout
+
+        self.data = load_training_data(cfg)
+        check_networks(cfg, self.data.shape)
+        self.data.x = self.data.x.to(self.device)
+        if self.data.y is not None:
+            self.data.y = self.data.y.to(self.device)
+        latent_shape = cfg.latent.full_shape
+        self.G = build_network(cfg.generator.model_dump(), latent_shape, "generator").to(self.device)
+        self.D = build_network(cfg.discriminator.model_dump(), self.data.shape,
+                               "discriminator").to(self.device)
+        self.opt_g = build_optimizer(self.G.parameters(), cfg.optim.g)
+        self.opt_d = build_optimizer(self.D.parameters(), cfg.optim.d)
+        self.batcher = IndexBatcher(self.data, cfg.train.batch_size, seed=cfg.seed + 1)
+        self.latent_gen = torch.Generator().manual_seed(cfg.seed + 2)
+        self.fixed_z = sample_latent(cfg.monitor.grid_size, latent_shape, cfg.latent.distribution,
+                                     torch.Generator().manual_seed(cfg.seed + 3), self.device)
+        self.task = UnconditionalTask(self.G, self.D, self.opt_g, self.opt_d,
+                                      get_loss(cfg.objective.loss), self.latent,
+                                      cfg.train.d_steps)
+        self.total_steps = cfg.train.total_steps(self.batcher.batches_per_epoch)
+        self.step = 0
+        self.log = MetricLog(self.run_dir / "metrics.jsonl")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        if resume:
+            self.restore(ckpt.latest_checkpoint(self.run_dir))
+
+    # -------------------------------------------------------------------------- pieces
+    def latent(self, n: int) -> torch.Tensor:
+        return sample_latent(n, self.cfg.latent.full_shape, self.cfg.latent.distribution,
+                             self.latent_gen, self.device)
+
+    def modules(self) -> dict[str, nn.Module]:
+        return self.task.modules()
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "optimizers": {k: o.state_dict() for k, o in self.task.optimizers().items()},
+            "batcher": self.batcher.state_dict(),
+            "latent_gen": self.latent_gen.get_state(),
+            "rng": rng_state(),
+        }
+
+    def save(self) -> Path:
+        return ckpt.save_checkpoint(self.run_dir, self.step, self.modules(), self.state())
+
+    def restore(self, path: Path) -> None:
+        step, weights, state = ckpt.load_checkpoint(path)
+        for name, m in self.modules().items():
+            ckpt.load_module_weights(m, weights, name, path)
+        try:
+            for k, o in self.task.optimizers().items():
+                o.load_state_dict(state["optimizers"][k])
+            self.batcher.load_state_dict(state["batcher"])
+            self.latent_gen.set_state(state["latent_gen"])
+            set_rng_state(state["rng"])
+        except (KeyError, ValueError, RuntimeError) as exc:
+            from ganforge.errors import CheckpointError
+
+            raise CheckpointError(f"checkpoint '{path}' does not match this run's config "
+                                  f"({type(exc).__name__}: {exc}).") from None
+        self.step = step
+        self.log.truncate_after(step)
+
+    @torch.no_grad()
+    def sample_fixed(self) -> torch.Tensor:
+        was = self.G.training
+        self.G.eval()
+        out = self.G(self.fixed_z)
+        self.G.train(was)
+        return out
+
+    def save_grid(self) -> Path:
+        ref = None
+        if self.data.kind == "vector" and self.data.shape == (2,):
+            ref = torch.tensor(self.data.info["means"]) if "means" in self.data.info else None
+        path = self.run_dir / "samples" / f"step_{self.step:08d}.png"
+        return save_samples_picture(self.sample_fixed(), path, self.data.kind, ref)
+
+    # ---------------------------------------------------------------------------- loop
+    def fit(self, on_step: Callable[[Trainer], None] | None = None) -> Path:
+        cfg = self.cfg.monitor
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not cfg.progress,
+                   desc=self.cfg.name, unit="step", dynamic_ncols=True)
+        sums: dict[str, torch.Tensor] = {}
+        n_window, images = 0, 0
+        t_window = time.perf_counter()
+        start = time.perf_counter()
+        self.G.train()
+        self.D.train()
+        try:
+            while self.step < self.total_steps:
+                stats = self.task.train_step(self.batcher.next)
+                self.step += 1
+                images += int(stats.pop("images"))
+                for k, v in stats.items():
+                    sums[k] = sums[k] + v if k in sums else v.clone()
+                n_window += 1
+                bar.update(1)
+                last = self.step == self.total_steps
+                if self.step % cfg.log_every == 0 or last:
+                    now = time.perf_counter()
+                    record = {"kind": "train", "step": self.step, "epoch": self.batcher.epoch,
+                              "time": round(now - start, 3)}
+                    record.update({k: float(v) / n_window for k, v in sums.items()})
+                    record["images_per_s"] = images / max(now - t_window, 1e-9)
+                    bad = [k for k in ("d_loss", "g_loss") if not math.isfinite(record[k])]
+                    self.log.write(record)
+                    bar.set_postfix({k: f"{record[k]:.3g}" for k in
+                                     ("d_loss", "g_loss", "d_real", "d_fake", "images_per_s")},
+                                    refresh=False)
+                    for cb in self.callbacks:
+                        cb.on_log(self, record)
+                    sums, n_window, images, t_window = {}, 0, 0, time.perf_counter()
+                    if bad:
+                        raise TrainingDiverged(
+                            f"training diverged at step {self.step}: {', '.join(bad)} is not "
+                            f"finite. Lower the learning rates, or add a gradient penalty or "
+                            f"spectral norm. The last good checkpoint is in {self.run_dir}.")
+                if self.step % cfg.sample_every == 0 or last:
+                    self.save_grid()
+                if self.step % self.cfg.train.checkpoint_every == 0 or last:
+                    self.save()
+                if on_step is not None:
+                    on_step(self)
+        finally:
+            bar.close()
+        for cb in self.callbacks:
+            cb.on_end(self)
+        return self.run_dir
