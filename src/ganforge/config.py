@@ -102,6 +102,7 @@ class MonitorConfig(Section):
 class RunConfig(Section):
     name: str = "run"
     description: str = ""
+    task: str = Field("unconditional", description="training step family (ganforge.tasks)")
     data: DataConfig = Field(default_factory=DataConfig)
     latent: LatentConfig = Field(default_factory=LatentConfig)
     generator: NetworkConfig

@@ -1,5 +1,46 @@
-"""What one training step is, per GAN family."""
+"""What one training step is, per GAN family.
+
+A task factory takes the Trainer (which has built the data, G, D and optimizers from the
+config) and returns an object with ``train_step(next_batch) -> dict``, ``modules()`` and
+``optimizers()``. Register new families with ``register_task``; the config picks one with
+``task: NAME``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from ganforge.tasks.unconditional import UnconditionalTask
 
-__all__ = ["UnconditionalTask"]
+TaskFactory = Callable[[Any], Any]
+TASKS: dict[str, TaskFactory] = {}
+
+
+def register_task(name: str) -> Callable[[TaskFactory], TaskFactory]:
+    def deco(fn: TaskFactory) -> TaskFactory:
+        TASKS[name] = fn
+        return fn
+
+    return deco
+
+
+@register_task("unconditional")
+def _unconditional(trainer: Any) -> UnconditionalTask:
+    from ganforge.objectives import get_loss
+
+    return UnconditionalTask(trainer.G, trainer.D, trainer.opt_g, trainer.opt_d,
+                             get_loss(trainer.cfg.objective.loss), trainer.latent,
+                             trainer.cfg.train.d_steps)
+
+
+def build_task(name: str, trainer: Any) -> Any:
+    from ganforge.errors import ConfigError, did_you_mean
+
+    if name not in TASKS:
+        raise ConfigError(f"unknown task '{name}'.{did_you_mean(name, TASKS)} "
+                          f"Tasks: {', '.join(TASKS)}.")
+    return TASKS[name](trainer)
+
+
+__all__ = ["TASKS", "UnconditionalTask", "build_task", "register_task"]

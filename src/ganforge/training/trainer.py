@@ -19,8 +19,7 @@ from ganforge.data import IndexBatcher, TensorData, load_dataset
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.monitor.images import save_samples_picture
 from ganforge.monitor.log import MetricLog
-from ganforge.objectives import get_loss
-from ganforge.tasks import UnconditionalTask
+from ganforge.tasks import build_task
 from ganforge.training import checkpoint as ckpt
 from ganforge.training.seeding import resolve_device, rng_state, sample_latent, set_rng_state
 
@@ -88,9 +87,7 @@ class Trainer:
         self.latent_gen = torch.Generator().manual_seed(cfg.seed + 2)
         self.fixed_z = sample_latent(cfg.monitor.grid_size, latent_shape, cfg.latent.distribution,
                                      torch.Generator().manual_seed(cfg.seed + 3), self.device)
-        self.task = UnconditionalTask(self.G, self.D, self.opt_g, self.opt_d,
-                                      get_loss(cfg.objective.loss), self.latent,
-                                      cfg.train.d_steps)
+        self.task = build_task(cfg.task, self)
         self.total_steps = cfg.train.total_steps(self.batcher.batches_per_epoch)
         self.step = 0
         self.log = MetricLog(self.run_dir / "metrics.jsonl")
