@@ -29,6 +29,11 @@ class TrainingDiverged(GanforgeError):
 
 
 class Callback(Protocol):
+    """Hooks around the loop. ``on_step`` runs after every step (gradients of the last D and G
+    updates are still in ``p.grad``); ``on_log`` gets each metric-log record before it is
+    written (it may add keys); ``on_end`` runs once after the last step."""
+
+    def on_step(self, trainer: Trainer, stats: dict[str, Any]) -> None: ...
     def on_log(self, trainer: Trainer, record: dict[str, Any]) -> None: ...
     def on_end(self, trainer: Trainer) -> None: ...
 
@@ -169,6 +174,8 @@ class Trainer:
                 for k, v in stats.items():
                     sums[k] = sums[k] + v if k in sums else v.clone()
                 n_window += 1
+                for cb in self.callbacks:
+                    cb.on_step(self, stats)
                 bar.update(1)
                 last = self.step == self.total_steps
                 if self.step % cfg.log_every == 0 or last:
@@ -178,12 +185,12 @@ class Trainer:
                     record.update({k: float(v) / n_window for k, v in sums.items()})
                     record["images_per_s"] = images / max(now - t_window, 1e-9)
                     bad = [k for k in ("d_loss", "g_loss") if not math.isfinite(record[k])]
+                    for cb in self.callbacks:
+                        cb.on_log(self, record)
                     self.log.write(record)
                     bar.set_postfix({k: f"{record[k]:.3g}" for k in
                                      ("d_loss", "g_loss", "d_real", "d_fake", "images_per_s")},
                                     refresh=False)
-                    for cb in self.callbacks:
-                        cb.on_log(self, record)
                     sums, n_window, images, t_window = {}, 0, 0, time.perf_counter()
                     if bad:
                         raise TrainingDiverged(
