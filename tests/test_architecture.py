@@ -1,0 +1,123 @@
+"""Shape inference: every layer type's rule equals a real forward pass; bad specs name the path."""
+
+import pytest
+import torch
+
+from ganforge.architecture import LAYERS, build_network, plan_network, summary, validate_gan
+from ganforge.config import load_config
+from ganforge.errors import SpecError
+
+# (layer entry, input shape) covering every layer type and padding mode.
+CASES = [
+    ({"dense": {"units": 7}}, (5,)),
+    ({"dense": {"units": 7, "bias": False}}, (4, 5)),
+    ({"conv2d": {"filters": 4, "kernel": 5, "stride": 2}}, (1, 28, 28)),
+    ({"conv2d": {"filters": 4, "kernel": 3, "stride": 2, "padding": "same"}}, (2, 7, 9)),
+    ({"conv2d": {"filters": 4, "kernel": 4, "stride": 2, "padding": 1}}, (3, 64, 64)),
+    ({"conv2d": {"filters": 4, "kernel": [3, 5], "stride": 1, "padding": "valid"}}, (3, 10, 12)),
+    ({"conv_transpose2d": {"filters": 3, "kernel": 5, "stride": 2}}, (8, 7, 7)),
+    ({"conv_transpose2d": {"filters": 3, "kernel": 5, "stride": 1}}, (8, 7, 7)),
+    ({"conv_transpose2d": {"filters": 3, "kernel": 4, "stride": 2, "padding": 1}}, (8, 4, 4)),
+    ({"conv_transpose2d": {"filters": 3, "kernel": 4, "stride": 1, "padding": "valid"}}, (8, 1, 1)),
+    ({"upsample": {"scale": 2}}, (3, 5, 6)),
+    ({"upsample": {"scale": 3, "mode": "bilinear"}}, (3, 5, 6)),
+    ({"reshape": {"shape": [4, 3, 2]}}, (24,)),
+    ("flatten", (3, 4, 5)),
+    ("batch_norm", (6,)),
+    ("batch_norm", (5, 6)),
+    ("batch_norm", (3, 4, 4)),
+    ("layer_norm", (6,)),
+    ("layer_norm", (3, 4, 4)),
+    ("instance_norm", (3, 4, 4)),
+    ({"dropout": {"p": 0.3}}, (6,)),
+    ("relu", (6,)),
+    ({"leaky_relu": {"slope": 0.3}}, (6,)),
+    ("tanh", (3, 4, 4)),
+    ("sigmoid", (6,)),
+    ({"lstm": {"units": 8}}, (10, 3)),
+    ({"lstm": {"units": 8, "layers": 2, "bidirectional": True, "return_sequences": False}}, (10, 3)),
+    ({"gru": {"units": 5, "layers": 3}}, (12, 4)),
+    ({"gru": {"units": 5, "return_sequences": False}}, (12, 4)),
+    ({"dense": {"units": 3, "spectral_norm": True}}, (5,)),
+    ({"conv2d": {"filters": 2, "kernel": 5, "stride": 2, "spectral_norm": True}}, (1, 28, 28)),
+]
+
+
+def _name(entry):
+    return entry if isinstance(entry, str) else next(iter(entry))
+
+
+def test_every_layer_type_is_covered():
+    assert {_name(e) for e, _ in CASES} == set(LAYERS)
+
+
+@pytest.mark.parametrize("entry,in_shape", CASES, ids=[str(c[0]) for c in CASES])
+def test_inferred_shape_equals_forward(entry, in_shape):
+    net = build_network({"layers": [entry]}, in_shape, "net")
+    inferred = plan_network({"layers": [entry]}, in_shape, "net")[-1].out_shape
+    net.train()
+    out = net(torch.randn(3, *in_shape))
+    assert tuple(out.shape[1:]) == inferred
+
+
+def test_spectral_norm_layer_has_unit_top_singular_value():
+    net = build_network({"layers": [{"dense": {"units": 16, "spectral_norm": True}}]}, (32,), "d")
+    net.train()
+    for _ in range(30):  # power iterations run in training forwards
+        net(torch.randn(4, 32))
+    w = net.layers[0].weight
+    assert torch.linalg.matrix_norm(w, ord=2).item() == pytest.approx(1.0, abs=0.02)
+
+
+def test_whole_network_spectral_norm_and_summary():
+    spec = {"spectral_norm": True, "layers": [{"dense": {"units": 8}}, "relu", {"dense": {"units": 1}}]}
+    net = build_network(spec, (4,), "discriminator")
+    text = summary(net)
+    assert text.count("[sn]") == 2
+    # params: (4*8+8) + (8*1+1) = 49
+    assert "total params: 49" in text
+
+
+def test_dcgan_mnist_matches_tensorflow_tutorial_parameter_counts():
+    cfg = load_config("dcgan-mnist")
+    g = build_network(cfg.generator.model_dump(), (100,), "generator")
+    d = build_network(cfg.discriminator.model_dump(), (1, 28, 28), "discriminator")
+    # Trainable parameters of the TF tutorial's make_generator_model / make_discriminator_model.
+    assert sum(p.numel() for p in g.parameters()) == 2_305_472
+    assert sum(p.numel() for p in d.parameters()) == 212_865
+
+
+def test_wrong_generator_output_names_the_spec_path():
+    g = {"layers": [{"dense": {"units": 7 * 7 * 8}}, {"reshape": {"shape": [8, 7, 7]}},
+                    {"conv_transpose2d": {"filters": 4, "kernel": 4, "stride": 2}},
+                    {"conv_transpose2d": {"filters": 1, "kernel": 3, "stride": 2,
+                                          "padding": "valid"}}]}
+    d = {"layers": ["flatten", {"dense": {"units": 1}}]}
+    with pytest.raises(SpecError) as e:
+        validate_gan(g, d, (10,), (1, 28, 28))
+    assert "generator.layers[3] (conv_transpose2d): output 1x29x29, data is 1x28x28" in str(e.value)
+
+
+def test_discriminator_must_output_one_logit():
+    g = {"layers": [{"dense": {"units": 2}}]}
+    with pytest.raises(SpecError, match=r"discriminator.layers\[0\] \(dense\): output 3"):
+        validate_gan(g, {"layers": [{"dense": {"units": 3}}]}, (4,), (2,))
+
+
+@pytest.mark.parametrize("layers,message", [
+    ([{"dens": {"units": 3}}], r"layers\[0\]: unknown layer type 'dens'.*Did you mean 'dense'"),
+    ([{"dense": {"unit": 3}}], r"layers\[0\] \(dense\): unknown argument 'unit'.*'units'"),
+    ([{"dense": {}}], r"layers\[0\] \(dense\): missing required argument 'units'"),
+    (["flatten", {"conv2d": {"filters": 3}}], r"layers\[1\] \(conv2d\): needs an image"),
+    ([{"reshape": {"shape": [3, 3]}}], r"layers\[0\] \(reshape\): cannot reshape 2x2 \(4 values\) to 3x3"),
+    (["relu", {"relu": {"spectral_norm": True}}], r"layers\[1\] \(relu\): spectral_norm applies"),
+    ([{"upsample": {"mode": "cubic"}}], r"mode must be one of"),
+    ([{"dropout": {"p": 1.5}}], r"p must be in \[0, 1\)"),
+    ([], r"net.layers must be a non-empty list"),
+])
+def test_bad_specs_fail_with_path(layers, message):
+    shape = (2, 2) if layers and _name(layers[0]) == "reshape" else (4,)
+    if layers and _name(layers[0]) == "upsample":
+        shape = (1, 4, 4)
+    with pytest.raises(SpecError, match=message):
+        plan_network({"layers": layers}, shape, "net")

@@ -1,0 +1,93 @@
+"""The CLI end to end on tiny budgets, and clean errors for bad input."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganforge.cli import main
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "ganforge", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def test_presets_and_preset_roundtrip(tmp_path, capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("dcgan-mnist", "gan-ring8", "dcgan-64"):
+        assert name in out
+    assert main(["preset", "gan-ring8"]) == 0
+    text = capsys.readouterr().out
+    (tmp_path / "mine.yaml").write_text(text)
+    assert main(["inspect", str(tmp_path / "mine.yaml")]) == 0
+    table = capsys.readouterr().out
+    # G: 16->256(+BN)->256(+BN)->256(+BN)->2: 4352+512 + 65792+512 + 65792+512 + 514
+    assert "total params: 137,986" in table
+
+
+def test_train_sample_end_to_end(tmp_path):
+    run_dir = tmp_path / "run"
+    r = run_cli("train", "gan-ring8", "--run-dir", str(run_dir), "--no-progress",
+                "--set", "train.steps=40", "--set", "monitor.sample_every=20")
+    assert r.returncode == 0, r.stderr
+    assert f"run directory: {run_dir}" in r.stdout
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "samples" / "step_00000040.png").is_file()
+    for ext in ("png", "npy", "csv"):
+        out = tmp_path / f"s.{ext}"
+        r = run_cli("sample", str(run_dir), "-n", "50", "--out", str(out))
+        assert r.returncode == 0, r.stderr
+    arr = np.load(tmp_path / "s.npy")
+    assert arr.shape == (50, 2)
+    csv = np.loadtxt(tmp_path / "s.csv", delimiter=",", skiprows=1)
+    np.testing.assert_allclose(csv, arr, rtol=1e-5, atol=1e-6)
+    assert Image.open(tmp_path / "s.png").size[0] > 100
+    # Resume with a larger budget continues from step 40.
+    r = run_cli("train", "--resume", str(run_dir), "--no-progress", "--set", "train.steps=60")
+    assert r.returncode == 0, r.stderr
+    assert (run_dir / "checkpoints" / "step_00000060").is_dir()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "gan-ring8", "--set", "train.stepz=5"],
+     "train.stepz: unknown key. Did you mean 'steps'?"),
+    (["train", "gan-ring8", "--set", "optim.g.lr=-1"], "optim.g.lr: Input should be greater than 0"),
+    (["train", "gan-ring9"], "unknown preset 'gan-ring9'. Did you mean 'gan-ring8'?"),
+    (["train", "dcgan-mnist", "--set", "data.source=folder:/nonexistent/imgs",
+      "--set", "data.image_size=[1,28,28]"], "image folder '/nonexistent/imgs' does not exist"),
+    (["train", "gan-ring8", "--set", "data.source=mnits"], "Did you mean 'mnist'?"),
+    (["train", "gan-ring8", "--set", "train.steps=5", "--set", "train.epochs=2"],
+     "set train.steps or train.epochs, not both"),
+    (["train", "gan-ring8", "--set", "generator.layers=[{dense: {units: 3}}]"],
+     "generator.layers[0] (dense): output 3, data is 2"),
+    (["sample", "/nonexistent/run", "--out", "x.png"], "run directory '/nonexistent/run' does not exist"),
+    (["train", "gan-ring8", "--bogus-flag"], "unrecognized arguments: --bogus-flag"),
+    (["sample", "RUN", "-n", "many", "--out", "x.png"], "invalid int value: 'many'"),
+])
+def test_bad_input_exits_nonzero_without_traceback(tmp_path, args, message):
+    r = run_cli(*args, cwd=tmp_path)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    assert message in r.stderr, r.stderr
+    assert not (tmp_path / "runs").exists()  # nothing started, nothing written
+
+
+def test_existing_run_dir_is_not_overwritten(tmp_path):
+    run_dir = tmp_path / "run"
+    assert run_cli("train", "gan-ring8", "--run-dir", str(run_dir), "--no-progress",
+                   "--set", "train.steps=10").returncode == 0
+    before = (run_dir / "metrics.jsonl").read_text()
+    r = run_cli("train", "gan-ring8", "--run-dir", str(run_dir), "--no-progress",
+                "--set", "train.steps=10")
+    assert r.returncode == 2 and "already holds a run" in r.stderr
+    assert (run_dir / "metrics.jsonl").read_text() == before
+
+
+def test_bad_yaml_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("generator: [unclosed\n")
+    r = run_cli("train", str(bad))
+    assert r.returncode == 2 and "is not valid YAML" in r.stderr and "Traceback" not in r.stderr
