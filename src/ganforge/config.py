@@ -76,6 +76,10 @@ class TrainConfig(Section):
     batch_size: int = Field(64, ge=1)
     d_steps: int = Field(1, ge=1, description="discriminator updates per generator update")
     checkpoint_every: int = Field(1000, ge=1, description="steps between checkpoints")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="bf16 runs the step under torch.autocast (CPU with AVX-512 bf16, CUDA)")
+    compile: bool = Field(False, description="torch.compile the generator and discriminator")
+    channels_last: bool = Field(False, description="channels-last memory format for conv nets")
 
     @model_validator(mode="after")
     def _budget(self) -> TrainConfig:

@@ -86,6 +86,7 @@ class Trainer:
         self.G = build_network(cfg.generator.model_dump(), latent_shape, "generator").to(self.device)
         self.D = build_network(cfg.discriminator.model_dump(), self.data.shape,
                                "discriminator").to(self.device)
+        self._apply_speed_switches()
         self.opt_g = build_optimizer(self.G.parameters(), cfg.optim.g)
         self.opt_d = build_optimizer(self.D.parameters(), cfg.optim.d)
         self.batcher = IndexBatcher(self.data, cfg.train.batch_size, seed=cfg.seed + 1)
@@ -102,6 +103,23 @@ class Trainer:
             self.restore(ckpt.latest_checkpoint(self.run_dir))
 
     # -------------------------------------------------------------------------- pieces
+    def _apply_speed_switches(self) -> None:
+        """channels_last and torch.compile (in place, so state_dict keys do not change)."""
+        t = self.cfg.train
+        if t.channels_last and self.data.kind == "image":
+            fmt = torch.channels_last
+            self.G.to(memory_format=fmt)
+            self.D.to(memory_format=fmt)
+            self.data.x = self.data.x.contiguous(memory_format=fmt)
+        if t.compile:
+            self.G.compile()
+            self.D.compile()
+
+    def autocast(self) -> Any:
+        """The precision context of a training step (bf16 autocast or a no-op)."""
+        enabled = self.cfg.train.precision == "bf16"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
     def latent(self, n: int) -> torch.Tensor:
         return sample_latent(n, self.cfg.latent.full_shape, self.cfg.latent.distribution,
                              self.latent_gen, self.device)
@@ -168,7 +186,8 @@ class Trainer:
         self.D.train()
         try:
             while self.step < self.total_steps:
-                stats = self.task.train_step(self.batcher.next)
+                with self.autocast():
+                    stats = self.task.train_step(self.batcher.next)
                 self.step += 1
                 images += int(stats.pop("images"))
                 for k, v in stats.items():

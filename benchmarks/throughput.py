@@ -1,0 +1,387 @@
+"""Training-step throughput: ganforge's trainer vs a hand-written PyTorch loop vs Keras 3.
+
+Side by side in one run, same networks (the TensorFlow DCGAN tutorial's, `dcgan-mnist`, and the
+classic 64x64 DCGAN, `dcgan-64`), same batch size, same data, same number of timed steps after
+warm-up, same thread count. Each measurement runs in its own subprocess so the memory peak (RSS)
+belongs to that setting alone. Prints images/s, the ratio to the reference loop, achieved GFLOP/s
+(FLOPs counted from the layer shapes) and that as a fraction of the machine's measured matmul
+peak; appends a Markdown table to benchmarks/RESULTS.md with --write.
+
+    python benchmarks/throughput.py                 # full run
+    python benchmarks/throughput.py --quick         # fewer steps, one batch size
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+HERE = Path(__file__).resolve().parent
+
+GANFORGE_SETTINGS = {
+    "ganforge fp32": [],
+    "ganforge fp32 channels_last": ["train.channels_last=true"],
+    "ganforge bf16": ["train.precision=bf16"],
+    "ganforge bf16 channels_last": ["train.precision=bf16", "train.channels_last=true"],
+    "ganforge bf16 compile": ["train.precision=bf16", "train.compile=true"],
+    "ganforge fp32 compile": ["train.compile=true"],
+}
+
+
+# --------------------------------------------------------------------------- data
+def mnist_images(size: int) -> np.ndarray:
+    """Real MNIST train digits as uint8 (N, C, size, size): 1 channel at 28, RGB at 64."""
+    from ganforge.data.registry import mnist_arrays
+
+    x, _ = mnist_arrays("train")
+    if size == 28:
+        return x[:, None]
+    t = torch.from_numpy(x).float()[:, None]
+    t = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)
+    return t.clamp(0, 255).round().to(torch.uint8).repeat(1, 3, 1, 1).numpy()
+
+
+def arch_overrides(arch: str, data_path: Path, batch: int, steps: int) -> list[str]:
+    common = [f"train.batch_size={batch}", "train.epochs=null", f"train.steps={steps}",
+              "monitor.progress=false", f"monitor.sample_every={10**9}",
+              f"train.checkpoint_every={10**9}", "monitor.log_every=10", "device=cpu"]
+    if arch == "dcgan-64":
+        return common + [f"data.source=npy:{data_path}", "data.image_size=[3,64,64]"]
+    return common
+
+
+# -------------------------------------------------------------------------- FLOPs
+def forward_macs(net: nn.Module, in_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one forward pass of a spec network, from its layer shapes."""
+    from ganforge.architecture.builder import SpecNet
+
+    assert isinstance(net, SpecNet)
+    macs = 0
+    for plan in net.plans:
+        a, i, o = plan.args, plan.in_shape, plan.out_shape
+        if plan.type == "dense":
+            macs += int(np.prod(o)) * i[-1]
+        elif plan.type == "conv2d":
+            k = a["kernel"] if isinstance(a["kernel"], (list, tuple)) else (a["kernel"],) * 2
+            macs += o[0] * o[1] * o[2] * i[0] * k[0] * k[1]
+        elif plan.type == "conv_transpose2d":
+            k = a["kernel"] if isinstance(a["kernel"], (list, tuple)) else (a["kernel"],) * 2
+            macs += i[0] * i[1] * i[2] * o[0] * k[0] * k[1]
+    return macs
+
+
+def step_flops(arch: str, batch: int) -> float:
+    """FLOPs of one GAN iteration (D step on real+fake, G step through D), 2 FLOPs per MAC.
+
+    Backward costs 2x forward (input and weight gradients); in the G step D is frozen, so D's
+    backward there computes input gradients only (1x)."""
+    from ganforge.architecture import build_network
+    from ganforge.config import load_config
+
+    cfg = load_config(arch if arch == "dcgan-mnist" else "dcgan-64")
+    shape = (1, 28, 28) if arch == "dcgan-mnist" else (3, 64, 64)
+    g = build_network(cfg.generator.model_dump(), cfg.latent.full_shape, "g")
+    d = build_network(cfg.discriminator.model_dump(), shape, "d")
+    gm, dm = forward_macs(g, cfg.latent.full_shape), forward_macs(d, shape)
+    per_sample = 3 * gm + (3 + 3) * dm + (1 + 1) * dm
+    return 2.0 * per_sample * batch
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    for _ in range(2):
+        a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
+
+
+# ---------------------------------------------------------------- reference loops
+def tutorial_networks(arch: str) -> tuple[nn.Module, nn.Module]:
+    """The same networks written by hand, the way the tutorials write them."""
+    if arch == "dcgan-mnist":
+        g = nn.Sequential(
+            nn.Linear(100, 7 * 7 * 256, bias=False), nn.BatchNorm1d(7 * 7 * 256), nn.LeakyReLU(0.3),
+            nn.Unflatten(1, (256, 7, 7)),
+            nn.ConvTranspose2d(256, 128, 5, 1, 2, bias=False), nn.BatchNorm2d(128), nn.LeakyReLU(0.3),
+            nn.ConvTranspose2d(128, 64, 5, 2, 2, 1, bias=False), nn.BatchNorm2d(64), nn.LeakyReLU(0.3),
+            nn.ConvTranspose2d(64, 1, 5, 2, 2, 1, bias=False), nn.Tanh())
+        d = nn.Sequential(
+            nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(1, 64, 5, 2), nn.LeakyReLU(0.3), nn.Dropout(0.3),
+            nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(64, 128, 5, 2), nn.LeakyReLU(0.3), nn.Dropout(0.3),
+            nn.Flatten(), nn.Linear(128 * 7 * 7, 1))
+        return g, d
+    g = nn.Sequential(
+        nn.Unflatten(1, (100, 1, 1)),
+        nn.ConvTranspose2d(100, 512, 4, 1, 0, bias=False), nn.BatchNorm2d(512), nn.ReLU(),
+        nn.ConvTranspose2d(512, 256, 4, 2, 1, bias=False), nn.BatchNorm2d(256), nn.ReLU(),
+        nn.ConvTranspose2d(256, 128, 4, 2, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(),
+        nn.ConvTranspose2d(128, 64, 4, 2, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.ConvTranspose2d(64, 3, 4, 2, 1, bias=False), nn.Tanh())
+    d = nn.Sequential(
+        nn.Conv2d(3, 64, 4, 2, 1, bias=False), nn.LeakyReLU(0.2),
+        nn.Conv2d(64, 128, 4, 2, 1, bias=False), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),
+        nn.Conv2d(128, 256, 4, 2, 1, bias=False), nn.BatchNorm2d(256), nn.LeakyReLU(0.2),
+        nn.Conv2d(256, 512, 4, 2, 1, bias=False), nn.BatchNorm2d(512), nn.LeakyReLU(0.2),
+        nn.Conv2d(512, 1, 4, 1, 0, bias=False), nn.Flatten())
+    return g, d
+
+
+def run_reference(arch: str, images: np.ndarray, batch: int, warmup: int, steps: int) -> float:
+    """A plain PyTorch loop: DataLoader over a TensorDataset, BCE, Adam, fake.detach() for D."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    g, d = tutorial_networks(arch)
+    x = torch.from_numpy(images).float() / 127.5 - 1
+    loader = DataLoader(TensorDataset(x), batch_size=batch, shuffle=True, drop_last=True)
+    opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999))
+    bce = nn.BCEWithLogitsLoss()
+    done, t0 = 0, None
+    while done < warmup + steps:
+        for (real,) in loader:
+            if done == warmup:
+                t0 = time.perf_counter()
+            z = torch.randn(batch, 100)
+            fake = g(z)
+            opt_d.zero_grad()
+            out_r, out_f = d(real), d(fake.detach())
+            loss_d = bce(out_r, torch.ones_like(out_r)) + bce(out_f, torch.zeros_like(out_f))
+            loss_d.backward()
+            opt_d.step()
+            opt_g.zero_grad()
+            out = d(fake)
+            loss_g = bce(out, torch.ones_like(out))
+            loss_g.backward()
+            opt_g.step()
+            done += 1
+            if done == warmup + steps:
+                break
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def run_keras(arch: str, images: np.ndarray, batch: int, warmup: int, steps: int) -> float:
+    """The same networks in Keras 3 on the torch backend with a standard custom train_step."""
+    os.environ["KERAS_BACKEND"] = "torch"
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(0)
+    if arch == "dcgan-mnist":
+        g = keras.Sequential([
+            keras.Input((100,)), layers.Dense(7 * 7 * 256, use_bias=False),
+            layers.BatchNormalization(), layers.LeakyReLU(0.3), layers.Reshape((7, 7, 256)),
+            layers.Conv2DTranspose(128, 5, 1, padding="same", use_bias=False),
+            layers.BatchNormalization(), layers.LeakyReLU(0.3),
+            layers.Conv2DTranspose(64, 5, 2, padding="same", use_bias=False),
+            layers.BatchNormalization(), layers.LeakyReLU(0.3),
+            layers.Conv2DTranspose(1, 5, 2, padding="same", use_bias=False, activation="tanh")])
+        d = keras.Sequential([
+            keras.Input((28, 28, 1)), layers.Conv2D(64, 5, 2, padding="same"), layers.LeakyReLU(0.3),
+            layers.Dropout(0.3), layers.Conv2D(128, 5, 2, padding="same"), layers.LeakyReLU(0.3),
+            layers.Dropout(0.3), layers.Flatten(), layers.Dense(1)])
+    else:
+        g = keras.Sequential([keras.Input((100,)), layers.Reshape((1, 1, 100))] + [
+            lyr for f, s, p in ((512, 1, "valid"), (256, 2, "same"), (128, 2, "same"), (64, 2, "same"))
+            for lyr in (layers.Conv2DTranspose(f, 4, s, padding=p, use_bias=False),
+                        layers.BatchNormalization(), layers.ReLU())] + [
+            layers.Conv2DTranspose(3, 4, 2, padding="same", use_bias=False, activation="tanh")])
+        d = keras.Sequential([keras.Input((64, 64, 3)), layers.Conv2D(64, 4, 2, padding="same",
+                                                                     use_bias=False),
+                              layers.LeakyReLU(0.2)] + [
+            lyr for f in (128, 256, 512)
+            for lyr in (layers.Conv2D(f, 4, 2, padding="same", use_bias=False),
+                        layers.BatchNormalization(), layers.LeakyReLU(0.2))] + [
+            layers.Conv2D(1, 4, 1, padding="valid", use_bias=False), layers.Flatten()])
+
+    class GAN(keras.Model):
+        def __init__(self, g, d):
+            super().__init__()
+            self.g, self.d = g, d
+            self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
+
+        def compile(self, g_opt, d_opt):
+            super().compile()
+            self.g_opt, self.d_opt = g_opt, d_opt
+
+        def train_step(self, real):
+            n = keras.ops.shape(real)[0]
+            z = keras.random.normal((n, 100))
+            fake = self.g(z, training=True)
+            self.zero_grad()
+            out_r = self.d(real, training=True)
+            out_f = self.d(fake.detach(), training=True)
+            loss_d = (self.bce(keras.ops.ones_like(out_r), out_r)
+                      + self.bce(keras.ops.zeros_like(out_f), out_f))
+            loss_d.backward()
+            grads = [v.value.grad for v in self.d.trainable_weights]
+            with torch.no_grad():
+                self.d_opt.apply(grads, self.d.trainable_weights)
+            self.zero_grad()
+            out = self.d(fake, training=True)
+            loss_g = self.bce(keras.ops.ones_like(out), out)
+            loss_g.backward()
+            grads = [v.value.grad for v in self.g.trainable_weights]
+            with torch.no_grad():
+                self.g_opt.apply(grads, self.g.trainable_weights)
+            return {"d": loss_d, "g": loss_g}
+
+    gan = GAN(g, d)
+    gan.compile(keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5))
+    x = (images.astype(np.float32) / 127.5 - 1).transpose(0, 2, 3, 1)
+    n_batches = len(x) // batch
+
+    class Timer(keras.callbacks.Callback):
+        t0 = None
+
+        def on_train_batch_begin(self, b, logs=None):
+            if b == warmup:
+                Timer.t0 = time.perf_counter()
+
+    total = warmup + steps
+    epochs = -(-total // n_batches)
+    reps = np.concatenate([x] * epochs)[: total * batch]
+    gan.fit(reps, batch_size=batch, epochs=1, verbose=0, shuffle=False, callbacks=[Timer()])
+    return steps * batch / (time.perf_counter() - Timer.t0)
+
+
+def run_ganforge(arch: str, overrides: list[str], warmup: int) -> float:
+    from ganforge.training.trainer import Trainer
+    from ganforge.config import load_config
+
+    cfg = load_config(arch, overrides)
+
+    class Clock:
+        t0 = None
+
+        def on_step(self, tr, stats):
+            if tr.step == warmup:
+                Clock.t0 = time.perf_counter()
+
+        def on_log(self, tr, record):
+            pass
+
+        def on_end(self, tr):
+            Clock.t1 = time.perf_counter()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tr = Trainer(cfg, Path(tmp) / "run", callbacks=[Clock()])
+        tr.fit()
+        return (tr.total_steps - warmup) * cfg.train.batch_size / (Clock.t1 - Clock.t0)
+
+
+# ---------------------------------------------------------------------- driver
+def worker(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    images = np.load(args.data) if args.data else mnist_images(28)
+    if args.setting == "reference":
+        ips = run_reference(args.arch, images, args.batch, args.warmup, args.steps)
+    elif args.setting == "keras":
+        ips = run_keras(args.arch, images, args.batch, args.warmup, args.steps)
+    else:
+        ov = arch_overrides(args.arch, Path(args.data) if args.data else Path(), args.batch,
+                            args.warmup + args.steps) + GANFORGE_SETTINGS[args.setting]
+        ips = run_ganforge(args.arch, ov, args.warmup)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"images_per_s": ips, "rss_mb": rss}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--write", action="store_true", help="append the table to RESULTS.md")
+    ap.add_argument("--settings", default="", help="comma list of settings to run (default all)")
+    ap.add_argument("--archs", default="dcgan-mnist,dcgan-64")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--setting")
+    ap.add_argument("--arch")
+    ap.add_argument("--batch", type=int)
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--warmup", type=int)
+    ap.add_argument("--data")
+    args = ap.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    torch.set_num_threads(args.threads)
+    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    print(f"matmul peak ({args.threads} threads): fp32 {peak32:.0f} GFLOP/s, "
+          f"bf16 {peak16:.0f} GFLOP/s")
+    try:
+        import keras  # noqa: F401
+        have_keras = True
+    except ImportError:
+        have_keras = False
+    settings = ["reference"] + (["keras"] if have_keras else []) + list(GANFORGE_SETTINGS)
+    if args.settings:
+        settings = [s for s in settings if s in args.settings.split(",")]
+    plan = []
+    for arch in args.archs.split(","):
+        batches = [256, 64] if arch == "dcgan-mnist" else [64]
+        if args.quick:
+            batches = batches[:1]
+        steps = (20 if arch == "dcgan-mnist" else 5) if args.quick else (60 if arch == "dcgan-mnist" else 12)
+        plan += [(arch, b, steps) for b in batches]
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data64 = Path(tmp) / "mnist64.npy"
+        if any(a == "dcgan-64" for a, _, _ in plan):
+            np.save(data64, mnist_images(64))
+        for arch, batch, steps in plan:
+            flops = step_flops(arch, batch)
+            rows = []
+            ref = None
+            for s in settings:
+                cmd = [sys.executable, __file__, "--worker", "--setting", s, "--arch", arch,
+                       "--batch", str(batch), "--steps", str(steps), "--warmup", "3",
+                       "--threads", str(args.threads)]
+                if arch == "dcgan-64":
+                    cmd += ["--data", str(data64)]
+                env = dict(os.environ, KERAS_BACKEND="torch")
+                r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                if r.returncode != 0:
+                    rows.append((s, None, None, r.stderr.strip().splitlines()[-1][:80]))
+                    continue
+                res = json.loads(r.stdout.strip().splitlines()[-1])
+                if s == "reference":
+                    ref = res["images_per_s"]
+                rows.append((s, res["images_per_s"], res["rss_mb"], ""))
+            header = (f"\n{arch}, batch {batch}, {steps} timed steps after 3 warm-up, "
+                      f"{args.threads} threads; step = {flops / batch / 1e6:.1f} MFLOP per image")
+            table = ["| setting | images/s | vs reference | GFLOP/s | % fp32 peak | % bf16 peak "
+                     "| peak RSS MB |", "|---|---|---|---|---|---|---|"]
+            for s, ips, rss, err in rows:
+                if ips is None:
+                    table.append(f"| {s} | failed: {err} | | | | | |")
+                    continue
+                gf = ips * flops / batch / 1e9
+                table.append(f"| {s} | {ips:.0f} | {ips / ref:.2f}x | {gf:.0f} | "
+                             f"{100 * gf / peak32:.0f}% | {100 * gf / peak16:.0f}% | {rss:.0f} |")
+            print(header)
+            print("\n".join(table), flush=True)
+            lines += [header, "", *table]
+    if args.write:
+        with open(HERE / "RESULTS.md", "a") as f:
+            f.write(f"\n## Throughput ({time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
+                    f"{os.cpu_count()} cores)\n\nmatmul peak: fp32 {peak32:.0f} GFLOP/s, bf16 "
+                    f"{peak16:.0f} GFLOP/s\n" + "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
