@@ -213,6 +213,25 @@ def test_torchscript_and_safetensors_exports_reproduce_generator(mnist_run, tmp_
     assert read_meta(tmp_path / "g.safetensors")["format"] == "safetensors"
 
 
+def test_spectral_norm_is_folded_and_the_source_network_survives(tmp_path: Path) -> None:
+    run_dir, _, _ = make_run(tmp_path, "sn", preset="gan-ring8",
+                             overrides=["generator.spectral_norm=true"])
+    usable = load_for_use(run_dir)
+    z = torch.randn(16, 2, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ref = usable.run.generator(z)
+    from ganforge.apps.export import _baked
+
+    baked = _baked(usable.run.generator)
+    assert not any("parametrizations" in k for k in baked.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(baked(z), ref, atol=1e-6)
+        assert torch.equal(usable.run.generator(z), ref)  # the original still runs
+    export_generator(run_dir, "torchscript", tmp_path / "sn.pt")
+    with torch.no_grad():
+        assert torch.allclose(torch.jit.load(str(tmp_path / "sn.pt"))(z), ref, atol=1e-6)
+
+
 def test_export_prefers_ema_weights(tmp_path: Path) -> None:
     run_dir, G, G_ema = make_run(tmp_path, "ema", ema=True)
     assert G_ema is not None

@@ -201,14 +201,38 @@ def describe(usable: UsableRun, fmt: str, file_name: str) -> dict[str, Any]:
 
 # -------------------------------------------------------------------------------- writers
 def _baked(G: nn.Module) -> nn.Module:
-    """A CPU eval-mode copy with parametrizations (spectral norm) folded into plain weights."""
+    """A CPU eval-mode copy with parametrizations (spectral norm) folded into plain weights.
+
+    The copy is rebuilt from the layer plans without spectral norm and loaded with the
+    effective (normalised) weights; ``remove_parametrizations`` on a deepcopy is not safe, as
+    the copy shares the parametrized class with the original and would break it.
+    """
+    from dataclasses import replace
+
     from torch.nn.utils import parametrize
 
-    m = copy.deepcopy(G).cpu().eval()
-    for mod in list(m.modules()):
-        if parametrize.is_parametrized(mod):
-            for name in list(mod.parametrizations.keys()):
-                parametrize.remove_parametrizations(mod, name, leave_parametrized=True)
+    from ganforge.architecture.builder import SpecNet
+
+    G = G.eval()
+    if not any(parametrize.is_parametrized(m) for m in G.modules()):
+        m = copy.deepcopy(G).cpu().eval()
+    elif isinstance(G, SpecNet):
+        m = SpecNet([replace(p, spectral_norm=False) for p in G.plans], G.in_shape, G.name)
+        state: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            for k, v in G.state_dict().items():
+                if ".parametrizations." not in k and not k.startswith("parametrizations."):
+                    state[k] = v.detach().cpu()
+            for name, mod in G.named_modules():
+                if parametrize.is_parametrized(mod):
+                    for pname in mod.parametrizations:
+                        key = f"{name}.{pname}" if name else pname
+                        state[key] = getattr(mod, pname).detach().cpu().clone()
+        m.load_state_dict(state, strict=True)
+        m.eval()
+    else:
+        raise GanforgeError(f"cannot fold the parametrizations of a {type(G).__name__}; "
+                            f"export networks built from ganforge specs.")
     for p in m.parameters():
         p.requires_grad_(False)
     return m
