@@ -32,6 +32,15 @@ from ganforge.training import checkpoint as ckpt
 STEPS_ONLY = ["train.epochs=null", "train.steps=100"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small networks: one intra-op thread avoids oversubscription on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _randomize_bn(net: torch.nn.Module, seed: int) -> None:
     """Non-trivial BatchNorm statistics and affine weights, so eval-mode outputs depend on
     them (a fresh BN layer is the identity in eval mode)."""
@@ -385,3 +394,20 @@ def test_card_without_log_says_so_and_bad_dir_fails(tmp_path: Path, capsys) -> N
     assert write_card(run_dir, tmp_path / "x" / "card.md").read_text().startswith("# Model card")
     assert main(["card", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_uniform_latents_walk_linearly_and_real_training_log_makes_a_card(tmp_path) -> None:
+    run = api.train("gan-ring8", overrides=[
+        "train.steps=20", "train.batch_size=32", "monitor.log_every=10",
+        "monitor.sample_every=20", "monitor.progress=false", "latent.distribution=uniform",
+        "data.options={n: 2000}", "device=cpu"], run_dir=tmp_path / "ring")
+    z, _ = L.latent_walk(run, pairs=4, steps=3, seed=1)
+    assert torch.allclose(z[:, 1], (z[:, 0] + z[:, 2]) / 2, atol=1e-6)  # lerp midpoint
+    assert float(z.abs().max()) <= 1.0
+    with (run.run_dir / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"kind": "eval", "step": 20, "modes": 3, "high_quality": 0.25,
+                            "protocol": {"n": 2500, "threshold_std": 3}}) + "\n")
+    text = render_card(run.run_dir)
+    assert "Done: 20 generator steps" in text and "over 1 session(s)" in text
+    assert "| modes | 3 | 20 | n=2500, threshold_std=3 |" in text
+    assert "| high_quality | 0.25 | 20 |" in text
