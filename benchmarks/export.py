@@ -12,6 +12,7 @@ each, and reports medians. Prints a table; appends it to benchmarks/RESULTS.md u
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import tempfile
@@ -105,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if not args.no_write:
         head = (f"\n## Generator export ({args.preset})\n\n{time.strftime('%Y-%m-%d')}, "
-                f"{platform.machine()} CPU, 1 thread, torch {torch.__version__}, onnxruntime "
-                f"{ort.__version__}; medians of {args.repeats} interleaved calls. "
+                f"{platform.machine()} CPU ({os.cpu_count()} cores), 1 thread, torch "
+                f"{torch.__version__}, onnxruntime {ort.__version__}; medians of {args.repeats} interleaved calls. "
                 f"`python benchmarks/export.py`\n\n")
         with RESULTS.open("a") as f:
             f.write(head + text + "\n")

@@ -22,6 +22,7 @@ It prints a table and appends it to benchmarks/RESULTS.md (``--no-write`` to ski
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 from pathlib import Path
@@ -128,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd = f"python benchmarks/truncation.py --preset {args.preset}" + (
             f" --run-dir {args.run_dir}" if args.run_dir else "")
         head = (f"\n## Truncation trade-off ({args.preset})\n\n"
-                f"{time.strftime('%Y-%m-%d')}, {platform.machine()} CPU, "
+                f"{time.strftime('%Y-%m-%d')}, {platform.machine()} CPU "
+                f"({os.cpu_count()} cores), "
                 f"{torch.get_num_threads()} thread(s). Run `{run.run_dir}` at step "
                 f"{run.step}{trained}; {proto}; sampling seed {args.seed} (the same latents "
                 f"in every row before truncation). `{cmd}`\n\n")
