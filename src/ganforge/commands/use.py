@@ -91,6 +91,10 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
         raise GanforgeError(f"--steps must be >= 2 (both endpoints), got {args.steps}.")
     if args.pairs < 1:
         raise GanforgeError(f"--pairs must be >= 1, got {args.pairs}.")
+    if args.truncation is not None:
+        from ganforge.apps.latent import check_truncation
+
+        check_truncation(args.truncation, args.truncation_method)
     usable = load_for_use(args.run_dir, checkpoint=args.checkpoint, weights=args.weights)
     run = usable.run
     _, x = latent_walk(run, args.pairs, args.steps, args.seed, args.method, args.truncation,
