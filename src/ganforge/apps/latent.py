@@ -15,8 +15,8 @@
   (the mean) at ``psi = 0`` and leave latents unchanged at ``psi = 1`` (scale) or
   ``psi = inf`` (resample).
 
-Everything here works on tensors of shape ``(N, *latent_shape)`` and never touches the
-generator, so it is usable for any spec.
+Everything above works on tensors of shape ``(N, *latent_shape)`` and never touches the
+generator, so it is usable for any spec; ``latent_walk(run, ...)`` applies it to a loaded run.
 """
 
 from __future__ import annotations
