@@ -54,11 +54,20 @@ class Run:
                 for i in range(0, z.shape[0], batch_size)]
         return torch.cat(outs) if outs else torch.empty(0, *self.data_shape)
 
-    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
-        """n samples of the data's shape (images in [-1, 1])."""
+    def sample(self, n: int, seed: int = 0, truncation: float | None = None,
+               truncation_method: str = "scale") -> torch.Tensor:
+        """n samples of the data's shape (images in [-1, 1]). ``truncation`` (psi) pulls the
+        latents toward the mean (``scale``) or redraws them inside [-psi, psi] (``resample``);
+        see ``ganforge.apps.latent.truncate``."""
         if n < 1:
             raise GanforgeError(f"the number of samples must be >= 1, got {n}.")
-        return self.generate(self.latent(n, seed))
+        z = self.latent(n, seed)
+        if truncation is not None:
+            from ganforge.apps.latent import truncate
+
+            z = truncate(z, truncation, self.config.latent.distribution, truncation_method,
+                         seed=seed + 1_000_003)
+        return self.generate(z)
 
     def save_samples(self, samples: torch.Tensor, out: str | Path) -> Path:
         """Write samples as a PNG grid, ``.npy`` or ``.csv`` (vectors), by the extension."""

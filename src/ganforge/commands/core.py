@@ -28,6 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("--out", required=True, help="output file: .png grid, .npy or .csv")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--truncation", type=float, default=None, metavar="PSI",
+                   help="truncation trick: 0 = the mean sample only, 1 (scale) = none")
+    p.add_argument("--truncation-method", choices=("scale", "resample"), default="scale",
+                   help="scale latents toward the mean (default) or resample outside [-PSI, PSI]")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("presets", help="list the shipped presets")
@@ -85,7 +89,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise GanforgeError(f"-n must be >= 1, got {args.n}.")
     run = api.load(args.run_dir)
-    out = run.save_samples(run.sample(args.n, seed=args.seed), Path(args.out))
+    out = run.save_samples(run.sample(args.n, seed=args.seed, truncation=args.truncation,
+                                      truncation_method=args.truncation_method), Path(args.out))
     print(f"wrote {args.n} samples to {out}")
     return 0
 

@@ -1,0 +1,1 @@
+"""Applications built on trained runs: latent tools, export, model cards."""
