@@ -76,6 +76,14 @@ class TrainConfig(Section):
     batch_size: int = Field(64, ge=1)
     d_steps: int = Field(1, ge=1, description="discriminator updates per generator update")
     checkpoint_every: int = Field(1000, ge=1, description="steps between checkpoints")
+    keep_checkpoints: int = Field(3, ge=1, description="newest checkpoints kept (plus the best)")
+    best_metric: str | None = Field(None, description="eval metric whose best checkpoint is "
+                                    "always kept, e.g. fid (lower is better) or max:is")
+    on_nan: Literal["stop", "rollback"] = Field(
+        "stop", description="non-finite loss/weights: stop, or restore the last good checkpoint")
+    nan_lr_factor: float = Field(0.5, gt=0, lt=1, description="learning-rate factor per rollback")
+    max_rollbacks: int = Field(3, ge=0, description="rollbacks allowed before stopping")
+    deterministic: bool = Field(False, description="deterministic kernels (exact resume)")
 
     @model_validator(mode="after")
     def _budget(self) -> TrainConfig:

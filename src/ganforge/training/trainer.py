@@ -3,7 +3,6 @@ checkpoint, resume."""
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -16,16 +15,15 @@ from torch import nn
 from ganforge.architecture import build_network
 from ganforge.config import RunConfig, check_networks
 from ganforge.data import IndexBatcher, TensorData, load_dataset
-from ganforge.errors import ConfigError, GanforgeError
+from ganforge.errors import ConfigError
 from ganforge.monitor.images import save_samples_picture
 from ganforge.monitor.log import MetricLog
 from ganforge.tasks import build_task
 from ganforge.training import checkpoint as ckpt
+from ganforge.training.guard import RunGuard, TrainingDiverged, TrainingInterrupted
 from ganforge.training.seeding import resolve_device, rng_state, sample_latent, set_rng_state
 
-
-class TrainingDiverged(GanforgeError):
-    """A loss became NaN or infinite."""
+__all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted"]
 
 
 class Callback(Protocol):
@@ -95,10 +93,15 @@ class Trainer:
         self.task = build_task(cfg.task, self)
         self.total_steps = cfg.train.total_steps(self.batcher.batches_per_epoch)
         self.step = 0
+        self.guard = RunGuard(self)
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise ConfigError(f"run directory '{self.run_dir}' is a file; give --run-dir a "
+                              f"directory path.")
         self.log = MetricLog(self.run_dir / "metrics.jsonl")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         if resume:
+            ckpt.clean_stale_temporaries(self.run_dir)
             self.restore(ckpt.latest_checkpoint(self.run_dir))
 
     # -------------------------------------------------------------------------- pieces
@@ -115,10 +118,13 @@ class Trainer:
             "batcher": self.batcher.state_dict(),
             "latent_gen": self.latent_gen.get_state(),
             "rng": rng_state(),
+            "guard": self.guard.state_dict(),
         }
 
     def save(self) -> Path:
-        return ckpt.save_checkpoint(self.run_dir, self.step, self.modules(), self.state())
+        self.guard.update_best(self.step)
+        return ckpt.save_checkpoint(self.run_dir, self.step, self.modules(), self.state(),
+                                    keep=self.cfg.train.keep_checkpoints)
 
     def restore(self, path: Path) -> None:
         step, weights, state = ckpt.load_checkpoint(path)
@@ -130,7 +136,8 @@ class Trainer:
             self.batcher.load_state_dict(state["batcher"])
             self.latent_gen.set_state(state["latent_gen"])
             set_rng_state(state["rng"])
-        except (KeyError, ValueError, RuntimeError) as exc:
+            self.guard.load_state_dict(state.get("guard"))
+        except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as exc:
             from ganforge.errors import CheckpointError
 
             raise CheckpointError(f"checkpoint '{path}' does not match this run's config "
@@ -166,10 +173,14 @@ class Trainer:
         start = time.perf_counter()
         self.G.train()
         self.D.train()
+        self.guard.install()
         try:
+            if self.cfg.train.on_nan == "rollback" and not ckpt.list_checkpoints(self.run_dir):
+                self.save()  # a good state to roll back to
             while self.step < self.total_steps:
                 stats = self.task.train_step(self.batcher.next)
                 self.step += 1
+                self.guard.track(stats)
                 images += int(stats.pop("images"))
                 for k, v in stats.items():
                     sums[k] = sums[k] + v if k in sums else v.clone()
@@ -184,7 +195,6 @@ class Trainer:
                               "time": round(now - start, 3)}
                     record.update({k: float(v) / n_window for k, v in sums.items()})
                     record["images_per_s"] = images / max(now - t_window, 1e-9)
-                    bad = [k for k in ("d_loss", "g_loss") if not math.isfinite(record[k])]
                     for cb in self.callbacks:
                         cb.on_log(self, record)
                     self.log.write(record)
@@ -192,18 +202,23 @@ class Trainer:
                                      ("d_loss", "g_loss", "d_real", "d_fake", "images_per_s")},
                                     refresh=False)
                     sums, n_window, images, t_window = {}, 0, 0, time.perf_counter()
-                    if bad:
-                        raise TrainingDiverged(
-                            f"training diverged at step {self.step}: {', '.join(bad)} is not "
-                            f"finite. Lower the learning rates, or add a gradient penalty or "
-                            f"spectral norm. The last good checkpoint is in {self.run_dir}.")
+                due_ckpt = self.step % self.cfg.train.checkpoint_every == 0 or last
+                if (due_ckpt or self.step % cfg.log_every == 0) \
+                        and (problem := self.guard.problem()):
+                    self.guard.recover(problem)  # raises, or rolls back to a good checkpoint
+                    sums, n_window, images, t_window = {}, 0, 0, time.perf_counter()
+                    bar.n = self.step
+                    continue
                 if self.step % cfg.sample_every == 0 or last:
                     self.save_grid()
-                if self.step % self.cfg.train.checkpoint_every == 0 or last:
+                if due_ckpt:
                     self.save()
                 if on_step is not None:
                     on_step(self)
+                if self.guard.signal is not None:
+                    self.guard.stop_for_signal(saved_this_step=due_ckpt)
         finally:
+            self.guard.uninstall()
             bar.close()
         for cb in self.callbacks:
             cb.on_end(self)
