@@ -23,6 +23,13 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def _require_finite(section: BaseModel, names: tuple[str, ...]) -> None:
+    for name in names:
+        v = getattr(section, name, None)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"{name} must be a finite number, got {v}")
+
+
 class DataConfig(Section):
     source: str = Field("mnist", description="dataset name, folder:PATH or npy:PATH")
     split: Literal["train", "test", "all"] = "train"
@@ -64,6 +71,14 @@ class OptimizerConfig(Section):
     weight_decay: float = Field(0.0, ge=0)
     eps: float = Field(1e-8, gt=0)
 
+    @model_validator(mode="after")
+    def _sane(self) -> OptimizerConfig:
+        _require_finite(self, ("lr", "momentum", "weight_decay", "eps"))
+        for i, b in enumerate(self.betas):
+            if not 0.0 <= b < 1.0:
+                raise ValueError(f"betas[{i}] must be in [0, 1), got {b}")
+        return self
+
 
 class OptimConfig(Section):
     g: OptimizerConfig = Field(default_factory=OptimizerConfig)
@@ -94,6 +109,11 @@ class TrainConfig(Section):
                              "train.steps=null to clear one)")
         return self
 
+    @model_validator(mode="after")
+    def _finite_budget(self) -> TrainConfig:
+        _require_finite(self, ("epochs", "nan_lr_factor"))
+        return self
+
     def total_steps(self, batches_per_epoch: int) -> int:
         if self.steps is not None:
             return self.steps
@@ -119,7 +139,7 @@ class RunConfig(Section):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**62, description="seed of every random generator")
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     def to_dict(self) -> dict[str, Any]:

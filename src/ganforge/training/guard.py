@@ -56,6 +56,29 @@ def _all_finite(tensors: list[torch.Tensor]) -> bool:
     return bool(torch.stack([torch.isfinite(t).all() for t in floats]).all())
 
 
+@torch.no_grad()
+def dry_run(generator: torch.nn.Module, discriminator: torch.nn.Module,
+            latent_shape: tuple[int, ...], device: torch.device) -> None:
+    """Run G and D once on two all-zero latents in eval mode (no RNG draw, no state change), so
+    a spec that passes shape inference but fails in PyTorch is a SpecError before training."""
+    from ganforge.errors import SpecError
+
+    g_was, d_was = generator.training, discriminator.training
+    generator.eval()
+    discriminator.eval()
+    try:
+        fake = generator(torch.zeros((2, *latent_shape), device=device))
+        discriminator(fake)
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SpecError(f"the networks pass shape inference but fail in a test forward pass: "
+                        f"{first}. Check the layer arguments of the generator and "
+                        f"discriminator specs.") from None
+    finally:
+        generator.train(g_was)
+        discriminator.train(d_was)
+
+
 class RunGuard:
     def __init__(self, trainer: Any) -> None:
         self.trainer = trainer

@@ -20,7 +20,7 @@ from ganforge.monitor.images import save_samples_picture
 from ganforge.monitor.log import MetricLog
 from ganforge.tasks import build_task
 from ganforge.training import checkpoint as ckpt
-from ganforge.training.guard import RunGuard, TrainingDiverged, TrainingInterrupted
+from ganforge.training.guard import RunGuard, TrainingDiverged, TrainingInterrupted, dry_run
 from ganforge.training.seeding import resolve_device, rng_state, sample_latent, set_rng_state
 
 __all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted"]
@@ -84,6 +84,7 @@ class Trainer:
         self.G = build_network(cfg.generator.model_dump(), latent_shape, "generator").to(self.device)
         self.D = build_network(cfg.discriminator.model_dump(), self.data.shape,
                                "discriminator").to(self.device)
+        dry_run(self.G, self.D, latent_shape, self.device)
         self.opt_g = build_optimizer(self.G.parameters(), cfg.optim.g)
         self.opt_d = build_optimizer(self.D.parameters(), cfg.optim.d)
         self.batcher = IndexBatcher(self.data, cfg.train.batch_size, seed=cfg.seed + 1)
