@@ -157,6 +157,12 @@ def save_checkpoint(run_dir: Path, step: int, models: dict[str, torch.nn.Module]
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise CheckpointError(_write_failure(exc, run_dir, step)) from None
+    except SafetensorError as exc:  # safetensors reports I/O errors (ENOSPC...) as its own type
+        shutil.rmtree(tmp, ignore_errors=True)
+        text = str(exc)
+        no_space = "os error 28" in text or "No space left" in text
+        os_exc = OSError(errno.ENOSPC if no_space else errno.EIO, text)
+        raise CheckpointError(_write_failure(os_exc, run_dir, step)) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -296,6 +302,13 @@ def prune_checkpoints(run_dir: Path, keep: int) -> list[Path]:
     return removed
 
 
+def _owned(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Fresh, aligned copies. Tensors read from a file can start at any byte offset; CPU kernels
+    take a different (vectorised vs scalar) path on unaligned memory and may round differently,
+    which would break bit-exact resume of optimizer states."""
+    return {k: v.clone(memory_format=torch.contiguous_format) for k, v in tensors.items()}
+
+
 def load_checkpoint(path: Path, verify: bool = True
                     ) -> tuple[int, dict[str, torch.Tensor], dict[str, Any]]:
     """Return (step, weights, state). Raises CheckpointError on a missing or corrupt file.
@@ -311,8 +324,8 @@ def load_checkpoint(path: Path, verify: bool = True
                               f"directory checkpoints/step_NNNNNNNN.")
     try:
         meta = json.loads((path / "state.json").read_text())
-        weights = load_file(str(path / "model.safetensors"))
-        tensors = load_file(str(path / "state.safetensors"))
+        weights = _owned(load_file(str(path / "model.safetensors")))
+        tensors = _owned(load_file(str(path / "state.safetensors")))
         state = unflatten_state(meta["state"], tensors)
         return int(meta["step"]), weights, state
     except FileNotFoundError as exc:
