@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import shutil
 import statistics
 import sys
 import tempfile
@@ -34,7 +33,8 @@ from ganforge.training.trainer import Trainer
 
 CASES = {
     "dcgan-mnist": ("dcgan-mnist", ["data.source=digits", "data.image_size=[1,28,28]",
-                                    "train.steps=10", "monitor.progress=false", "device=cpu"]),
+                                    "train.epochs=null", "train.steps=10",
+                                    "monitor.progress=false", "device=cpu"]),
     "gan-ring8": ("gan-ring8", ["train.steps=10", "monitor.progress=false", "device=cpu"]),
 }
 
@@ -59,31 +59,32 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def _bench_case(label: str, preset: str, over: list[str], repeats: int, d: Path
+                ) -> list[tuple[str, str, float, float]]:
+    t = Trainer(load_config(preset, over), d / "run")
+    t.task.train_step(t.batcher.next)  # optimizer states exist
+    size = sum(f.stat().st_size for f in t.save().iterdir()) / 1e6
+    counter = [0]
+
+    def safe() -> None:
+        counter[0] += 1
+        t.step = counter[0]
+        t.save()
+
+    plain = timed(lambda: plain_write(t, d / "plain"), repeats)
+    s = timed(safe, repeats)
+    last = ckpt.list_checkpoints(t.run_dir)[-1]
+    v = timed(lambda: ckpt.verify_checkpoint(last), repeats)
+    ld = timed(lambda: ckpt.load_checkpoint(last), repeats)
+    return [(label, "plain write", plain, size), (label, "safe write", s, size),
+            (label, "verify (sha256)", v, size), (label, "load (verify+parse)", ld, size)]
+
+
 def bench_checkpoints(repeats: int) -> list[tuple[str, str, float, float]]:
     rows = []
     for label, (preset, over) in CASES.items():
-        cfg = load_config(preset, over)
         with tempfile.TemporaryDirectory() as d:
-            t = Trainer(cfg, Path(d) / "run")
-            t.task.train_step(t.batcher.next)  # optimizer states exist
-            size = 0
-            p = t.save()
-            size = sum(f.stat().st_size for f in p.iterdir()) / 1e6
-            n = [0]
-
-            def safe() -> None:
-                n[0] += 1
-                t.step = n[0]
-                t.save()
-
-            plain = timed(lambda: plain_write(t, Path(d) / "plain"), repeats)
-            s = timed(safe, repeats)
-            last = ckpt.list_checkpoints(t.run_dir)[-1]
-            v = timed(lambda: ckpt.verify_checkpoint(last), repeats)
-            ld = timed(lambda: ckpt.load_checkpoint(last), repeats)
-            rows += [(label, "plain write", plain, size), (label, "safe write", s, size),
-                     (label, "verify (sha256)", v, size), (label, "load (verify+parse)", ld, size)]
-            shutil.rmtree(Path(d) / "plain", ignore_errors=True)
+            rows += _bench_case(label, preset, over, repeats, Path(d))
     return rows
 
 
@@ -127,11 +128,12 @@ def main() -> None:
     print(table)
     if args.results:
         out = Path(__file__).with_name("RESULTS.md")
+        load = Path("/proc/loadavg").read_text().split()[0]
         head = (f"\n## Reliability: checkpoint and guard overhead ({time.strftime('%Y-%m-%d')})\n\n"
                 f"`python benchmarks/checkpoint_overhead.py --repeats {args.repeats}`, "
                 f"{args.threads} torch thread(s), {platform.processor() or platform.machine()}, "
                 f"2-core CPU shared with other jobs while measuring (load average "
-                f"{open('/proc/loadavg').read().split()[0]}); Python "
+                f"{load}); Python "
                 f"{sys.version.split()[0]}, torch {torch.__version__}.\n\n")
         with out.open("a") as f:
             f.write(head + table + "\n")

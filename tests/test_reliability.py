@@ -307,7 +307,9 @@ def test_rollback_on_nan_lowers_lr_and_matches_a_run_started_with_that_lr(tmp_pa
     alarms = [x for x in read_log(run / "metrics.jsonl") if x["kind"] == "alarm"]
     assert len(alarms) == 1
     assert alarms[0]["alarm"] == "nan_rollback" and alarms[0]["step"] == 0
-    assert alarms[0]["diverged_at"] == 10 and alarms[0]["lr_factor"] == pytest.approx(0.001)
+    # on the CPU the loss is checked every step: caught where it happened, not at the log step
+    assert 1 <= alarms[0]["diverged_at"] < 10
+    assert alarms[0]["lr_factor"] == pytest.approx(0.001)
     assert "not finite" in alarms[0]["message"]
     final = weights(run / "checkpoints" / "step_00000040")
     assert all(torch.isfinite(v).all() for v in final.values())
@@ -330,9 +332,11 @@ def test_rollbacks_are_bounded_and_stop_mode_stops(tmp_path):
     alarms = [x for x in read_log(run / "metrics.jsonl") if x["kind"] == "alarm"]
     assert [a["lr_factor"] for a in alarms] == [0.5, 0.25]
     stop = tmp_path / "stop"
-    with pytest.raises(TrainingDiverged, match="diverged at step 10"):
+    with pytest.raises(TrainingDiverged, match="No checkpoint had been written yet") as info:
         ganforge.train("gan-ring8", run_dir=stop, overrides=[
             *NAN_RUN, "optim.g.lr=1e6", "optim.d.lr=1e6"])
+    at = int(str(info.value).split("diverged at step ")[1].split(":")[0])
+    assert 1 <= at < 10 and "train.on_nan=rollback" in str(info.value)
     assert steps_of(stop) == []  # the non-finite state was never checkpointed
 
 
@@ -666,3 +670,88 @@ def test_log_has_no_nan_lines_after_rollback(tmp_path):
     train = [r for r in recs if r["kind"] == "train"]
     assert [r["step"] for r in train] == [10, 20, 30, 40]
     assert all(isinstance(r["d_loss"], float) and math.isfinite(r["d_loss"]) for r in train)
+
+
+CONV_RUN = ["data.source=digits", "data.image_size=[1,28,28]", "train.batch_size=16",
+            "train.epochs=null",
+            "train.steps=60", "train.checkpoint_every=5", "train.keep_checkpoints=2",
+            "monitor.log_every=5", "monitor.sample_every=100000", "monitor.grid_size=4",
+            "monitor.progress=false", "device=cpu", "train.deterministic=true"]
+
+
+def _conv_overrides() -> list[str]:
+    """dcgan-mnist's layer stack (batch norm, dropout) at 1/8 of the width, on real digits."""
+    over = list(CONV_RUN)
+    g = raw_config("dcgan-mnist")["generator"]["layers"]
+    g[0] = {"dense": {"units": 32 * 7 * 7, "bias": False}}
+    g[3] = {"reshape": {"shape": [32, 7, 7]}}
+    g[4]["conv_transpose2d"]["filters"] = 16
+    g[7]["conv_transpose2d"]["filters"] = 8
+    d = raw_config("dcgan-mnist")["discriminator"]["layers"]
+    d[0]["conv2d"]["filters"] = 8
+    d[3]["conv2d"]["filters"] = 16
+    return [*over, f"generator.layers={json.dumps(g)}", f"discriminator.layers={json.dumps(d)}"]
+
+
+@pytest.mark.slow
+def test_sigkill_resume_exact_for_a_conv_gan_with_batchnorm_and_dropout(tmp_path):
+    """Dropout draws from the global RNG and batch norm carries running stats: both must be
+    restored for the resumed conv run to equal the uninterrupted one."""
+    over = _conv_overrides()
+    run = tmp_path / "run"
+    cmd = cli_cmd("train", "dcgan-mnist", *sets(over), "--run-dir", str(run), "--resume", "auto")
+    rng = random.Random(99)
+    for _ in range(2):  # two kills at random moments, then a clean finish
+        proc = subprocess.Popen(cmd, env=cli_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        _wait_for_checkpoint(proc, run, after=steps_of(run)[-1] if steps_of(run) else 0,
+                             timeout=300)
+        time.sleep(rng.uniform(0.0, 1.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        assert proc.returncode == -signal.SIGKILL
+    assert steps_of(run)[-1] < 60
+    res = subprocess.run(cmd, env=cli_env(), capture_output=True, timeout=600, check=False)
+    assert res.returncode == 0, res.stderr.decode()
+    ref = tmp_path / "ref"
+    ganforge.train("dcgan-mnist", overrides=over, run_dir=ref)
+    final = weights(run / "checkpoints" / "step_00000060")
+    assert any("running_mean" in k for k in final)
+    assert_same_weights(final, weights(ref / "checkpoints" / "step_00000060"))
+
+
+class _SignalAt:
+    def __init__(self, step: int, times: int) -> None:
+        self.step, self.times = step, times
+
+    def on_step(self, trainer, stats):
+        if trainer.step == self.step:
+            for _ in range(self.times):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.01)  # let the handler run before the next signal
+
+    def on_log(self, trainer, record):
+        pass
+
+    def on_end(self, trainer):
+        pass
+
+
+def test_sigint_in_process_checkpoints_and_second_sigint_interrupts_at_once(tmp_path):
+    from ganforge.training.guard import TrainingInterrupted
+
+    before = signal.getsignal(signal.SIGINT)
+    run = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted, match="SIGINT received: stopped after step 7") as e:
+        ganforge.train("gan-ring8", run_dir=run, callbacks=[_SignalAt(7, 1)],
+                       overrides=ring("train.steps=50", "train.checkpoint_every=5"))
+    assert e.value.exit_code == 130
+    assert steps_of(run)[-1] == 7
+    ckpt.verify_checkpoint(run / "checkpoints" / "step_00000007")
+    assert signal.getsignal(signal.SIGINT) is before  # handlers restored
+    run2 = tmp_path / "run2"
+    with pytest.raises(KeyboardInterrupt):
+        ganforge.train("gan-ring8", run_dir=run2, callbacks=[_SignalAt(7, 2)],
+                       overrides=ring("train.steps=50", "train.checkpoint_every=5"))
+    assert steps_of(run2) == [5]  # no checkpoint for the interrupted step
+    assert signal.getsignal(signal.SIGINT) is before

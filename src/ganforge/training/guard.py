@@ -2,10 +2,11 @@
 
 The Trainer owns one ``RunGuard``; ``Trainer.fit`` calls it at a few points:
 
-- **Divergence** (``train.on_nan``): every step's losses are folded into one device-side flag
-  (no host sync per step). At each log step and before each checkpoint the flag is read, and
-  the parameters and last gradients are checked for NaN/inf, so a checkpoint never holds
-  non-finite weights. On divergence, ``stop`` raises ``TrainingDiverged``; ``rollback``
+- **Divergence** (``train.on_nan``): every step's losses are folded into one device-side flag.
+  On the CPU the flag is read every step (free there); on a GPU only at log steps, to avoid a
+  device sync per step. At each log step and before each checkpoint the parameters, buffers
+  and last gradients are also checked for NaN/inf, so a checkpoint never holds non-finite
+  weights. On divergence, ``stop`` raises ``TrainingDiverged``; ``rollback``
   restores the newest checkpoint that verifies, multiplies every learning rate by
   ``train.nan_lr_factor`` (cumulatively), writes a ``kind: alarm`` line to the metric log and
   continues, at most ``train.max_rollbacks`` times.
@@ -113,13 +114,23 @@ class RunGuard:
                 self._bad = bad if self._bad is None else self._bad | bad
                 self._bad_keys.add(k)
 
-    def problem(self) -> str | None:
+    def check(self, due: bool) -> str | None:
+        """At a log/checkpoint step (``due``): the full check. Between them, on the CPU (where
+        reading the flag costs no device sync) the loss flag alone, so divergence is caught at
+        the step it happens."""
+        if due:
+            return self.problem()
+        if self.trainer.device.type == "cpu" and self._bad is not None and bool(self._bad):
+            return self.problem()
+        return None
+
+    def problem(self, weights: bool = True) -> str | None:
         """Sync once: a description of what is non-finite since the last check, or None."""
         reasons = []
         if self._bad is not None and bool(self._bad):
             reasons.append("a loss (" + ", ".join(sorted(self._bad_keys)) + ") is not finite")
         self._bad, self._bad_keys = None, set()
-        for name, m in self.trainer.modules().items():
+        for name, m in (self.trainer.modules().items() if weights else ()):
             params = list(m.parameters())
             if not _all_finite([p.detach() for p in params] + [b for b in m.buffers()]):
                 reasons.append(f"the {name} weights are not finite")
@@ -133,16 +144,16 @@ class RunGuard:
         at = t.step
         advice = ("Lower the learning rates, or add a gradient penalty or spectral norm; or set "
                   "train.on_nan=rollback to restore the last good checkpoint automatically.")
+        last = (f"The last good checkpoint is in {t.run_dir / ckpt.CKPT_DIR}."
+                if ckpt.list_checkpoints(t.run_dir) else "No checkpoint had been written yet.")
         if self.cfg.on_nan == "stop":
-            raise TrainingDiverged(f"training diverged at step {at}: {reason}. {advice} "
-                                   f"The last good checkpoint is in {t.run_dir / ckpt.CKPT_DIR}.")
+            raise TrainingDiverged(f"training diverged at step {at}: {reason}. {advice} {last}")
         if self.rollbacks >= self.cfg.max_rollbacks:
             raise TrainingDiverged(
                 f"training diverged at step {at}: {reason}, after {self.rollbacks} rollback(s) "
                 f"(train.max_rollbacks={self.cfg.max_rollbacks}) with learning rates at "
                 f"{self.lr_factor:g}x the configured ones. Lower optim.*.lr, or add a gradient "
-                f"penalty or spectral norm. The last good checkpoint is in "
-                f"{t.run_dir / ckpt.CKPT_DIR}.")
+                f"penalty or spectral norm. {last}")
         path = ckpt.latest_checkpoint(t.run_dir)
         rollbacks, factor = self.rollbacks, self.lr_factor
         t.restore(path)  # loads this guard's state as saved in the checkpoint

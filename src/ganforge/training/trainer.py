@@ -204,8 +204,7 @@ class Trainer:
                                     refresh=False)
                     sums, n_window, images, t_window = {}, 0, 0, time.perf_counter()
                 due_ckpt = self.step % self.cfg.train.checkpoint_every == 0 or last
-                if (due_ckpt or self.step % cfg.log_every == 0) \
-                        and (problem := self.guard.problem()):
+                if problem := self.guard.check(due_ckpt or self.step % cfg.log_every == 0):
                     self.guard.recover(problem)  # raises, or rolls back to a good checkpoint
                     sums, n_window, images, t_window = {}, 0, 0, time.perf_counter()
                     bar.n = self.step
