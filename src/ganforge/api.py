@@ -104,7 +104,10 @@ def read_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> 
 def train(config: str | Path | dict[str, Any] | RunConfig | None = None, *,
           overrides: list[str] | None = None, run_dir: str | Path | None = None,
           resume: str | Path | None = None, callbacks: Any = ()) -> Run:
-    """Train from a preset name, YAML path, dict or RunConfig; or resume a run directory."""
+    """Train from a preset name, YAML path, dict or RunConfig; or resume a run directory.
+
+    ``resume="auto"`` with ``run_dir``: continue that run if it has a checkpoint that verifies,
+    else start it (the same call can be repeated after a crash)."""
     from ganforge.training.trainer import Trainer
 
     if resume is not None and str(resume) == "auto":

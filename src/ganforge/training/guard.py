@@ -60,16 +60,21 @@ def _all_finite(tensors: list[torch.Tensor]) -> bool:
 @torch.no_grad()
 def dry_run(generator: torch.nn.Module, discriminator: torch.nn.Module,
             latent_shape: tuple[int, ...], device: torch.device) -> None:
-    """Run G and D once on two all-zero latents in eval mode (no RNG draw, no state change), so
-    a spec that passes shape inference but fails in PyTorch is a SpecError before training."""
+    """Run G and D once on two all-zero inputs of their declared input shapes (``in_shape`` of
+    a spec-built network) in eval mode (no RNG draw, no state change), so a spec that passes
+    shape inference but fails in PyTorch is a SpecError before training. Networks without
+    ``in_shape`` (built by a task in another way) are skipped."""
     from ganforge.errors import SpecError
 
     g_was, d_was = generator.training, discriminator.training
     generator.eval()
     discriminator.eval()
     try:
-        fake = generator(torch.zeros((2, *latent_shape), device=device))
-        discriminator(fake)
+        g_in = getattr(generator, "in_shape", latent_shape)
+        d_in = getattr(discriminator, "in_shape", None)
+        generator(torch.zeros((2, *g_in), device=device))
+        if d_in is not None:
+            discriminator(torch.zeros((2, *d_in), device=device))
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SpecError(f"the networks pass shape inference but fail in a test forward pass: "
