@@ -755,3 +755,52 @@ def test_sigint_in_process_checkpoints_and_second_sigint_interrupts_at_once(tmp_
                        overrides=ring("train.steps=50", "train.checkpoint_every=5"))
     assert steps_of(run2) == [5]  # no checkpoint for the interrupted step
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_cli_os_errors_are_one_line(tmp_path, capsys):
+    run = tmp_path / "run"
+    ganforge.train("gan-ring8", run_dir=run, overrides=ring("train.steps=1"))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = cli.main(["sample", str(run), "-n", "4", "--out", str(blocker / "sub" / "s.npy")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "Check the path" in err and str(blocker) in err
+
+
+class _RunningSum:
+    """A stateful callback (like EMA weights or alarm state): the sum of every d_loss."""
+
+    def __init__(self) -> None:
+        self.total = torch.zeros(())
+        self.count = 0
+
+    def on_step(self, trainer, stats):
+        self.total = self.total + stats["d_loss"].double()
+        self.count += 1
+
+    def on_log(self, trainer, record):
+        pass
+
+    def on_end(self, trainer):
+        pass
+
+    def state_dict(self):
+        return {"total": self.total, "count": self.count}
+
+    def load_state_dict(self, state):
+        self.total, self.count = state["total"].clone(), int(state["count"])
+
+
+def test_callback_state_is_checkpointed_and_restored(tmp_path):
+    over = ring("train.steps=30", "train.checkpoint_every=10", "train.keep_checkpoints=5")
+    ref_cb = _RunningSum()
+    ganforge.train("gan-ring8", run_dir=tmp_path / "ref", overrides=over, callbacks=[ref_cb])
+    run = tmp_path / "run"
+    ganforge.train("gan-ring8", run_dir=run, overrides=over, callbacks=[_RunningSum()])
+    shutil.rmtree(run / "checkpoints" / "step_00000030")
+    shutil.rmtree(run / "checkpoints" / "step_00000020")
+    resumed = _RunningSum()
+    ganforge.train("gan-ring8", resume=run, overrides=over, callbacks=[resumed])
+    assert resumed.count == 30 and ref_cb.count == 30
+    assert torch.equal(resumed.total, ref_cb.total)

@@ -57,6 +57,24 @@ def _all_finite(tensors: list[torch.Tensor]) -> bool:
     return bool(torch.stack([torch.isfinite(t).all() for t in floats]).all())
 
 
+def _callback_key(i: int, cb: Any) -> str:
+    return f"{i}.{type(cb).__name__}"
+
+
+def callback_states(callbacks: list[Any]) -> dict[str, Any]:
+    """The ``state_dict()`` of every callback that has one (EMA weights, alarm state, ...),
+    keyed by position and class name, so checkpoints hold them too."""
+    return {_callback_key(i, cb): cb.state_dict() for i, cb in enumerate(callbacks)
+            if callable(getattr(cb, "state_dict", None))}
+
+
+def load_callback_states(callbacks: list[Any], states: dict[str, Any]) -> None:
+    for i, cb in enumerate(callbacks):
+        key = _callback_key(i, cb)
+        if key in states and callable(getattr(cb, "load_state_dict", None)):
+            cb.load_state_dict(states[key])
+
+
 @torch.no_grad()
 def dry_run(generator: torch.nn.Module, discriminator: torch.nn.Module,
             latent_shape: tuple[int, ...], device: torch.device) -> None:

@@ -20,7 +20,14 @@ from ganforge.monitor.images import save_samples_picture
 from ganforge.monitor.log import MetricLog
 from ganforge.tasks import build_task
 from ganforge.training import checkpoint as ckpt
-from ganforge.training.guard import RunGuard, TrainingDiverged, TrainingInterrupted, dry_run
+from ganforge.training.guard import (
+    RunGuard,
+    TrainingDiverged,
+    TrainingInterrupted,
+    callback_states,
+    dry_run,
+    load_callback_states,
+)
 from ganforge.training.seeding import resolve_device, rng_state, sample_latent, set_rng_state
 
 __all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted"]
@@ -29,7 +36,9 @@ __all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted"]
 class Callback(Protocol):
     """Hooks around the loop. ``on_step`` runs after every step (gradients of the last D and G
     updates are still in ``p.grad``); ``on_log`` gets each metric-log record before it is
-    written (it may add keys); ``on_end`` runs once after the last step."""
+    written (it may add keys); ``on_end`` runs once after the last step. A callback that also
+    has ``state_dict()`` / ``load_state_dict(state)`` (tensors, numbers, strings, lists, dicts)
+    has its state saved in every checkpoint and restored on resume and rollback."""
 
     def on_step(self, trainer: Trainer, stats: dict[str, Any]) -> None: ...
     def on_log(self, trainer: Trainer, record: dict[str, Any]) -> None: ...
@@ -120,6 +129,7 @@ class Trainer:
             "latent_gen": self.latent_gen.get_state(),
             "rng": rng_state(),
             "guard": self.guard.state_dict(),
+            "callbacks": callback_states(self.callbacks),
         }
 
     def save(self) -> Path:
@@ -138,6 +148,7 @@ class Trainer:
             self.latent_gen.set_state(state["latent_gen"])
             set_rng_state(state["rng"])
             self.guard.load_state_dict(state.get("guard"))
+            load_callback_states(self.callbacks, state.get("callbacks") or {})
         except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as exc:
             from ganforge.errors import CheckpointError
 
