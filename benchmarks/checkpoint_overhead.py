@@ -99,10 +99,11 @@ def bench_guard(steps: int, rounds: int) -> tuple[float, float]:
             t0 = time.perf_counter()
             for _ in range(steps):
                 stats = t.task.train_step(t.batcher.next)
-                if use:
+                if use:  # what fit does per step: fold the losses in, read the flag (CPU)
                     t.guard.track(stats)
+                    t.guard.check(False)
             if use:
-                t.guard.problem()  # the one sync per log/checkpoint step
+                t.guard.problem()  # the full check of a log/checkpoint step
             (on if use else off).append(steps / (time.perf_counter() - t0))
     return statistics.median(on), statistics.median(off)
 
