@@ -113,9 +113,14 @@ def read_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> 
 def train(config: str | Path | dict[str, Any] | RunConfig | None = None, *,
           overrides: list[str] | None = None, run_dir: str | Path | None = None,
           resume: str | Path | None = None, callbacks: Any = ()) -> Run:
-    """Train from a preset name, YAML path, dict or RunConfig; or resume a run directory."""
+    """Train from a preset name, YAML path, dict or RunConfig; or resume a run directory.
+
+    ``resume="auto"`` with ``run_dir``: continue that run if it has a checkpoint that verifies,
+    else start it (the same call can be repeated after a crash)."""
     from ganforge.training.trainer import Trainer
 
+    if resume is not None and str(resume) == "auto":
+        resume, config = resolve_auto_resume(config, run_dir)
     if resume is not None:
         cfg = (read_run_config(resume, overrides) if config is None else
                config if isinstance(config, RunConfig) else load_config(config, overrides))
@@ -128,6 +133,28 @@ def train(config: str | Path | dict[str, Any] | RunConfig | None = None, *,
     trainer.fit()
     return Run(trainer.run_dir, cfg, trainer.G, trainer.D, trainer.step, trainer.data.shape,
                trainer.data.kind)
+
+
+def resolve_auto_resume(config: Any, run_dir: str | Path | None) -> tuple[Path | None, Any]:
+    """``resume="auto"``: continue ``run_dir`` from its newest checkpoint that verifies when it
+    has checkpoints, else start it fresh from ``config`` (a re-run of the same command after a
+    crash or preemption). Returns (resume_dir or None, config)."""
+    if run_dir is None:
+        raise GanforgeError("--resume auto needs --run-dir DIR: the run to continue if it has "
+                            "checkpoints, or to start if it has none.")
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise GanforgeError(f"--run-dir '{run_dir}' is a file, not a directory.")
+    if ckpt.list_checkpoints(run_dir):
+        return run_dir, config
+    if config is None:
+        raise GanforgeError(f"--resume auto: '{run_dir}' has no checkpoint to continue and no "
+                            f"config was given to start it. Give a preset name or YAML file.")
+    # A previous attempt died before its first checkpoint: its log is from a run that restarts
+    # at step 0, so it is dropped.
+    (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+    ckpt.clean_stale_temporaries(run_dir)
+    return None, config
 
 
 def load(run_dir: str | Path, device: str = "cpu", checkpoint: str | Path | None = None) -> Run:

@@ -42,9 +42,14 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except GanforgeError as exc:
         sys.stderr.write(f"ganforge: error: {exc}\n")
-        return 2
+        return int(getattr(exc, "exit_code", 2))
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a file system problem the user can fix (permissions, full disk)
+        where = f" ({exc.filename})" if exc.filename else ""
+        sys.stderr.write(f"ganforge: error: {exc.strerror or exc}{where}. Check the path, its "
+                         f"permissions and the free disk space.\n")
+        return 2
     except KeyboardInterrupt:
         sys.stderr.write("ganforge: interrupted.\n")
         return 130

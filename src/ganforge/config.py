@@ -23,6 +23,13 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def _require_finite(section: BaseModel, names: tuple[str, ...]) -> None:
+    for name in names:
+        v = getattr(section, name, None)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"{name} must be a finite number, got {v}")
+
+
 class DataConfig(Section):
     source: str = Field("mnist", description="dataset name, folder:PATH or npy:PATH")
     split: Literal["train", "test", "all"] = "train"
@@ -64,6 +71,14 @@ class OptimizerConfig(Section):
     weight_decay: float = Field(0.0, ge=0)
     eps: float = Field(1e-8, gt=0)
 
+    @model_validator(mode="after")
+    def _sane(self) -> OptimizerConfig:
+        _require_finite(self, ("lr", "momentum", "weight_decay", "eps"))
+        for i, b in enumerate(self.betas):
+            if not 0.0 <= b < 1.0:
+                raise ValueError(f"betas[{i}] must be in [0, 1), got {b}")
+        return self
+
 
 class OptimConfig(Section):
     g: OptimizerConfig = Field(default_factory=OptimizerConfig)
@@ -80,6 +95,14 @@ class TrainConfig(Section):
         "fp32", description="bf16 runs the step under torch.autocast (CPU with AVX-512 bf16, CUDA)")
     compile: bool = Field(False, description="torch.compile the generator and discriminator")
     channels_last: bool = Field(False, description="channels-last memory format for conv nets")
+    keep_checkpoints: int = Field(3, ge=1, description="newest checkpoints kept (plus the best)")
+    best_metric: str | None = Field(None, description="eval metric whose best checkpoint is "
+                                    "always kept, e.g. fid (lower is better) or max:is")
+    on_nan: Literal["stop", "rollback"] = Field(
+        "stop", description="non-finite loss/weights: stop, or restore the last good checkpoint")
+    nan_lr_factor: float = Field(0.5, gt=0, lt=1, description="learning-rate factor per rollback")
+    max_rollbacks: int = Field(3, ge=0, description="rollbacks allowed before stopping")
+    deterministic: bool = Field(False, description="deterministic kernels (exact resume)")
 
     @model_validator(mode="after")
     def _budget(self) -> TrainConfig:
@@ -88,6 +111,11 @@ class TrainConfig(Section):
         if self.steps is not None and self.epochs is not None:
             raise ValueError("set train.steps or train.epochs, not both (use --set "
                              "train.steps=null to clear one)")
+        return self
+
+    @model_validator(mode="after")
+    def _finite_budget(self) -> TrainConfig:
+        _require_finite(self, ("epochs", "nan_lr_factor"))
         return self
 
     def total_steps(self, batches_per_epoch: int) -> int:
@@ -115,7 +143,7 @@ class RunConfig(Section):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**62, description="seed of every random generator")
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     def to_dict(self) -> dict[str, Any]:

@@ -89,8 +89,11 @@ def plan_network(spec: dict[str, Any], in_shape: Shape, name: str) -> list[Layer
             out = tuple(int(s) for s in lt.infer(shape, args))
         except ShapeError as exc:
             raise SpecError(f"{path} ({ltype}): {exc}.") from None
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
             raise SpecError(f"{path} ({ltype}): bad argument value ({exc}).") from None
+        if not out or min(out) < 1:
+            raise SpecError(f"{path} ({ltype}): output shape {list(out)} has a size below 1; "
+                            f"check filters/units/kernel/stride/shape.")
         plans.append(LayerPlan(i, ltype, args, shape, out, sn, bool(meta.get("features", False)),
                                path))
         shape = out
@@ -112,7 +115,10 @@ class SpecNet(nn.Module):
         self.plans = plans
         mods = []
         for p in plans:
-            m = LAYERS[p.type].build(p.in_shape, p.args)
+            try:
+                m = LAYERS[p.type].build(p.in_shape, p.args)
+            except (TypeError, ValueError, OverflowError, RuntimeError) as exc:
+                raise SpecError(f"{p.path} ({p.type}): bad argument value ({exc}).") from None
             if p.spectral_norm:
                 m = _apply_spectral_norm(m)
             mods.append(m)

@@ -14,7 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.epochs=5 (repeatable)")
     p.add_argument("--run-dir", help="where to write the run (default runs/NAME-TIMESTAMP)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue a run from its newest checkpoint that verifies; 'auto' with "
+                        "--run-dir continues that run if it has checkpoints, else starts it")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -50,6 +52,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides.append("monitor.progress=false")
     if args.config is None and args.resume is None:
         raise GanforgeError("give a preset name or YAML config to train, or --resume RUN_DIR.")
+    if args.resume not in (None, "auto") and not Path(args.resume).is_dir():
+        raise GanforgeError(f"--resume: run directory '{args.resume}' does not exist. Give the "
+                            f"directory of an earlier run, or --resume auto --run-dir DIR.")
     run = api.train(args.config, overrides=overrides, run_dir=args.run_dir, resume=args.resume)
     samples = sorted((run.run_dir / "samples").glob("*.png"))
     ckpts = sorted((run.run_dir / "checkpoints").glob("step_*"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from ganforge.errors import DataError, did_you_mean
 Loader = Callable[..., TensorData]
 DATASETS: dict[str, Loader] = {}
 SPLITS = ("train", "test", "all")
+log = logging.getLogger("ganforge.data")
 
 
 def register_dataset(name: str) -> Callable[[Loader], Loader]:
@@ -66,6 +68,10 @@ MIXTURE_STD = {"ring8": 0.01, "grid25": 0.05}
 
 
 def _mixture(name: str, split: str, n: int = 100_000, seed: int = 0) -> TensorData:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise DataError(f"data.options.n for {name} must be a positive integer, got {n!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise DataError(f"data.options.seed for {name} must be an integer >= 0, got {seed!r}.")
     means = mixture_means(name)
     std = MIXTURE_STD[name]
     # Separate fixed seeds per split so train and test are independent draws.
@@ -172,13 +178,33 @@ def digits(split: str = "train", image_size: tuple[int, ...] | None = None) -> T
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
+def _image_size(image_size: Any, source: str, rgb_or_gray: bool = True
+                ) -> tuple[int, int, int]:
+    """Validate data.image_size = [C, H, W] with H, W >= 1 (and C in (1, 3) for files that
+    are decoded as pictures)."""
+    try:
+        c, h, w = (int(v) for v in image_size)
+        ok = all(float(v) == int(v) for v in image_size)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or c < 1 or h < 1 or w < 1:
+        raise DataError(f"data.image_size must be [C, H, W] with positive integers (e.g. "
+                        f"[3, 64, 64]) for {source}, got {image_size!r}.")
+    if rgb_or_gray and c not in (1, 3):
+        raise DataError(f"data.image_size channels must be 1 (grayscale) or 3 (RGB), got {c}.")
+    return c, h, w
+
+
 @register_dataset("folder:")
-def image_folder(path: str, split: str = "all", image_size: tuple[int, ...] | None = None
-                 ) -> TensorData:
+def image_folder(path: str, split: str = "all", image_size: tuple[int, ...] | None = None,
+                 skip_corrupt: bool = False) -> TensorData:
     """Every PNG/JPG under ``path`` (recursively), resized to ``image_size`` = [C, H, W].
 
-    C = 1 converts to grayscale, C = 3 to RGB. Files that cannot be decoded are an error that
-    names the file.
+    C = 1 converts to grayscale, C = 3 to RGB (mixed modes, e.g. RGBA, palette or grayscale
+    files, are all converted; the counts are logged and kept in ``info``). Images of another
+    size are resized bicubically (also logged). A file that cannot be decoded is an error that
+    names every such file, unless ``skip_corrupt: true`` (then they are skipped with a logged
+    warning and listed in ``info["skipped"]``).
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -186,30 +212,61 @@ def image_folder(path: str, split: str = "all", image_size: tuple[int, ...] | No
     if not root.is_dir():
         raise DataError(f"image folder '{path}' does not exist or is not a directory. Give "
                         f"data.source as folder:PATH with PATH a directory of PNG/JPG files.")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                   and p.is_file())
     if not files:
-        raise DataError(f"image folder '{path}' holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+        raise DataError(f"image folder '{path}' holds no images "
+                        f"({', '.join(sorted(IMAGE_SUFFIXES))}). Put the training images there "
+                        f"(subfolders are searched too) or point data.source at another folder.")
     if image_size is None:
         raise DataError("folder data needs data.image_size: [C, H, W] (e.g. [3, 64, 64]) so "
                         "images can be resized to the model's size.")
-    c, h, w = (int(v) for v in image_size)
-    if c not in (1, 3):
-        raise DataError(f"data.image_size channels must be 1 (grayscale) or 3 (RGB), got {c}.")
-    arrays = []
+    c, h, w = _image_size(image_size, f"folder:{path}")
+    arrays, kept, bad = [], [], []
+    resized, converted = 0, {}
     for f in files:
         try:
             with Image.open(f) as im:
+                im.load()
+                if im.mode != ("L" if c == 1 else "RGB"):
+                    converted[im.mode] = converted.get(im.mode, 0) + 1
+                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency"
+                                                         in im.info):
+                    # composite transparent pixels on white rather than on arbitrary colours
+                    rgba = im.convert("RGBA")
+                    bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                    im = Image.alpha_composite(bg, rgba)
                 im = im.convert("L" if c == 1 else "RGB")
                 if im.size != (w, h):
+                    resized += 1
                     im = im.resize((w, h), Image.BICUBIC)
                 arrays.append(np.asarray(im, dtype=np.uint8))
-        except (UnidentifiedImageError, OSError) as exc:
-            raise DataError(f"cannot read image '{f}': {exc}. Remove or fix the file.") from None
+                kept.append(f)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+                Image.DecompressionBombError) as exc:
+            bad.append((f, exc))
+    if bad:
+        listing = "; ".join(f"'{f}' ({type(e).__name__}: {e})" for f, e in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        if not skip_corrupt:
+            raise DataError(f"cannot read {len(bad)} of {len(files)} images in '{path}': "
+                            f"{listing}{more}. Remove or fix these files, or set "
+                            f"data.options.skip_corrupt: true to skip them.")
+        log.warning("skipping %d unreadable image(s) in %s: %s%s", len(bad), path, listing, more)
+        if not arrays:
+            raise DataError(f"none of the {len(files)} images in '{path}' can be read: "
+                            f"{listing}{more}.")
+    if resized:
+        log.info("resized %d of %d images in %s to %dx%d", resized, len(kept), path, h, w)
+    if converted:
+        log.info("converted image modes in %s to %s: %s", path, "L" if c == 1 else "RGB",
+                 ", ".join(f"{n} {m}" for m, n in sorted(converted.items())))
     x = np.stack(arrays)
     if c == 3:
         x = x.transpose(0, 3, 1, 2)
     return TensorData(name=f"folder:{path}", x=_images_to_tensor(x), kind="image", split=split,
-                      info={"files": [str(f) for f in files]})
+                      info={"files": [str(f) for f in kept], "skipped": [str(f) for f, _ in bad],
+                            "resized": resized, "converted": converted})
 
 
 @register_dataset("npy:")
@@ -223,12 +280,21 @@ def npy_array(path: str, split: str = "all", image_size: tuple[int, ...] | None 
         raise DataError(f"array file '{path}' does not exist. Give data.source as npy:PATH.")
     try:
         arr = np.load(p, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise DataError(f"cannot read '{path}' as a .npy array: {exc}") from None
-    if arr.ndim < 2 or arr.shape[0] == 0:
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"cannot read '{path}' as a .npy array ({type(exc).__name__}: {exc}). "
+                        f"Save it with numpy.save (no pickled objects).") from None
+    if not isinstance(arr, np.ndarray):  # an .npz archive
+        close = getattr(arr, "close", None)
+        names = list(getattr(arr, "files", []))
+        if close is not None:
+            close()
+        raise DataError(f"'{path}' is an .npz archive (arrays: {', '.join(names)}); save the "
+                        f"training array alone with numpy.save to an .npy file.")
+    if arr.ndim < 2 or arr.shape[0] == 0 or 0 in arr.shape:
         raise DataError(f"'{path}' has shape {arr.shape}; expected (N, features...) with N > 0.")
-    if not np.issubdtype(arr.dtype, np.number):
-        raise DataError(f"'{path}' holds {arr.dtype} values; expected numbers.")
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise DataError(f"'{path}' holds {arr.dtype} values; expected real numbers (float or "
+                        f"uint8 images).")
     if arr.dtype == np.uint8:
         t, kind = _images_to_tensor(arr), "image"
     else:
@@ -238,6 +304,7 @@ def npy_array(path: str, split: str = "all", image_size: tuple[int, ...] | None 
         kind = {2: "vector", 3: "sequence"}.get(arr.ndim, "image")
     if image_size is not None:
         kind = "image"
+        image_size = _image_size(image_size, f"npy:{path}", rgb_or_gray=False)
         if tuple(t.shape[1:]) != tuple(image_size):
             if t.ndim == 3:
                 t = t.unsqueeze(1)

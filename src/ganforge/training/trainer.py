@@ -3,7 +3,6 @@ checkpoint, resume."""
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -16,22 +15,30 @@ from torch import nn
 from ganforge.architecture import build_network
 from ganforge.config import RunConfig, check_networks
 from ganforge.data import IndexBatcher, TensorData, load_dataset
-from ganforge.errors import ConfigError, GanforgeError
+from ganforge.errors import ConfigError
 from ganforge.monitor.images import save_samples_picture
 from ganforge.monitor.log import MetricLog
 from ganforge.tasks import build_task
 from ganforge.training import checkpoint as ckpt
+from ganforge.training.guard import (
+    RunGuard,
+    TrainingDiverged,
+    TrainingInterrupted,
+    callback_states,
+    dry_run,
+    load_callback_states,
+)
 from ganforge.training.seeding import resolve_device, rng_state, sample_latent, set_rng_state
 
-
-class TrainingDiverged(GanforgeError):
-    """A loss became NaN or infinite."""
+__all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted"]
 
 
 class Callback(Protocol):
     """Hooks around the loop. ``on_step`` runs after every step (gradients of the last D and G
     updates are still in ``p.grad``); ``on_log`` gets each metric-log record before it is
-    written (it may add keys); ``on_end`` runs once after the last step."""
+    written (it may add keys); ``on_end`` runs once after the last step. A callback that also
+    has ``state_dict()`` / ``load_state_dict(state)`` (tensors, numbers, strings, lists, dicts)
+    has its state saved in every checkpoint and restored on resume and rollback."""
 
     def on_step(self, trainer: Trainer, stats: dict[str, Any]) -> None: ...
     def on_log(self, trainer: Trainer, record: dict[str, Any]) -> None: ...
@@ -86,6 +93,7 @@ class Trainer:
         self.G = build_network(cfg.generator.model_dump(), latent_shape, "generator").to(self.device)
         self.D = build_network(cfg.discriminator.model_dump(), self.data.shape,
                                "discriminator").to(self.device)
+        dry_run(self.G, self.D, latent_shape, self.device)
         self._apply_speed_switches()
         self.opt_g = build_optimizer(self.G.parameters(), cfg.optim.g)
         self.opt_d = build_optimizer(self.D.parameters(), cfg.optim.d)
@@ -96,10 +104,15 @@ class Trainer:
         self.task = build_task(cfg.task, self)
         self.total_steps = cfg.train.total_steps(self.batcher.batches_per_epoch)
         self.step = 0
+        self.guard = RunGuard(self)
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise ConfigError(f"run directory '{self.run_dir}' is a file; give --run-dir a "
+                              f"directory path.")
         self.log = MetricLog(self.run_dir / "metrics.jsonl")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         if resume:
+            ckpt.clean_stale_temporaries(self.run_dir)
             self.restore(ckpt.latest_checkpoint(self.run_dir))
 
     # -------------------------------------------------------------------------- pieces
@@ -133,10 +146,14 @@ class Trainer:
             "batcher": self.batcher.state_dict(),
             "latent_gen": self.latent_gen.get_state(),
             "rng": rng_state(),
+            "guard": self.guard.state_dict(),
+            "callbacks": callback_states(self.callbacks),
         }
 
     def save(self) -> Path:
-        return ckpt.save_checkpoint(self.run_dir, self.step, self.modules(), self.state())
+        self.guard.update_best(self.step)
+        return ckpt.save_checkpoint(self.run_dir, self.step, self.modules(), self.state(),
+                                    keep=self.cfg.train.keep_checkpoints)
 
     def restore(self, path: Path) -> None:
         step, weights, state = ckpt.load_checkpoint(path)
@@ -148,7 +165,9 @@ class Trainer:
             self.batcher.load_state_dict(state["batcher"])
             self.latent_gen.set_state(state["latent_gen"])
             set_rng_state(state["rng"])
-        except (KeyError, ValueError, RuntimeError) as exc:
+            self.guard.load_state_dict(state.get("guard"))
+            load_callback_states(self.callbacks, state.get("callbacks") or {})
+        except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as exc:
             from ganforge.errors import CheckpointError
 
             raise CheckpointError(f"checkpoint '{path}' does not match this run's config "
@@ -184,11 +203,15 @@ class Trainer:
         start = time.perf_counter()
         self.G.train()
         self.D.train()
+        self.guard.install()
         try:
+            if self.cfg.train.on_nan == "rollback" and not ckpt.list_checkpoints(self.run_dir):
+                self.save()  # a good state to roll back to
             while self.step < self.total_steps:
                 with self.autocast():
                     stats = self.task.train_step(self.batcher.next)
                 self.step += 1
+                self.guard.track(stats)
                 images += int(stats.pop("images"))
                 for k, v in stats.items():
                     sums[k] = sums[k] + v if k in sums else v.clone()
@@ -203,7 +226,6 @@ class Trainer:
                               "time": round(now - start, 3)}
                     record.update({k: float(v) / n_window for k, v in sums.items()})
                     record["images_per_s"] = images / max(now - t_window, 1e-9)
-                    bad = [k for k in ("d_loss", "g_loss") if not math.isfinite(record[k])]
                     for cb in self.callbacks:
                         cb.on_log(self, record)
                     self.log.write(record)
@@ -211,18 +233,22 @@ class Trainer:
                                      ("d_loss", "g_loss", "d_real", "d_fake", "images_per_s")},
                                     refresh=False)
                     sums, n_window, images, t_window = {}, 0, 0, time.perf_counter()
-                    if bad:
-                        raise TrainingDiverged(
-                            f"training diverged at step {self.step}: {', '.join(bad)} is not "
-                            f"finite. Lower the learning rates, or add a gradient penalty or "
-                            f"spectral norm. The last good checkpoint is in {self.run_dir}.")
+                due_ckpt = self.step % self.cfg.train.checkpoint_every == 0 or last
+                if problem := self.guard.check(due_ckpt or self.step % cfg.log_every == 0):
+                    self.guard.recover(problem)  # raises, or rolls back to a good checkpoint
+                    sums, n_window, images, t_window = {}, 0, 0, time.perf_counter()
+                    bar.n = self.step
+                    continue
                 if self.step % cfg.sample_every == 0 or last:
                     self.save_grid()
-                if self.step % self.cfg.train.checkpoint_every == 0 or last:
+                if due_ckpt:
                     self.save()
                 if on_step is not None:
                     on_step(self)
+                if self.guard.signal is not None:
+                    self.guard.stop_for_signal(saved_this_step=due_ckpt)
         finally:
+            self.guard.uninstall()
             bar.close()
         for cb in self.callbacks:
             cb.on_end(self)
