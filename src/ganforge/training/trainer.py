@@ -94,6 +94,10 @@ class Trainer:
                                      torch.Generator().manual_seed(cfg.seed + 3), self.device)
         self.task = build_task(cfg.task, self)
         self.total_steps = cfg.train.total_steps(self.batcher.batches_per_epoch)
+        if cfg.monitor.eval_every:
+            from ganforge.metrics.during_training import EvalCallback
+
+            self.callbacks.append(EvalCallback(self))
         self.step = 0
         self.log = MetricLog(self.run_dir / "metrics.jsonl")
         self.run_dir.mkdir(parents=True, exist_ok=True)
