@@ -37,7 +37,7 @@ def score_all(real_feats: np.ndarray, fake_feats: np.ndarray, fake_logits: torch
     return out
 
 
-def fmt(v: float | int) -> str:
+def fmt(v: float) -> str:
     return str(v) if isinstance(v, int) else f"{v:.4g}"
 
 
@@ -66,9 +66,9 @@ def main() -> None:
     t_metrics = time.perf_counter() - t0
     is_train = M.inception_score(l_train)
 
-    lines = [f"mnist extractor sha256 {ext.sha256[:16]}..., held-out accuracy {acc:.4f} "
-             f"(train split {acc_train:.4f}); IS of the train split "
-             f"{is_train['is']:.3f} +- {is_train['is_std']:.3f}", "",
+    lines = [(f"mnist extractor sha256 {ext.sha256[:16]}..., held-out accuracy {acc:.4f} "
+              f"(train split {acc_train:.4f}); IS of the train split "
+              f"{is_train['is']:.3f} +- {is_train['is_std']:.3f}"), "",
              "| metric | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for key in cols["test vs train"]:
         lines.append(f"| {key} | " + " | ".join(fmt(c[key]) for c in cols.values()) + " |")
@@ -84,8 +84,8 @@ def main() -> None:
         fi_test = inc.features(test.x[:n]).double().numpy()
         t_inc = time.perf_counter() - t0
         r = score_all(fi_train, fi_test, None)
-        lines += ["", f"Inception extractor, {n} test vs {n} train digits "
-                  f"({2 * n / t_inc:.1f} images/s on {args.threads} thread(s)):", "",
+        lines += ["", (f"Inception extractor, {n} test vs {n} train digits "
+                       f"({2 * n / t_inc:.1f} images/s on {args.threads} thread(s)):"), "",
                   "| metric | test vs train |", "|---|---|"]
         lines += [f"| {k} | {fmt(v)} |" for k, v in r.items()]
         lines.append("(FID at n=" + str(n) + " is biased upwards; Lucic et al. use 10k vs 10k.)")

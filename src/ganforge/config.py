@@ -99,8 +99,8 @@ class MonitorConfig(Section):
     progress: bool = Field(True, description="show a progress bar")
     eval_every: int | None = Field(None, ge=1, description="steps between metric evaluations "
                                    "on a fixed latent set (null: off)")
-    eval_metrics: list[str] = Field(default_factory=lambda: ["fid"],
-                                    description="metrics while training: fid, kid, is, pr, dc, modes")
+    eval_metrics: list[str] = Field(default_factory=lambda: ["fid"], description="metrics "
+                                    "while training: fid, kid, is, pr, dc, modes")
     eval_n: int = Field(1000, ge=2, description="fixed latents (and real samples) per evaluation")
     eval_extractor: str = Field("auto", description="auto, mnist, inception, raw or a registered "
                                 "extractor")
