@@ -163,7 +163,9 @@ def test_inception_score_bounds_and_formula():
     n, k = 1000, 10
     confident = torch.full((n, k), -30.0)
     confident[torch.arange(n), torch.arange(n) % k] = 30.0
-    assert M.inception_score(confident)["is"] == pytest.approx(10.0, rel=1e-6)
+    assert M.inception_score(confident, splits=1)["is"] == pytest.approx(10.0, rel=1e-6)
+    by_class = confident[torch.argsort(torch.arange(n) % k)]  # sorted by class, like our splits
+    assert M.inception_score(by_class)["is"] > 9.0  # shuffled before splitting
     collapsed = torch.zeros(n, k)
     collapsed[:, 3] = 30.0
     assert M.inception_score(collapsed)["is"] == pytest.approx(1.0, rel=1e-6)
@@ -244,18 +246,17 @@ def test_custom_extractor_registry_and_errors():
 def test_reference_features_are_cached_by_extractor_hash(tmp_path):
     data = load_dataset("mnist", split="test")
     f1, m1 = real_features("mnist", "test", "mnist", n=300, seed=1, cache=tmp_path)
-    f2, m2 = real_features("mnist", "test", "mnist", n=300, seed=1, cache=tmp_path)
+    f2, m2 = real_features("mnist", "test", "mnist", n=300, seed=1, cache=tmp_path, data=data.x)
     assert not m1["cached"] and m2["cached"]
     assert np.array_equal(f1, f2)
-    direct = get_extractor("mnist").features(data.x).numpy()
     idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(1))[:300]
-    assert np.array_equal(f1, direct[idx.numpy()])
+    assert np.array_equal(f1, get_extractor("mnist").features(data.x[idx]).numpy())
     files = list(tmp_path.glob("*.npz"))
     assert len(files) == 1
     files[0].write_bytes(b"not an npz")  # a corrupt cache file is recomputed
-    f3, m3 = real_features("mnist", "test", "mnist", n=300, seed=1, cache=tmp_path)
+    f3, m3 = real_features("mnist", "test", "mnist", n=300, seed=1, cache=tmp_path, data=data.x)
     assert not m3["cached"] and np.array_equal(f1, f3)
-    _, m4 = real_features("mnist", "test", "raw", n=300, seed=1, cache=tmp_path)
+    _, m4 = real_features("mnist", "test", "raw", n=300, seed=1, cache=tmp_path, data=data.x)
     assert not m4["cached"] and len(list(tmp_path.glob("*.npz"))) == 2
 
 
@@ -345,7 +346,8 @@ def test_evaluate_run_scores_a_ring8_run_and_logs_protocol(tmp_path):
 
 
 def test_evaluate_mnist_run_and_cli(tmp_path):
-    run = _train(tmp_path, "mn", "dcgan-mnist", "train.steps=3", "train.batch_size=16",
+    run = _train(tmp_path, "mn", "dcgan-mnist", "train.epochs=null", "train.steps=3",
+                 "train.batch_size=16",
                  "monitor.sample_every=3")
     res = M.evaluate_run(run.run_dir, metrics="fid,is,modes", n=300, real_split="test")
     assert res["protocol"]["extractor"] == "mnist" and res["protocol"]["real"]["split"] == "test"

@@ -126,11 +126,14 @@ def kid(real: Any, fake: Any, extractor: Any = None, subset_size: int = 1000,
 
 
 # -------------------------------------------------------------------------------- IS
-def inception_score(samples: Any, extractor: Any = None, splits: int = 10) -> dict[str, float]:
+def inception_score(samples: Any, extractor: Any = None, splits: int = 10, seed: int = 0
+                    ) -> dict[str, float]:
     """exp(E KL(p(y|x) || p(y))) per split; mean and std over splits. Higher is better.
 
     With ``extractor=None`` the input is taken as logits (N, classes). The score lies in
-    [1, classes]: the number of classes for confident, evenly spread predictions.
+    [1, classes]: the number of classes for confident, evenly spread predictions. Samples are
+    shuffled (``torch.randperm`` seeded with ``seed``) before splitting, so data sorted by
+    class is not scored per class.
     """
     if extractor is not None:
         from ganforge.metrics.features import get_extractor
@@ -144,6 +147,7 @@ def inception_score(samples: Any, extractor: Any = None, splits: int = 10) -> di
                             f"(N, classes), got shape {tuple(logits.shape)}.")
     n = logits.shape[0]
     splits = int(max(1, min(splits, n)))
+    logits = logits[torch.randperm(n, generator=torch.Generator().manual_seed(seed))]
     logp = torch.log_softmax(logits, dim=1)
     scores = []
     for chunk in torch.tensor_split(logp, splits):
