@@ -6,8 +6,6 @@ import ast
 import importlib.util
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ import torch
 
 import ganforge
 from ganforge import metrics as M
+from ganforge.cli import main
 from ganforge.data import load_dataset
 from ganforge.errors import ConfigError, DataError, GanforgeError
 from ganforge.metrics.features import find_inception_torchscript, get_extractor
@@ -345,7 +344,7 @@ def test_evaluate_run_scores_a_ring8_run_and_logs_protocol(tmp_path):
     assert lines[0]["fid"] == pytest.approx(res["fid"])
 
 
-def test_evaluate_mnist_run_and_cli(tmp_path):
+def test_evaluate_mnist_run_and_cli(tmp_path, capsys):
     run = _train(tmp_path, "mn", "dcgan-mnist", "train.epochs=null", "train.steps=3",
                  "train.batch_size=16",
                  "monitor.sample_every=3")
@@ -357,18 +356,20 @@ def test_evaluate_mnist_run_and_cli(tmp_path):
 
     log = run.run_dir / "metrics.jsonl"
     before = log.read_text()
-    cmd = [sys.executable, "-m", "ganforge", "evaluate", str(run.run_dir)]
-    r = subprocess.run([*cmd, "--metrics", "fid,bogus"], capture_output=True, text=True,
-                       timeout=300, check=False)
-    assert r.returncode == 2 and "unknown metric 'bogus'" in r.stderr
-    assert "Traceback" not in r.stderr and log.read_text() == before
-    r = subprocess.run([sys.executable, "-m", "ganforge", "evaluate", str(tmp_path / "nope")],
-                       capture_output=True, text=True, timeout=300, check=False)
-    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run([*cmd, "--metrics", "fid,kid", "--n", "200", "--real-split", "test"],
-                       capture_output=True, text=True, timeout=300, check=False)
-    assert r.returncode == 0, r.stderr
-    assert "fid" in r.stdout and "protocol: extractor mnist" in r.stdout
+    # the CLI in-process (the same main() as `ganforge`): clean errors, exit 2, log untouched
+    assert main(["evaluate", str(run.run_dir), "--metrics", "fid,bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown metric 'bogus'" in err
+    assert "Traceback" not in err and log.read_text() == before
+    assert main(["evaluate", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "nope"), "--extractor", "inception",
+                 "--inception-path", str(tmp_path / "missing.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err and log.read_text() == before
+    assert main(["evaluate", str(run.run_dir), "--metrics", "fid,kid", "--n", "200",
+                 "--real-split", "test"]) == 0
+    out = capsys.readouterr().out
+    assert "fid" in out and "protocol: extractor mnist" in out
     last = json.loads(log.read_text().splitlines()[-1])
     assert last["kind"] == "eval" and last["protocol"]["n_fake"] == 200 and "kid" in last
 
