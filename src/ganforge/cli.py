@@ -16,6 +16,7 @@ from ganforge.errors import GanforgeError
 COMMAND_MODULES = [
     "ganforge.commands.core",
     "ganforge.commands.use",
+    "ganforge.commands.evaluate",
 ]
 
 

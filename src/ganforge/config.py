@@ -129,6 +129,15 @@ class MonitorConfig(Section):
     sample_every: int = Field(500, ge=1, description="steps between sample grids")
     grid_size: int = Field(64, ge=1, description="samples in each grid (fixed latents)")
     progress: bool = Field(True, description="show a progress bar")
+    eval_every: int | None = Field(None, ge=1, description="steps between metric evaluations "
+                                   "on a fixed latent set (null: off)")
+    eval_metrics: list[str] = Field(default_factory=lambda: ["fid"], description="metrics "
+                                    "while training: fid, kid, is, pr, dc, modes")
+    eval_n: int = Field(1000, ge=2, description="fixed latents (and real samples) per evaluation")
+    eval_extractor: str = Field("auto", description="auto, mnist, inception, raw or a registered "
+                                "extractor")
+    best_metric: str | None = Field(None, description="keep RUN/best/ checkpoint by this score "
+                                    "(fid, kid, is, precision, recall, density, coverage, modes)")
 
 
 class RunConfig(Section):

@@ -103,6 +103,10 @@ class Trainer:
                                      torch.Generator().manual_seed(cfg.seed + 3), self.device)
         self.task = build_task(cfg.task, self)
         self.total_steps = cfg.train.total_steps(self.batcher.batches_per_epoch)
+        if cfg.monitor.eval_every:
+            from ganforge.metrics.during_training import EvalCallback
+
+            self.callbacks.append(EvalCallback(self))
         self.step = 0
         self.guard = RunGuard(self)
         if self.run_dir.exists() and not self.run_dir.is_dir():
