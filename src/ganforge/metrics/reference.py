@@ -28,9 +28,9 @@ CACHE_FORMAT = 1
 def cache_dir(override: str | Path | None = None) -> Path:
     if override is not None:
         return Path(override)
-    root = os.environ.get("GANFORGE_CACHE")
-    base = Path(root) if root else Path.home() / ".cache" / "ganforge"
-    return base / "reference"
+    from ganforge.data.registry import cache_dir as root_cache
+
+    return root_cache() / "reference"
 
 
 def subsample(x: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
