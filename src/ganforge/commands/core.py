@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("--out", required=True, help="output file: .png grid, .npy or .csv")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--where", metavar="COLUMN=VALUE",
+                   help="tables: only rows with this category, e.g. --where \"target=malignant\"")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("presets", help="list the shipped presets")
@@ -85,7 +87,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise GanforgeError(f"-n must be >= 1, got {args.n}.")
     run = api.load(args.run_dir)
-    out = run.save_samples(run.sample(args.n, seed=args.seed), Path(args.out))
+    extra = {"where": args.where} if args.where is not None else {}
+    if extra and run.data_kind != "table":
+        raise GanforgeError("--where applies to table runs (task ctgan) only.")
+    out = run.save_samples(run.sample(args.n, seed=args.seed, **extra), Path(args.out))
     print(f"wrote {args.n} samples to {out}")
     return 0
 
