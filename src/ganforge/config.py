@@ -104,6 +104,8 @@ class TabularConfig(Section):
     conditional: bool = Field(True, description="conditional vector + training-by-sampling")
     log_frequency: bool = Field(True, description="sample conditions by log category frequency")
     gumbel_tau: float = Field(0.2, gt=0, description="Gumbel-softmax temperature")
+    fresh_g_batch: bool = Field(False, description="new z and conditions for the G update "
+                                "(reference algorithm); false reuses the D step's fakes")
 
 
 class MonitorConfig(Section):

@@ -489,6 +489,8 @@ def _restore_categorical(col: Column, idx: np.ndarray) -> Any:
         return out.astype(np.float64)
     if col.dtype == "category":
         return pd.Categorical(out, categories=[c for c in cats if c is not None])
+    if col.dtype in ("str", "string"):  # pandas' string dtypes (default text dtype in pandas 3)
+        return pd.array(out, dtype=col.dtype)
     return out
 
 

@@ -257,6 +257,7 @@ class CTGANTask:
         self.layout = SpanLayout(self.transformer).to(trainer.device)
         self.sampler = CondSampler(self.transformer, trainer.data.x, self.cfg.log_frequency)
         self.conditional = self.cfg.conditional and self.sampler.n_cols > 0
+        self.fresh_g_batch = bool(getattr(self.cfg, "fresh_g_batch", False))
         self.grid_size = cfg.monitor.grid_size
         self.seed = cfg.seed
 
@@ -289,7 +290,7 @@ class CTGANTask:
             else:
                 cond = real.new_zeros(b, 0)
                 real_in = real
-            with torch.set_grad_enabled(i == self.d_steps - 1):
+            with torch.set_grad_enabled(i == self.d_steps - 1 and not self.fresh_g_batch):
                 raw = self.G(z)
                 fake = self.layout.activate(raw, self.cfg.gumbel_tau)
             fake_in = torch.cat([fake, cond], 1)
@@ -307,6 +308,14 @@ class CTGANTask:
             self.opt_d.step()
 
         set_requires_grad(self.D, False)
+        if self.fresh_g_batch:  # the reference algorithm: new z and conditions for G's update
+            z = self.latent(b)
+            if self.conditional:
+                col, gid = self.sampler.draw(b, self.cfg.log_frequency)
+                cond = self.sampler.one_hot(gid)
+                z = torch.cat([z, cond], 1)
+            raw = self.G(z)
+            fake_in = torch.cat([self.layout.activate(raw, self.cfg.gumbel_tau), cond], 1)
         y_g = self.D(fake_in)
         if self.cfg.loss == "wgan_gp":
             adv = -y_g.mean()
