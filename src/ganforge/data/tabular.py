@@ -614,8 +614,9 @@ def load_table(source: str, split: str = "train", discrete: list[str] | None = N
     df = table_frame(source)
     df.columns = [str(c) for c in df.columns]
     if target is not None and target not in df.columns:
-        raise DataError(f"target column '{target}' is not in the table.{did_you_mean(target, df.columns)}"
-                        f" Columns: {', '.join(df.columns)}.")
+        hint = did_you_mean(target, df.columns)
+        raise DataError(f"target column '{target}' is not in the table.{hint} Columns: "
+                        f"{', '.join(df.columns)}.")
     if len(df) < 2:
         raise DataError(f"'{source}' has {len(df)} row(s); a table needs at least 2.")
     kinds = detect_columns(df, discrete, max_int_categories)

@@ -124,7 +124,8 @@ class CondSampler:
         wmax = int(self.ncat.max()) if self.n_cols else 1
         freq = torch.zeros(self.n_cols, wmax, dtype=torch.float64)
         for d, s in enumerate(spans):
-            freq[d, :s.width] = torch.tensor(transformer.columns[s.column].counts, dtype=torch.float64)
+            counts = transformer.columns[s.column].counts
+            freq[d, :s.width] = torch.tensor(counts, dtype=torch.float64)
         self.cum_log = self._cum(torch.log1p(freq) if log_frequency else freq)
         self.cum_emp = self._cum(freq)
         self.device = torch.device("cpu")
@@ -390,8 +391,8 @@ def generate_table(G: nn.Module, transformer: Any, cfg: Any, n: int, seed: int =
             enc = layout.sample(G(z.to(device)), gen).cpu()
             if want is not None:
                 s = transformer.discrete_spans[want[0]]
-                hit = enc[:, s.start:s.start + s.width].argmax(1) == (want[1] -
-                                                                     int(sampler.cond_start[want[0]]))
+                asked = want[1] - int(sampler.cond_start[want[0]])
+                hit = enc[:, s.start:s.start + s.width].argmax(1) == asked
                 enc = enc[hit]
             chunks.append(enc)
             have += enc.shape[0]
