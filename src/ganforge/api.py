@@ -131,6 +131,10 @@ def train(config: str | Path | dict[str, Any] | RunConfig | None = None, *,
         cfg = config if isinstance(config, RunConfig) else load_config(config, overrides)
         trainer = Trainer(cfg, run_dir or _default_run_dir(cfg), callbacks=callbacks)
     trainer.fit()
+    from ganforge.tasks import task_run_loader
+
+    if (loader := task_run_loader(cfg.task)) is not None:  # e.g. tables: a TableRun
+        return loader(trainer.run_dir, cfg, str(trainer.device))
     return Run(trainer.run_dir, cfg, trainer.G, trainer.D, trainer.step, trainer.data.shape,
                trainer.data.kind)
 
@@ -160,6 +164,10 @@ def resolve_auto_resume(config: Any, run_dir: str | Path | None) -> tuple[Path |
 def load(run_dir: str | Path, device: str = "cpu", checkpoint: str | Path | None = None) -> Run:
     """Load a run's networks from its latest (or a given) checkpoint."""
     cfg = read_run_config(run_dir)
+    from ganforge.tasks import task_run_loader
+
+    if (loader := task_run_loader(cfg.task)) is not None:  # the task knows its own networks
+        return loader(run_dir, cfg, device, checkpoint)
     from ganforge.config import known_data_shape
 
     data_shape = known_data_shape(cfg)

@@ -35,6 +35,9 @@ class DataConfig(Section):
     split: Literal["train", "test", "all"] = "train"
     image_size: list[int] | None = Field(None, description="[C, H, W] for folder/npy images")
     options: dict[str, Any] = Field(default_factory=dict, description="dataset keyword options")
+    discrete: list[str] | None = Field(None, description="tables: the numeric columns to treat "
+                                       "as categorical (overrides detection)")
+    target: str | None = Field(None, description="tables: the class column (ML efficacy)")
 
 
 class LatentConfig(Section):
@@ -124,6 +127,19 @@ class TrainConfig(Section):
         return max(1, math.ceil(float(self.epochs) * batches_per_epoch / self.d_steps))
 
 
+class TabularConfig(Section):
+    """Options of the ``ctgan`` task (tables); see docs/tabular.md."""
+
+    loss: Literal["wgan_gp", "non_saturating"] = "wgan_gp"
+    gp_weight: float = Field(10.0, ge=0, description="gradient penalty weight (wgan_gp)")
+    pac: int = Field(10, ge=1, description="samples packed into one discriminator input")
+    conditional: bool = Field(True, description="conditional vector + training-by-sampling")
+    log_frequency: bool = Field(True, description="sample conditions by log category frequency")
+    gumbel_tau: float = Field(0.2, gt=0, description="Gumbel-softmax temperature")
+    fresh_g_batch: bool = Field(False, description="new z and conditions for the G update "
+                                "(reference algorithm); false reuses the D step's fakes")
+
+
 class MonitorConfig(Section):
     log_every: int = Field(50, ge=1, description="steps between metric-log lines")
     sample_every: int = Field(500, ge=1, description="steps between sample grids")
@@ -152,6 +168,7 @@ class RunConfig(Section):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    tabular: TabularConfig = Field(default_factory=TabularConfig)
     seed: int = Field(0, ge=0, lt=2**62, description="seed of every random generator")
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
@@ -271,7 +288,10 @@ def validate_config(raw: dict[str, Any]) -> RunConfig:
 def check_networks(cfg: RunConfig, data_shape: tuple[int, ...] | None = None) -> None:
     """Shape-infer both networks (data shape from image_size or the bundled dataset)."""
     from ganforge.architecture import validate_gan
+    from ganforge.tasks import task_networks
 
+    if task_networks(cfg.task) is not None:
+        return  # the task builds (and checks) its own networks from the loaded data
     if data_shape is None:
         data_shape = known_data_shape(cfg)
     if data_shape is None:

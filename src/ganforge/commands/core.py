@@ -34,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="truncation trick: 0 = the mean sample only, 1 (scale) = none")
     p.add_argument("--truncation-method", choices=("scale", "resample"), default="scale",
                    help="scale latents toward the mean (default) or resample outside [-PSI, PSI]")
+    p.add_argument("--where", metavar="COLUMN=VALUE",
+                   help="tables: only rows with this category, e.g. --where \"target=malignant\"")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("presets", help="list the shipped presets")
@@ -94,8 +96,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise GanforgeError(f"-n must be >= 1, got {args.n}.")
     run = api.load(args.run_dir)
-    out = run.save_samples(run.sample(args.n, seed=args.seed, truncation=args.truncation,
-                                      truncation_method=args.truncation_method), Path(args.out))
+    extra = {"where": args.where} if args.where is not None else {}
+    if extra and run.data_kind != "table":
+        raise GanforgeError("--where applies to table runs (task ctgan) only.")
+    if args.truncation is not None:
+        if run.data_kind == "table":
+            raise GanforgeError("--truncation applies to latent-sampled runs, not tables.")
+        extra.update(truncation=args.truncation, truncation_method=args.truncation_method)
+    out = run.save_samples(run.sample(args.n, seed=args.seed, **extra), Path(args.out))
     print(f"wrote {args.n} samples to {out}")
     return 0
 

@@ -34,6 +34,16 @@ def _unconditional(trainer: Any) -> UnconditionalTask:
                              trainer.cfg.train.d_steps)
 
 
+def task_networks(name: str) -> Callable[[Any], tuple[Any, Any]] | None:
+    """The task's own ``build_networks(trainer) -> (G, D)``, or None to build from the specs."""
+    return getattr(TASKS.get(name), "build_networks", None)
+
+
+def task_run_loader(name: str) -> Callable[..., Any] | None:
+    """The task's own ``load_run(run_dir, cfg, device, checkpoint) -> Run``, if it has one."""
+    return getattr(TASKS.get(name), "load_run", None)
+
+
 def build_task(name: str, trainer: Any) -> Any:
     from ganforge.errors import ConfigError, did_you_mean
 
@@ -43,4 +53,7 @@ def build_task(name: str, trainer: Any) -> Any:
     return TASKS[name](trainer)
 
 
-__all__ = ["TASKS", "UnconditionalTask", "build_task", "register_task"]
+from ganforge.tasks import ctgan as _ctgan  # noqa: F401  (registers the ctgan task)
+
+__all__ = ["TASKS", "UnconditionalTask", "build_task", "register_task", "task_networks",
+           "task_run_loader"]

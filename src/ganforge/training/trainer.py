@@ -18,7 +18,7 @@ from ganforge.data import IndexBatcher, TensorData, load_dataset
 from ganforge.errors import ConfigError
 from ganforge.monitor.images import save_samples_picture
 from ganforge.monitor.log import MetricLog
-from ganforge.tasks import build_task
+from ganforge.tasks import build_task, task_networks
 from ganforge.training import checkpoint as ckpt
 from ganforge.training.guard import (
     RunGuard,
@@ -62,6 +62,10 @@ def load_training_data(cfg: RunConfig) -> TensorData:
     opts = dict(cfg.data.options)
     if cfg.data.image_size is not None:
         opts["image_size"] = tuple(cfg.data.image_size)
+    if cfg.data.discrete is not None:
+        opts["discrete"] = list(cfg.data.discrete)
+    if cfg.data.target is not None:
+        opts["target"] = cfg.data.target
     try:
         return load_dataset(cfg.data.source, split=cfg.data.split, **opts)
     except TypeError as exc:
@@ -85,15 +89,21 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # weight init and dropout
 
         self.data = load_training_data(cfg)
-        check_networks(cfg, self.data.shape)
+        networks = task_networks(cfg.task)  # a task may build its own G and D
+        if networks is None:
+            check_networks(cfg, self.data.shape)
         self.data.x = self.data.x.to(self.device)
         if self.data.y is not None:
             self.data.y = self.data.y.to(self.device)
         latent_shape = cfg.latent.full_shape
-        self.G = build_network(cfg.generator.model_dump(), latent_shape, "generator").to(self.device)
-        self.D = build_network(cfg.discriminator.model_dump(), self.data.shape,
-                               "discriminator").to(self.device)
-        dry_run(self.G, self.D, latent_shape, self.device)
+        if networks is not None:
+            self.G, self.D = (m.to(self.device) for m in networks(self))
+        else:
+            self.G = build_network(cfg.generator.model_dump(), latent_shape,
+                                   "generator").to(self.device)
+            self.D = build_network(cfg.discriminator.model_dump(), self.data.shape,
+                                   "discriminator").to(self.device)
+            dry_run(self.G, self.D, latent_shape, self.device)
         self._apply_speed_switches()
         self.opt_g = build_optimizer(self.G.parameters(), cfg.optim.g)
         self.opt_d = build_optimizer(self.D.parameters(), cfg.optim.d)
@@ -188,6 +198,8 @@ class Trainer:
         return out
 
     def save_grid(self) -> Path:
+        if hasattr(self.task, "save_samples"):  # e.g. tables write a CSV, not a picture
+            return self.task.save_samples(self)
         ref = None
         if self.data.kind == "vector" and self.data.shape == (2,):
             ref = torch.tensor(self.data.info["means"]) if "means" in self.data.info else None

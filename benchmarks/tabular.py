@@ -1,0 +1,147 @@
+"""ganforge's ``ctgan`` preset (and ``tabular-mlp``) against the ``ctgan`` PyPI package.
+
+Same tables, same train/test split (ganforge's fixed stratified 80/20, seed 0), same epochs,
+batch size and pac; several seeds. Per run: end-to-end fit time (data encoding + training),
+sampling time (as many rows as the training split), ML efficacy (SDGym protocol), column
+fidelity (1 - mean KS/TV), pairwise correlation difference and the DCR privacy check.
+
+    python benchmarks/tabular.py --datasets breast_cancer wine --seeds 0 1 2 --epochs 300
+
+Needs the ``bench`` extra (``pip install -e .[bench]``) for the ``ctgan`` package; without it
+only ganforge's rows are measured. Prints a table and writes JSON to benchmarks/out/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+KEYS = ("fit_s", "sample_s", "ml_efficacy", "fidelity", "ks_mean", "corr_diff",
+        "dcr_synthetic_median", "closer_to_train_share")
+
+
+def run_ganforge(preset: str, source: str, train: Any, epochs: int, batch: int, pac: int,
+                 seed: int, workdir: Path) -> tuple[Any, float, float]:
+    import ganforge
+
+    run_dir = workdir / f"{preset}-{seed}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    over = [f"data.source={source}", "data.target=target", f"train.epochs={epochs}",
+            f"train.batch_size={batch}", f"seed={seed}", "monitor.progress=false",
+            "device=cpu"]
+    if preset == "ctgan":
+        over.append(f"tabular.pac={pac}")
+    t0 = time.perf_counter()
+    run = ganforge.train(preset, overrides=over, run_dir=run_dir)
+    fit = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    synth = run.sample(len(train), seed=seed)
+    return synth, fit, time.perf_counter() - t0
+
+
+def run_ctgan_package(train: Any, epochs: int, batch: int, pac: int, seed: int
+                      ) -> tuple[Any, float, float]:
+    from ctgan import CTGAN
+
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    model = CTGAN(epochs=epochs, batch_size=batch, pac=pac, cuda=False, verbose=False)
+    model.set_random_state(seed)
+    t0 = time.perf_counter()
+    model.fit(train, discrete_columns=["target"])
+    fit = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    synth = model.sample(len(train))
+    return synth, fit, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", nargs="+", default=["breast_cancer", "wine"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--epochs", type=int, default=300)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--pac", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--systems", nargs="+", default=["ganforge-ctgan", "ctgan-package",
+                                                      "ganforge-tabular-mlp"])
+    ap.add_argument("--out", default="benchmarks/out/tabular.json")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from ganforge.data import load_dataset
+    from ganforge.metrics.tabular import evaluate_table
+
+    workdir = Path(tempfile.mkdtemp(prefix="gf-tabular-"))
+    results: list[dict[str, Any]] = []
+    # warm-up (untimed): one-off imports (torch._dynamo via Adam, sklearn) hit the first system
+    warm = load_dataset("sklearn:iris", target="target").info["frame"]
+    for system in args.systems:
+        try:
+            if system == "ctgan-package":
+                run_ctgan_package(warm, 1, 10, min(args.pac, 10), 0)
+            else:
+                run_ganforge(system.removeprefix("ganforge-"), "sklearn:iris", warm, 1, 10,
+                             min(args.pac, 10), 0, workdir)
+        except ImportError:
+            pass
+    for name in args.datasets:
+        source = f"sklearn:{name}"
+        data = load_dataset(source, target="target")
+        train, test, kinds = data.info["frame"], data.info["test_frame"], data.info["kinds"]
+        real = evaluate_table(train, train, test, kinds, "target")
+        results.append({"dataset": name, "system": "real-data", "seed": 0, "fit_s": 0.0,
+                        "sample_s": 0.0, **{k: real.get(k) for k in KEYS[2:]}})
+        for seed in args.seeds:
+            for system in args.systems:
+                if system == "ctgan-package":
+                    try:
+                        synth, fit, samp = run_ctgan_package(train, args.epochs, args.batch,
+                                                             args.pac, seed)
+                    except ImportError:
+                        print("ctgan package not installed: skipped (pip install -e .[bench])")
+                        continue
+                else:
+                    preset = system.removeprefix("ganforge-")
+                    synth, fit, samp = run_ganforge(preset, source, train, args.epochs,
+                                                    args.batch, args.pac, seed, workdir)
+                synth = synth[train.columns]
+                scores = evaluate_table(synth, train, test, kinds, "target", seed)
+                row = {"dataset": name, "system": system, "seed": seed, "fit_s": fit,
+                       "sample_s": samp, **{k: scores.get(k) for k in KEYS[2:]}}
+                results.append(row)
+                print(json.dumps(row), flush=True)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"args": vars(args), "rows": results}, indent=1))
+    print()
+    print(f"train rows, epochs {args.epochs}, batch {args.batch}, pac {args.pac}, "
+          f"{args.threads} thread(s); mean ± std over seeds {args.seeds}")
+    head = ["dataset", "system", *KEYS]
+    print(" | ".join(head))
+    print(" | ".join("---" for _ in head))
+    for name in args.datasets:
+        for system in ["real-data", *args.systems]:
+            rows = [r for r in results if r["dataset"] == name and r["system"] == system]
+            if not rows:
+                continue
+            cells = [name, system]
+            for k in KEYS:
+                vals = np.array([r[k] for r in rows if r[k] is not None], dtype=float)
+                cells.append("-" if not len(vals) else f"{vals.mean():.3f}" if len(vals) == 1
+                             else f"{vals.mean():.3f} ± {vals.std():.3f}")
+            print(" | ".join(cells))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,645 @@
+"""Tables: loading (CSV, DataFrame, scikit-learn), column typing, missing values, and the fast
+vectorized transformer with mode-specific normalization (CTGAN's encoding).
+
+Sources (``data.source``):
+
+- ``sklearn:breast_cancer``, ``sklearn:wine``, ``sklearn:iris``: scikit-learn's bundled tables,
+  with the class as a categorical ``target`` column holding the class names;
+- ``csv:PATH``: any CSV file with a header row;
+- ``frame:NAME``: a pandas DataFrame registered in this process with :func:`register_frame`.
+
+Column types are detected (:func:`detect_columns`): ``boolean`` (bool dtype or only
+true/false values), ``categorical`` (strings, pandas categories, integers with at most
+``max_int_categories`` distinct values), ``integer`` (other integer-valued numbers, modelled as
+continuous and rounded back) and ``continuous``. ``data.discrete: [...]`` overrides the
+detection: when given, exactly the listed numeric columns are categorical (text and boolean
+columns are always categorical).
+
+Missing values are never dropped. A categorical column keeps a missing value as one more
+category (decoded back to a missing value). A continuous or integer column with missing values
+gets a 2-way ``null`` span (present / missing) next to its value encoding; the Gaussian mixture
+is fitted on the present values only, missing rows are encoded at the column median, and decoding
+writes a missing value wherever the null span says so. A column with no value at all is an
+error.
+
+Encoding (:class:`TableTransformer`): a continuous column becomes ``alpha`` (one value in
+[-1, 1], tanh) plus a one-hot ``mode`` span: a variational Gaussian mixture (Dirichlet-process
+weight prior, at most ``max_modes`` components, CTGAN's settings) is fitted to the column; each
+value picks a mode by sampling its posterior and is stored as ``(x - mean_k) / (4 std_k)``.
+Categorical columns are one-hot spans. All columns' mixtures are fitted together as one batched
+numpy computation and encoding/decoding are whole-array operations: no per-row Python.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganforge.data.base import TensorData
+from ganforge.data.registry import register_dataset
+from ganforge.errors import DataError, did_you_mean
+
+KINDS = ("continuous", "integer", "categorical", "boolean")
+SKLEARN_TABLES = ("breast_cancer", "wine", "iris")
+_FRAMES: dict[str, Any] = {}
+_TRUE = {"true", "t", "yes", "y"}
+_FALSE = {"false", "f", "no", "n"}
+
+
+# ----------------------------------------------------------------------- column typing
+@dataclass
+class Column:
+    """What the transformer knows about one column (JSON-serialisable)."""
+
+    name: str
+    kind: str
+    dtype: str
+    has_nan: bool = False
+    categories: list[Any] = field(default_factory=list)  # None stands for a missing value
+    counts: list[int] = field(default_factory=list)
+    lo: float = 0.0
+    hi: float = 0.0
+    means: list[float] = field(default_factory=list)
+    stds: list[float] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)  # mixture weight of each kept mode
+    fill: float = 0.0  # value used to encode missing rows of a continuous column
+
+    @property
+    def discrete(self) -> bool:
+        return self.kind in ("categorical", "boolean")
+
+
+def _is_integer_valued(values: np.ndarray) -> bool:
+    return bool(values.size) and bool(np.all(np.isfinite(values))) and bool(
+        np.all(values == np.round(values)))
+
+
+def detect_columns(df: Any, discrete: list[str] | None = None,
+                   max_int_categories: int = 10) -> dict[str, str]:
+    """Kind of every column: continuous, integer, categorical or boolean.
+
+    ``discrete`` (when not None) is the exact list of numeric columns to treat as categorical.
+    """
+    import pandas as pd
+
+    if discrete is not None:
+        missing = [c for c in discrete if c not in df.columns]
+        if missing:
+            raise DataError(f"data.discrete names column '{missing[0]}', which is not in the "
+                            f"table.{did_you_mean(missing[0], map(str, df.columns))} Columns: "
+                            f"{', '.join(map(str, df.columns))}.")
+    kinds: dict[str, str] = {}
+    for name in df.columns:
+        s = df[name]
+        present = s.dropna()
+        if len(present) == 0:
+            raise DataError(f"column '{name}' has no values (every row is missing). Drop the "
+                            f"column or fill it before training.")
+        if pd.api.types.is_bool_dtype(s) or _looks_boolean(present):
+            kinds[name] = "boolean"
+        elif not pd.api.types.is_numeric_dtype(s):
+            kinds[name] = "categorical"
+        else:
+            vals = present.to_numpy(dtype=np.float64)
+            if not np.all(np.isfinite(vals)):
+                raise DataError(f"column '{name}' holds infinite values; replace them with "
+                                f"finite numbers or leave the cells empty (missing).")
+            if discrete is not None:
+                is_int = _is_integer_valued(vals)
+                kinds[name] = ("categorical" if name in discrete else
+                               "integer" if is_int else "continuous")
+            elif _is_integer_valued(vals):
+                kinds[name] = ("categorical" if present.nunique() <= max_int_categories
+                               else "integer")
+            else:
+                kinds[name] = "continuous"
+    return kinds
+
+
+def _looks_boolean(present: Any) -> bool:
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(present):
+        return False
+    vals = {str(v).strip().lower() for v in present.unique()[:3]}
+    return len(vals) <= 2 and (vals <= _TRUE | _FALSE) and bool(vals & (_TRUE | _FALSE))
+
+
+def _py(v: Any) -> Any:
+    """A JSON-friendly Python scalar (None for a missing value)."""
+    if v is None:
+        return None
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, np.generic):
+        v = v.item()
+        if isinstance(v, float) and math.isnan(v):
+            return None
+    try:
+        import pandas as pd
+
+        if v is pd.NA or v is pd.NaT:
+            return None
+    except ImportError:  # pragma: no cover
+        pass
+    return v
+
+
+# ------------------------------------------------------------- variational Gaussian mixture
+def _digamma(x: np.ndarray) -> np.ndarray:
+    from scipy.special import digamma
+
+    return digamma(x)
+
+
+def fit_vgm(values: np.ndarray, present: np.ndarray, max_modes: int = 10,
+            concentration: float = 1e-3, max_iter: int = 100, tol: float = 1e-3
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Variational Bayesian Gaussian mixtures, one per column, fitted all at once.
+
+    ``values`` (N, C), ``present`` (N, C) bool. The model is the one of scikit-learn's
+    ``BayesianGaussianMixture`` with a Dirichlet-process (stick-breaking) weight prior of
+    concentration ``concentration`` as CTGAN configures it, in one dimension: a Normal-Gamma
+    prior per component (mean prior = column mean, mean precision 1, 1 degree of freedom, scale
+    = column variance). Components start from a few rounds of batched k-means on quantile
+    centres. Returns weights (C, K), means (C, K) and standard deviations (C, K) in the
+    column's units.
+    """
+    c = values.shape[1]
+    k = max_modes
+    w = present.astype(np.float64)
+    cnt = np.maximum(w.sum(0), 1.0)
+    x = np.where(present, values, 0.0).astype(np.float64)
+    mu0 = (x * w).sum(0) / cnt
+    var0 = ((x - mu0) ** 2 * w).sum(0) / np.maximum(cnt - 1, 1.0)
+    sd0 = np.sqrt(np.maximum(var0, 1e-12 * (1.0 + mu0 ** 2)))
+    z = np.where(present, (x - mu0) / sd0, 0.0)  # standardized: prior mean 0, scale 1
+
+    # init: k-means from quantile centres, vectorized over columns
+    qs = (np.arange(k) + 0.5) / k
+    zq = np.where(present, z, np.nan)
+    centres = np.nanquantile(zq, qs, axis=0).T  # (C, K)
+    centres = centres + 1e-6 * np.arange(k)  # break ties of repeated quantiles
+    for _ in range(10):
+        lab = np.abs(z[:, :, None] - centres[None]).argmin(-1)  # (N, C)
+        onehot = (lab[:, :, None] == np.arange(k)) * w[:, :, None]
+        nk = onehot.sum(0)
+        centres = np.where(nk > 0, (onehot * z[:, :, None]).sum(0) / np.maximum(nk, 1), centres)
+    resp = onehot.astype(np.float64)
+
+    beta0, nu0, cov0, eps = 1.0, 1.0, 1.0, 10 * np.finfo(np.float64).eps
+    prev = None
+    for _ in range(max_iter):
+        # M step: variational posteriors from responsibilities
+        nk = resp.sum(0) + eps  # (C, K)
+        xk = np.einsum("nck,nc->ck", resp, z) / nk
+        sk = np.einsum("nck,nck->ck", resp, (z[:, :, None] - xk[None]) ** 2) / nk
+        a = 1.0 + nk
+        b = concentration + (np.cumsum(nk[:, ::-1], axis=1)[:, ::-1] - nk)
+        beta = beta0 + nk
+        m = nk * xk / beta
+        nu = nu0 + nk
+        cov = (cov0 + nk * sk + nk * beta0 / beta * xk ** 2) / nu
+        if prev is not None and np.max(np.abs(nk - prev) / cnt[:, None]) < tol:
+            break
+        prev = nk
+        # E step: expected log weights (stick breaking) and log likelihoods
+        dab = _digamma(a + b)
+        elog_v = _digamma(a) - dab
+        elog_1mv = _digamma(b) - dab
+        elog_pi = elog_v + np.concatenate([np.zeros((c, 1)), np.cumsum(elog_1mv, 1)[:, :-1]], 1)
+        elog_lam = _digamma(nu / 2) - np.log(nu / 2) - np.log(cov)
+        logr = (elog_pi + 0.5 * elog_lam - 0.5 * np.log(2 * np.pi))[None] - 0.5 * (
+            (z[:, :, None] - m[None]) ** 2 / cov[None] + 1.0 / beta[None])
+        logr -= logr.max(-1, keepdims=True)
+        resp = np.exp(logr)
+        resp *= w[:, :, None] / resp.sum(-1, keepdims=True)
+    vk = a / (a + b)
+    weights = vk * np.concatenate([np.ones((c, 1)), np.cumprod(1 - vk, 1)[:, :-1]], 1)
+    weights /= weights.sum(1, keepdims=True)
+    means = m * sd0[:, None] + mu0[:, None]
+    stds = np.sqrt(cov) * sd0[:, None]
+    return weights, means, stds
+
+
+# -------------------------------------------------------------------------- transformer
+@dataclass
+class Span:
+    """A slice of the encoded row: ``start:start+width``; ``act`` tanh or softmax."""
+
+    column: int
+    role: str  # alpha | mode | null | category
+    start: int
+    width: int
+
+    @property
+    def act(self) -> str:
+        return "tanh" if self.role == "alpha" else "softmax"
+
+
+class TableTransformer:
+    """Encode a DataFrame to a float matrix (CTGAN's encoding) and decode it back."""
+
+    def __init__(self, columns: list[Column], max_modes: int = 10,
+                 weight_threshold: float = 0.005) -> None:
+        self.columns = columns
+        self.max_modes = max_modes
+        self.weight_threshold = weight_threshold
+        self.spans: list[Span] = []
+        pos = 0
+        for i, col in enumerate(columns):
+            if col.discrete:
+                self.spans.append(Span(i, "category", pos, len(col.categories)))
+                pos += len(col.categories)
+                continue
+            self.spans.append(Span(i, "alpha", pos, 1))
+            self.spans.append(Span(i, "mode", pos + 1, len(col.means)))
+            pos += 1 + len(col.means)
+            if col.has_nan:
+                self.spans.append(Span(i, "null", pos, 2))
+                pos += 2
+        self.width = pos
+
+    # ------------------------------------------------------------------ fitting
+    @classmethod
+    def fit(cls, df: Any, kinds: dict[str, str] | None = None, max_modes: int = 10,
+            weight_threshold: float = 0.005, discrete: list[str] | None = None
+            ) -> TableTransformer:
+        if len(df) == 0:
+            raise DataError("the table has no rows.")
+        kinds = kinds or detect_columns(df, discrete)
+        cols: list[Column] = []
+        cont: list[int] = []
+        for name in df.columns:
+            s = df[name]
+            kind = kinds[name]
+            col = Column(name=str(name), kind=kind, dtype=str(s.dtype),
+                         has_nan=bool(s.isna().any()))
+            if col.discrete:
+                vc = s.value_counts(dropna=False, sort=False)
+                cats = [_py(v) for v in vc.index]
+                order = sorted(range(len(cats)), key=lambda j: (cats[j] is None, str(cats[j])))
+                col.categories = [cats[j] for j in order]
+                col.counts = [int(vc.iloc[j]) for j in order]
+            else:
+                vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
+                col.lo, col.hi = float(np.nanmin(vals)), float(np.nanmax(vals))
+                col.fill = float(np.nanmedian(vals))
+                col.counts = [int((~np.isnan(vals)).sum()), int(np.isnan(vals).sum())]
+                cont.append(len(cols))
+            cols.append(col)
+        if cont:
+            x = np.stack([df[cols[i].name].to_numpy(dtype=np.float64, na_value=np.nan)
+                          for i in cont], 1)
+            present = ~np.isnan(x)
+            weights, means, stds = fit_vgm(x, present, max_modes)
+            for j, i in enumerate(cont):
+                keep = weights[j] > weight_threshold
+                if not keep.any():
+                    keep = weights[j] == weights[j].max()
+                cols[i].means = [float(v) for v in means[j][keep]]
+                cols[i].stds = [float(max(v, 1e-6 * (1 + abs(mv)))) for v, mv in
+                                zip(stds[j][keep], means[j][keep], strict=True)]
+                cols[i].weights = [float(v) for v in weights[j][keep]]
+        return cls(cols, max_modes, weight_threshold)
+
+    # ----------------------------------------------------------------- encoding
+    def transform(self, df: Any, seed: int = 0) -> np.ndarray:
+        """The encoded (N, width) float32 matrix; modes are drawn from their posterior."""
+        rng = np.random.default_rng(seed)
+        n = len(df)
+        out = np.zeros((n, self.width), dtype=np.float32)
+        rows = np.arange(n)
+        missing = [c.name for c in self.columns if c.name not in df.columns]
+        if missing:
+            raise DataError(f"the table lacks column '{missing[0]}' that the model was trained "
+                            f"on.")
+        for span in self.spans:
+            col = self.columns[span.column]
+            s = df[col.name]
+            if span.role == "category":
+                codes = self._codes(s, col)
+                out[rows, span.start + codes] = 1.0
+            elif span.role == "alpha":
+                vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
+                nan = np.isnan(vals)
+                vals = np.where(nan, col.fill, vals)
+                mu = np.asarray(col.means)
+                sd = np.asarray(col.stds)
+                wts = np.asarray(col.weights, dtype=np.float64)
+                zk = (vals[:, None] - mu) / sd
+                logp = np.log(wts + 1e-12) - np.log(sd) - 0.5 * zk ** 2
+                # modes whose +-4 std window holds the value; none: the nearest in std units
+                fits = np.abs(zk) < 4 * 0.99
+                fits[~fits.any(1), :] = False
+                fits[np.arange(n), np.where(fits.any(1), 0, np.abs(zk).argmin(1))] |= ~fits.any(1)
+                logp = np.where(fits, logp, -np.inf)
+                gumbel = -np.log(-np.log(rng.uniform(1e-12, 1.0, size=logp.shape)))
+                k = (logp + gumbel).argmax(1)
+                out[:, span.start] = np.clip((vals - mu[k]) / (4 * sd[k]), -0.99, 0.99)
+                out[rows, span.start + 1 + k] = 1.0
+                if col.has_nan:
+                    out[rows, span.start + 1 + len(mu) + nan.astype(np.int64)] = 1.0
+        return out
+
+    @staticmethod
+    def _codes(s: Any, col: Column) -> np.ndarray:
+        import pandas as pd
+
+        keys = [_py(v) for v in col.categories]
+        lookup = {_key(k): i for i, k in enumerate(keys)}
+        # factorize once (vectorized), then map each distinct value to its category index
+        codes_u, uniques = pd.factorize(s, use_na_sentinel=False)
+        table = np.empty(len(uniques), dtype=np.int64)
+        for j, v in enumerate(uniques):
+            key = _key(_py(v))
+            if key not in lookup:
+                raise DataError(f"column '{col.name}' holds the value {v!r}, which is not one of "
+                                f"its categories ({', '.join(map(repr, keys[:10]))}).")
+            table[j] = lookup[key]
+        return table[codes_u]
+
+    # ----------------------------------------------------------------- decoding
+    def inverse_transform(self, m: np.ndarray | torch.Tensor) -> Any:
+        """Decode an (N, width) matrix to a DataFrame with the original names and dtypes.
+
+        Softmax spans are read by argmax, ``alpha`` is clipped to [-1, 1], continuous values are
+        clipped to the training range, integer columns are rounded.
+        """
+        import pandas as pd
+
+        if isinstance(m, torch.Tensor):
+            m = m.detach().float().cpu().numpy()
+        m = np.asarray(m, dtype=np.float64)
+        if m.ndim != 2 or m.shape[1] != self.width:
+            raise DataError(f"cannot decode a matrix of shape {m.shape}; expected (N, "
+                            f"{self.width}).")
+        data: dict[str, Any] = {}
+        by_col: dict[int, dict[str, Span]] = {}
+        for span in self.spans:
+            by_col.setdefault(span.column, {})[span.role] = span
+        for i, col in enumerate(self.columns):
+            sp = by_col[i]
+            if col.discrete:
+                s = sp["category"]
+                idx = m[:, s.start:s.start + s.width].argmax(1)
+                data[col.name] = _restore_categorical(col, idx)
+                continue
+            a, md = sp["alpha"], sp["mode"]
+            k = m[:, md.start:md.start + md.width].argmax(1)
+            vals = (np.clip(m[:, a.start], -1, 1) * 4 * np.asarray(col.stds)[k] +
+                    np.asarray(col.means)[k])
+            vals = np.clip(vals, col.lo, col.hi)
+            if col.kind == "integer":
+                vals = np.round(vals)
+            nan = np.zeros(len(vals), dtype=bool)
+            if "null" in sp:
+                s = sp["null"]
+                nan = m[:, s.start + 1] > m[:, s.start]
+            data[col.name] = _restore_numeric(col, vals, nan)
+        return pd.DataFrame(data)
+
+    # ------------------------------------------------------------ conditioning
+    @property
+    def discrete_spans(self) -> list[Span]:
+        return [s for s in self.spans if s.role == "category"]
+
+    def category_index(self, column: str, value: str) -> tuple[int, int]:
+        """(index among discrete columns, category index) of ``column=value`` for --where."""
+        names = [self.columns[s.column].name for s in self.discrete_spans]
+        if column not in names:
+            every = [c.name for c in self.columns]
+            if column in every:
+                raise DataError(f"--where needs a categorical column; '{column}' is "
+                                f"{self.column(column).kind}. Categorical columns: "
+                                f"{', '.join(names) or 'none'}.")
+            raise DataError(f"--where names column '{column}', which the table does not have."
+                            f"{did_you_mean(column, every)} Columns: {', '.join(every)}.")
+        d = names.index(column)
+        cats = self.column(column).categories
+        for j, c in enumerate(cats):
+            if str(c) == value or (c is None and value in ("", "nan", "NaN", "None")):
+                return d, j
+        raise DataError(f"column '{column}' has no category '{value}'."
+                        f"{did_you_mean(value, map(str, cats))} Categories: "
+                        f"{', '.join(map(str, cats))}.")
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    # ------------------------------------------------------------ persistence
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": "ganforge-table-transformer/1", "max_modes": self.max_modes,
+                "weight_threshold": self.weight_threshold,
+                "columns": [asdict(c) for c in self.columns]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TableTransformer:
+        if d.get("format") != "ganforge-table-transformer/1":
+            raise DataError("not a ganforge table transformer file (format tag missing).")
+        return cls([Column(**c) for c in d["columns"]], int(d["max_modes"]),
+                   float(d["weight_threshold"]))
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(self.to_dict()))
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> TableTransformer:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise DataError(f"cannot read the table transformer '{path}': {exc}") from None
+
+
+def _key(v: Any) -> Any:
+    """Category lookup key: numbers compare by value (1 == 1.0), others by string."""
+    if v is None:
+        return ("nan",)
+    if isinstance(v, bool):
+        return ("bool", v)
+    if isinstance(v, (int, float)):
+        return ("num", float(v))
+    return ("str", str(v))
+
+
+def _restore_categorical(col: Column, idx: np.ndarray) -> Any:
+    import pandas as pd
+
+    cats = col.categories
+    if col.kind == "boolean" and col.dtype == "bool":
+        return np.asarray([bool(_as_bool(c)) for c in cats])[idx]
+    values = np.empty(len(cats), dtype=object)
+    values[:] = [np.nan if c is None else c for c in cats]
+    out = values[idx]
+    if col.dtype.startswith(("int", "uint")) and not any(c is None for c in cats):
+        return out.astype(col.dtype)
+    if col.dtype.startswith("float"):
+        return out.astype(np.float64)
+    if col.dtype == "category":
+        return pd.Categorical(out, categories=[c for c in cats if c is not None])
+    if col.dtype in ("str", "string"):  # pandas' string dtypes (default text dtype in pandas 3)
+        return pd.array(out, dtype=col.dtype)
+    return out
+
+
+def _as_bool(v: Any) -> bool:
+    if isinstance(v, str):
+        return v.strip().lower() in _TRUE
+    return bool(v)
+
+
+def _restore_numeric(col: Column, vals: np.ndarray, nan: np.ndarray) -> Any:
+    import pandas as pd
+
+    if nan.any():
+        vals = np.where(nan, np.nan, vals)
+        if col.dtype.startswith(("Int", "UInt")):
+            return pd.array(vals, dtype="Float64").round().astype(col.dtype)
+        return vals
+    if col.dtype.startswith(("int", "uint", "Int", "UInt")):
+        return vals.astype(col.dtype.lower())
+    if col.dtype.startswith("float"):
+        return vals.astype(col.dtype)
+    return vals
+
+
+# ------------------------------------------------------------------------ loading tables
+def register_frame(name: str, frame: Any) -> str:
+    """Make a DataFrame trainable as ``data.source: frame:NAME``; returns that source string."""
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"register_frame needs a pandas DataFrame, got {type(frame).__name__}.")
+    _FRAMES[name] = frame.copy()
+    return f"frame:{name}"
+
+
+def sklearn_frame(name: str) -> Any:
+    """A scikit-learn bundled table with its class as a categorical ``target`` column."""
+    from sklearn import datasets
+
+    if name not in SKLEARN_TABLES:
+        raise DataError(f"unknown scikit-learn table '{name}'.{did_you_mean(name, SKLEARN_TABLES)}"
+                        f" Tables: {', '.join(SKLEARN_TABLES)}.")
+    bunch = getattr(datasets, f"load_{name}")(as_frame=True)
+    df = bunch.frame.copy()
+    df["target"] = np.asarray(bunch.target_names, dtype=object)[bunch.target.to_numpy()]
+    return df
+
+
+def read_csv(path: str | Path) -> Any:
+    """Read a CSV with a header row; malformed files give a DataError naming the line."""
+    import pandas as pd
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise DataError(f"CSV file '{path}' does not exist. Give data.source as csv:PATH.")
+    try:
+        with p.open(newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if not header or not any(h.strip() for h in header):
+                raise DataError(f"CSV file '{path}' is empty; it needs a header row and data rows.")
+            for row in reader:
+                if row and len(row) != len(header):
+                    raise DataError(
+                        f"CSV file '{path}' line {reader.line_num} has {len(row)} fields, but the "
+                        f"header has {len(header)}. Fix that row (a missing value is an empty "
+                        f"field between commas).")
+        df = pd.read_csv(p)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"CSV file '{path}' is not UTF-8 text ({exc.reason}).") from None
+    except (pd.errors.ParserError, csv.Error) as exc:
+        raise DataError(f"CSV file '{path}' cannot be parsed: {exc}") from None
+    if len(df) == 0:
+        raise DataError(f"CSV file '{path}' has a header but no data rows.")
+    return df
+
+
+def table_frame(source: str) -> Any:
+    """The DataFrame of ``sklearn:NAME``, ``csv:PATH`` or ``frame:NAME``."""
+    prefix, _, rest = source.partition(":")
+    if prefix == "sklearn":
+        return sklearn_frame(rest)
+    if prefix == "csv":
+        return read_csv(rest)
+    if prefix == "frame":
+        if rest not in _FRAMES:
+            raise DataError(f"no DataFrame registered as '{rest}'. Call "
+                            f"ganforge.data.tabular.register_frame('{rest}', df) first.")
+        return _FRAMES[rest].copy()
+    raise DataError(f"'{source}' is not a table source; use sklearn:NAME, csv:PATH or frame:NAME.")
+
+
+def split_frame(df: Any, split: str, test_fraction: float = 0.2, seed: int = 0,
+                stratify: str | None = None) -> Any:
+    """Fixed seeded train/test split (stratified by ``stratify`` when every class has 2 rows)."""
+    if split == "all":
+        return df.reset_index(drop=True)
+    if not 0 < test_fraction < 1:
+        raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}.")
+    from sklearn.model_selection import train_test_split
+
+    strat = None
+    if stratify is not None:
+        counts = df[stratify].value_counts(dropna=False)
+        if len(counts) > 1 and counts.min() >= 2:
+            strat = df[stratify].astype(str)
+    tr, te = train_test_split(df, test_size=test_fraction, random_state=seed, stratify=strat)
+    return (tr if split == "train" else te).reset_index(drop=True)
+
+
+def load_table(source: str, split: str = "train", discrete: list[str] | None = None,
+               target: str | None = None, test_fraction: float = 0.2, split_seed: int = 0,
+               max_modes: int = 10, weight_threshold: float = 0.005,
+               max_int_categories: int = 10, encode_seed: int = 0,
+               transformer: TableTransformer | None = None) -> TensorData:
+    """Load, split, type, fit the transformer on the train split and encode ``split``.
+
+    ``info`` holds the ``transformer``, the ``frame`` of this split, the ``target`` column and
+    the ``test_frame`` (held-out rows, for ML efficacy and privacy checks).
+    """
+    df = table_frame(source)
+    df.columns = [str(c) for c in df.columns]
+    if target is not None and target not in df.columns:
+        hint = did_you_mean(target, df.columns)
+        raise DataError(f"target column '{target}' is not in the table.{hint} Columns: "
+                        f"{', '.join(df.columns)}.")
+    if len(df) < 2:
+        raise DataError(f"'{source}' has {len(df)} row(s); a table needs at least 2.")
+    kinds = detect_columns(df, discrete, max_int_categories)
+    strat = target if target is not None and kinds[target] in ("categorical", "boolean") else None
+    train = split_frame(df, "train" if split != "all" else "all", test_fraction, split_seed, strat)
+    test = (split_frame(df, "test", test_fraction, split_seed, strat) if split != "all"
+            else train.iloc[:0])
+    if transformer is None:
+        transformer = TableTransformer.fit(train, kinds, max_modes, weight_threshold)
+    frame = test if split == "test" else train
+    x = torch.from_numpy(transformer.transform(frame, seed=encode_seed))
+    return TensorData(name=source, x=x, kind="table", split=split,
+                      info={"transformer": transformer, "frame": frame, "test_frame": test,
+                            "target": target, "kinds": kinds})
+
+
+def _table_loader(prefix: str) -> Any:
+    def load(path: str, split: str = "train", **options: Any) -> TensorData:
+        return load_table(prefix + path, split, **options)
+
+    load.__doc__ = f"A table from {prefix}...: see ganforge.data.tabular.load_table."
+    return load
+
+
+for _prefix in ("sklearn:", "csv:", "frame:"):
+    register_dataset(_prefix)(_table_loader(_prefix))

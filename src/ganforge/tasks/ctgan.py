@@ -1,0 +1,473 @@
+"""The ``ctgan`` task: CTGAN's training step for tables (Xu et al. 2019), written from the paper.
+
+- The generator gets ``z`` and a conditional vector (one-hot of one category of one discrete
+  column); its spec is the body, and the task appends a dense layer to the encoded width.
+  Output activations per span: tanh for each continuous ``alpha``, Gumbel-softmax (temperature
+  ``tabular.gumbel_tau``) for each one-hot span; all spans at once through a padded
+  ``(batch, spans, widest)`` layout, no loop over columns.
+- Training-by-sampling: a discrete column is drawn uniformly, then one of its categories with
+  probability proportional to log(1 + count); the real batch is drawn among the rows that have
+  that category (then shuffled against the conditions, as in the reference code), and the
+  generator pays a cross-entropy when its output misses the asked category.
+- Packing (PacGAN): the discriminator sees ``tabular.pac`` rows (with their conditions)
+  concatenated into one input.
+- Loss: WGAN with gradient penalty (weight ``tabular.gp_weight``, interpolating per pack); or
+  ``non_saturating`` for the plain MLP-GAN preset (``tabular-mlp``).
+
+Everything random during training goes through torch's global generator, which checkpoints
+record, so a resumed run repeats an uninterrupted one. Sampling (sample CSVs, ``ganforge
+sample``) uses its own seeded generator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganforge.architecture import build_network
+from ganforge.architecture.layers import Shape, ShapeError, register_layer
+from ganforge.errors import CheckpointError, ConfigError, DataError, GanforgeError
+from ganforge.tasks import register_task
+from ganforge.tasks.unconditional import set_requires_grad
+
+TRANSFORMER_FILE = "table.json"
+
+
+# ------------------------------------------------------------------- the residual block
+@register_layer("dense_concat", {"units": None}, required=("units",),
+                doc="CTGAN's generator block: dense + batch_norm + relu, output concatenated "
+                    "with the input (F -> F + units)")
+def _dense_concat(shape: Shape, a: dict[str, Any]) -> Shape:
+    if len(shape) != 1:
+        raise ShapeError(f"needs a vector (F) input, got shape {'x'.join(map(str, shape))}")
+    if int(a["units"]) < 1:
+        raise ShapeError("units must be >= 1")
+    return (shape[0] + int(a["units"]),)
+
+
+class DenseConcat(nn.Module):
+    def __init__(self, in_features: int, units: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(in_features, units)
+        self.bn = nn.BatchNorm1d(units)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([F.relu(self.bn(self.fc(x))), x], dim=1)
+
+
+@_dense_concat.builder
+def _dense_concat_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
+    return DenseConcat(shape[0], int(a["units"]))
+
+
+# ------------------------------------------------------------------------ span layout
+class SpanLayout(nn.Module):
+    """Index tensors that apply per-span activations to all spans at once."""
+
+    def __init__(self, transformer: Any) -> None:
+        super().__init__()
+        spans = transformer.spans
+        tanh = [s.start for s in spans if s.act == "tanh"]
+        soft = [s for s in spans if s.act == "softmax"]
+        wmax = max((s.width for s in soft), default=1)
+        idx = torch.zeros(len(soft), wmax, dtype=torch.long)
+        valid = torch.zeros(len(soft), wmax, dtype=torch.bool)
+        for i, s in enumerate(soft):
+            idx[i, :s.width] = torch.arange(s.start, s.start + s.width)
+            valid[i, :s.width] = True
+        soft_cols = idx[valid]
+        order = torch.cat([torch.tensor(tanh, dtype=torch.long), soft_cols])
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(len(order))
+        self.register_buffer("tanh_idx", torch.tensor(tanh, dtype=torch.long), persistent=False)
+        self.register_buffer("soft_idx", idx, persistent=False)
+        self.register_buffer("soft_valid", valid, persistent=False)
+        self.register_buffer("soft_cols", soft_cols, persistent=False)
+        self.register_buffer("inverse", inverse, persistent=False)
+        self.width = transformer.width
+
+    def activate(self, raw: torch.Tensor, tau: float) -> torch.Tensor:
+        """tanh on alpha columns, Gumbel-softmax(tau) on every one-hot span."""
+        parts = [torch.tanh(raw[:, self.tanh_idx])]
+        if self.soft_cols.numel():
+            logits = raw[:, self.soft_idx]  # (B, S, Wmax)
+            gumbel = -torch.empty_like(logits).exponential_().log()
+            y = ((logits + gumbel) / tau).masked_fill(~self.soft_valid, float("-inf"))
+            parts.append(torch.softmax(y, dim=-1)[:, self.soft_valid])
+        return torch.cat(parts, 1)[:, self.inverse]
+
+    def sample(self, raw: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """An encoded matrix whose argmax per span is a draw from softmax(logits)."""
+        out = raw.clone()
+        out[:, self.tanh_idx] = torch.tanh(raw[:, self.tanh_idx])
+        if self.soft_cols.numel():
+            u = torch.rand(raw.shape[0], len(self.soft_cols), generator=gen).clamp_min(1e-20)
+            out[:, self.soft_cols] += -torch.log(-torch.log(u)).to(raw.device)
+        return out
+
+
+# ---------------------------------------------------------------------- conditions
+class CondSampler:
+    """The conditional vector over the discrete columns, and rows that match a condition."""
+
+    def __init__(self, transformer: Any, x: torch.Tensor | None, log_frequency: bool) -> None:
+        spans = transformer.discrete_spans
+        self.n_cols = len(spans)
+        self.width = sum(s.width for s in spans)
+        self.ncat = torch.tensor([s.width for s in spans], dtype=torch.long)
+        self.cond_start = torch.cumsum(torch.tensor([0] + [s.width for s in spans]), 0)[:-1]
+        self.data_start = torch.tensor([s.start for s in spans], dtype=torch.long)
+        wmax = int(self.ncat.max()) if self.n_cols else 1
+        freq = torch.zeros(self.n_cols, wmax, dtype=torch.float64)
+        for d, s in enumerate(spans):
+            counts = transformer.columns[s.column].counts
+            freq[d, :s.width] = torch.tensor(counts, dtype=torch.float64)
+        self.cum_log = self._cum(torch.log1p(freq) if log_frequency else freq)
+        self.cum_emp = self._cum(freq)
+        self.device = torch.device("cpu")
+        if x is not None and self.n_cols:
+            self.device = x.device
+            n = x.shape[0]
+            cats = torch.stack([x[:, a:a + int(w)].argmax(1).cpu() for a, w in
+                                zip(self.data_start.tolist(), self.ncat.tolist(), strict=True)], 1)
+            gid = (cats + self.cond_start).reshape(-1)
+            rows = torch.arange(n).repeat_interleave(self.n_cols)
+            order = torch.argsort(gid, stable=True)
+            self.rows = rows[order].to(self.device)
+            counts = torch.bincount(gid, minlength=self.width)
+            self.counts = counts.to(self.device)
+            self.offsets = (torch.cumsum(counts, 0) - counts).to(self.device)
+            self.x = x
+        for name in ("ncat", "cond_start", "cum_log", "cum_emp"):
+            setattr(self, name, getattr(self, name).to(self.device))
+
+    @staticmethod
+    def _cum(p: torch.Tensor) -> torch.Tensor:
+        p = p / p.sum(1, keepdim=True).clamp_min(1e-12)
+        return torch.cumsum(p, 1).float()
+
+    def draw(self, n: int, log: bool, gen: torch.Generator | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(discrete column, global category id) per row: column uniform, category by freq."""
+        cum = self.cum_log if log else self.cum_emp
+        col = torch.randint(self.n_cols, (n,), generator=gen).to(self.device)
+        u = torch.rand(n, 1, generator=gen).to(self.device)
+        cat = (cum[col] < u).sum(1).clamp(max=self.ncat[col] - 1)
+        return col, self.cond_start[col] + cat
+
+    def one_hot(self, gid: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(gid, self.width).float()
+
+    def real_rows(self, gid: torch.Tensor) -> torch.Tensor:
+        """One uniformly drawn training row that has category ``gid``, per entry."""
+        pick = (torch.rand(gid.shape[0], device=self.device) * self.counts[gid]).long()
+        return self.x.index_select(0, self.rows[self.offsets[gid] + pick])
+
+    def cond_loss(self, raw: torch.Tensor, col: torch.Tensor, gid: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the generator's logits on the asked column against the category."""
+        wmax = int(self.ncat.max())
+        ar = torch.arange(wmax, device=raw.device)
+        start = self.data_start.to(raw.device)[col]
+        idx = (start[:, None] + ar).clamp(max=raw.shape[1] - 1)
+        logits = raw.gather(1, idx).masked_fill(ar >= self.ncat[col][:, None], float("-inf"))
+        return F.cross_entropy(logits, gid - self.cond_start[col])
+
+
+# --------------------------------------------------------------------------- networks
+class TableGenerator(nn.Module):
+    """Spec body + dense head to the encoded width (raw logits; activations by the task)."""
+
+    def __init__(self, body: nn.Module, hidden: int, width: int) -> None:
+        super().__init__()
+        self.body = body
+        self.head = nn.Linear(hidden, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+class PackedCritic(nn.Module):
+    """Reshapes (B, F) to (B / pac, pac * F) and applies the spec network."""
+
+    def __init__(self, body: nn.Module, pac: int) -> None:
+        super().__init__()
+        self.body = body
+        self.pac = pac
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x.reshape(x.shape[0] // self.pac, -1))
+
+
+def make_networks(cfg: Any, transformer: Any) -> tuple[TableGenerator, PackedCritic]:
+    """G and D for this table; spec errors name the spec path."""
+    from ganforge.errors import SpecError
+
+    tc = cfg.tabular
+    if len(cfg.latent.full_shape) != 1:
+        raise ConfigError("the ctgan task needs a vector latent: set latent.dim, not latent.shape.")
+    cond_w = CondSampler(transformer, None, True).width if tc.conditional else 0
+    z_dim = cfg.latent.full_shape[0]
+    body = build_network(cfg.generator.model_dump(), (z_dim + cond_w,), "generator")
+    if len(body.out_shape) != 1:
+        raise SpecError(f"generator: the body must end in a vector, got {body.out_shape}; the "
+                        f"ctgan task appends the dense layer to the encoded width itself.")
+    G = TableGenerator(body, body.out_shape[0], transformer.width)
+    d_in = tc.pac * (transformer.width + cond_w)
+    d_body = build_network(cfg.discriminator.model_dump(), (d_in,), "discriminator")
+    if d_body.out_shape != (1,):
+        raise SpecError(f"discriminator: output {d_body.out_shape}, but it must output one "
+                        f"value per pack (end it with dense {{units: 1}}).")
+    return G, PackedCritic(d_body, tc.pac)
+
+
+def _check(cfg: Any, data: Any) -> Any:
+    if data.kind != "table" or "transformer" not in data.info:
+        raise ConfigError(f"task '{cfg.task}' trains on tables; data.source '{cfg.data.source}' "
+                          f"is not one. Use sklearn:NAME, csv:PATH or frame:NAME.")
+    if cfg.train.batch_size % cfg.tabular.pac:
+        raise ConfigError(f"train.batch_size ({cfg.train.batch_size}) must be a multiple of "
+                          f"tabular.pac ({cfg.tabular.pac}).")
+    return data.info["transformer"]
+
+
+def build_networks(trainer: Any) -> tuple[nn.Module, nn.Module]:
+    transformer = _check(trainer.cfg, trainer.data)
+    G, D = make_networks(trainer.cfg, transformer)
+    trainer.run_dir.mkdir(parents=True, exist_ok=True)
+    transformer.save(trainer.run_dir / TRANSFORMER_FILE)
+    return G, D
+
+
+# ------------------------------------------------------------------------------ task
+class CTGANTask:
+    name = "ctgan"
+
+    def __init__(self, trainer: Any) -> None:
+        cfg = trainer.cfg
+        self.cfg = cfg.tabular
+        self.G, self.D = trainer.G, trainer.D
+        self.opt_g, self.opt_d = trainer.opt_g, trainer.opt_d
+        self.latent = trainer.latent
+        self.d_steps = cfg.train.d_steps
+        self.batch = cfg.train.batch_size
+        self.transformer = _check(cfg, trainer.data)
+        self.layout = SpanLayout(self.transformer).to(trainer.device)
+        self.sampler = CondSampler(self.transformer, trainer.data.x, self.cfg.log_frequency)
+        self.conditional = self.cfg.conditional and self.sampler.n_cols > 0
+        self.fresh_g_batch = bool(getattr(self.cfg, "fresh_g_batch", False))
+        self.grid_size = cfg.monitor.grid_size
+        self.seed = cfg.seed
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"generator": self.G, "discriminator": self.D}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"generator": self.opt_g, "discriminator": self.opt_d}
+
+    def _penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        b, pac = real.shape[0], self.cfg.pac
+        alpha = torch.rand(b // pac, 1, 1, device=real.device).expand(b // pac, pac, 1)
+        mix = (alpha.reshape(b, 1) * real + (1 - alpha.reshape(b, 1)) * fake).requires_grad_(True)
+        grad, = torch.autograd.grad(self.D(mix).sum(), mix, create_graph=True)
+        return ((grad.reshape(b // pac, -1).norm(dim=1) - 1) ** 2).mean()
+
+    def train_step(self, next_batch: Any) -> dict[str, Any]:
+        b = self.batch
+        set_requires_grad(self.D, True)
+        for i in range(self.d_steps):
+            real, _ = next_batch()  # also keeps the trainer's epoch count
+            z = self.latent(b)
+            if self.conditional:
+                col, gid = self.sampler.draw(b, self.cfg.log_frequency)
+                cond = self.sampler.one_hot(gid)
+                perm = torch.randperm(b, device=gid.device)
+                real = self.sampler.real_rows(gid[perm])
+                real_in = torch.cat([real, cond[perm]], 1)
+                z = torch.cat([z, cond], 1)
+            else:
+                cond = real.new_zeros(b, 0)
+                real_in = real
+            with torch.set_grad_enabled(i == self.d_steps - 1 and not self.fresh_g_batch):
+                raw = self.G(z)
+                fake = self.layout.activate(raw, self.cfg.gumbel_tau)
+            fake_in = torch.cat([fake, cond], 1)
+            logits = self.D(torch.cat([real_in, fake_in.detach()]))
+            y_real, y_fake = logits.chunk(2)
+            if self.cfg.loss == "wgan_gp":
+                gp = self._penalty(real_in, fake_in.detach())
+                d_loss = y_fake.mean() - y_real.mean() + self.cfg.gp_weight * gp
+            else:
+                gp = torch.zeros((), device=real.device)
+                d_loss = (F.binary_cross_entropy_with_logits(y_real, torch.ones_like(y_real)) +
+                          F.binary_cross_entropy_with_logits(y_fake, torch.zeros_like(y_fake)))
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
+
+        set_requires_grad(self.D, False)
+        if self.fresh_g_batch:  # the reference algorithm: new z and conditions for G's update
+            z = self.latent(b)
+            if self.conditional:
+                col, gid = self.sampler.draw(b, self.cfg.log_frequency)
+                cond = self.sampler.one_hot(gid)
+                z = torch.cat([z, cond], 1)
+            raw = self.G(z)
+            fake_in = torch.cat([self.layout.activate(raw, self.cfg.gumbel_tau), cond], 1)
+        y_g = self.D(fake_in)
+        if self.cfg.loss == "wgan_gp":
+            adv = -y_g.mean()
+        else:
+            adv = F.binary_cross_entropy_with_logits(y_g, torch.ones_like(y_g))
+        cond_loss = (self.sampler.cond_loss(raw, col, gid) if self.conditional
+                     else torch.zeros((), device=raw.device))
+        g_loss = adv + cond_loss
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        set_requires_grad(self.D, True)
+        to_p = torch.sigmoid if self.cfg.loss != "wgan_gp" else (lambda t: t)
+        return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
+                "d_real": to_p(y_real.detach()).mean(), "d_fake": to_p(y_fake.detach()).mean(),
+                "gp": gp.detach(), "cond_loss": cond_loss.detach(), "images": b * self.d_steps}
+
+    def save_samples(self, trainer: Any) -> Path:
+        """The trainer's periodic samples: ``grid_size`` rows as a CSV (fixed seed)."""
+        df = generate_table(self.G, self.transformer, trainer.cfg, self.grid_size,
+                            seed=self.seed + 3)
+        path = trainer.run_dir / "samples" / f"step_{trainer.step:08d}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(path, index=False)
+        return path
+
+
+# --------------------------------------------------------------------------- sampling
+def parse_where(where: str | None) -> tuple[str, str] | None:
+    if where is None:
+        return None
+    col, sep, val = where.partition("=")
+    if not sep or not col.strip():
+        raise GanforgeError(f"--where '{where}' must look like COLUMN=VALUE, e.g. "
+                            f"--where \"target=malignant\".")
+    return col.strip(), val.strip()
+
+
+@torch.no_grad()
+def generate_table(G: nn.Module, transformer: Any, cfg: Any, n: int, seed: int = 0,
+                   where: str | None = None, batch_size: int = 4096, max_rounds: int = 50) -> Any:
+    """``n`` synthetic rows as a DataFrame; ``where="col=value"`` keeps rows having that value
+    (the condition vector asks for it; rows that miss it are drawn again)."""
+    import pandas as pd
+
+    if n < 1:
+        raise GanforgeError(f"the number of rows must be >= 1, got {n}.")
+    was = G.training
+    G.eval()
+    device = next(G.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    layout = SpanLayout(transformer).to(device)
+    sampler = CondSampler(transformer, None, cfg.tabular.log_frequency)
+    conditional = cfg.tabular.conditional and sampler.n_cols > 0
+    target = parse_where(where)
+    want = None
+    if target is not None:
+        d, j = transformer.category_index(*target)
+        want = (d, int(sampler.cond_start[d]) + j)
+    z_dim = cfg.latent.full_shape[0]
+    chunks, have = [], 0
+    try:
+        for _ in range(max_rounds if want is not None else 1 << 30):
+            m = min(batch_size, max(n - have, 1) * (2 if want is not None else 1))
+            z = torch.randn(m, z_dim, generator=gen)
+            if conditional:
+                if want is not None:
+                    gid = torch.full((m,), want[1], dtype=torch.long)
+                else:
+                    _, gid = sampler.draw(m, log=False, gen=gen)
+                z = torch.cat([z, sampler.one_hot(gid)], 1)
+            enc = layout.sample(G(z.to(device)), gen).cpu()
+            if want is not None:
+                s = transformer.discrete_spans[want[0]]
+                asked = want[1] - int(sampler.cond_start[want[0]])
+                hit = enc[:, s.start:s.start + s.width].argmax(1) == asked
+                enc = enc[hit]
+            chunks.append(enc)
+            have += enc.shape[0]
+            if have >= n:
+                break
+    finally:
+        G.train(was)
+    if have < n:
+        raise GanforgeError(f"the model produced only {have} of {n} rows with {where} in "
+                            f"{max_rounds} rounds; that value is rare in its output. Train "
+                            f"longer or ask for fewer rows.")
+    df = transformer.inverse_transform(torch.cat(chunks)[:n])
+    return df.reset_index(drop=True) if isinstance(df, pd.DataFrame) else df
+
+
+def _run_class() -> type:
+    from ganforge.api import Run
+
+    class TableRun(Run):
+        """A trained table model: ``sample`` returns a DataFrame, ``save_samples`` a CSV."""
+
+        def __init__(self, *args: Any, transformer: Any, **kw: Any) -> None:
+            super().__init__(*args, **kw)
+            self.transformer = transformer
+
+        def sample(self, n: int, seed: int = 0, where: str | None = None) -> Any:
+            return generate_table(self.generator, self.transformer, self.config, n, seed, where)
+
+        def save_samples(self, samples: Any, out: str | Path) -> Path:
+            out = Path(out)
+            if out.suffix.lower() != ".csv":
+                raise GanforgeError(f"cannot write '{out}': table samples are written as .csv.")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_name(out.name + ".tmp")
+            samples.to_csv(tmp, index=False)
+            tmp.replace(out)
+            return out
+
+    return TableRun
+
+
+def load_run(run_dir: str | Path, cfg: Any, device: str = "cpu",
+             checkpoint: str | Path | None = None) -> Any:
+    from ganforge.data.tabular import TableTransformer
+    from ganforge.training import checkpoint as ckpt
+    from ganforge.training.seeding import resolve_device
+
+    path_t = Path(run_dir) / TRANSFORMER_FILE
+    if not path_t.is_file():
+        raise CheckpointError(f"'{run_dir}' has no {TRANSFORMER_FILE} (the table's encoding); "
+                              f"it was not trained with the ctgan task, or is incomplete.")
+    try:
+        transformer = TableTransformer.load(path_t)
+    except DataError as exc:
+        raise CheckpointError(str(exc)) from None
+    G, D = make_networks(cfg, transformer)
+    dev = resolve_device(device)
+    G, D = G.to(dev), D.to(dev)
+    path = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(Path(run_dir))
+    step, weights, _ = ckpt.load_checkpoint(path)
+    ckpt.load_module_weights(G, weights, "generator", path)
+    ckpt.load_module_weights(D, weights, "discriminator", path)
+    G.eval()
+    D.eval()
+    return _run_class()(run_dir, cfg, G, D, step, (transformer.width,), "table",
+                        transformer=transformer)
+
+
+@register_task("ctgan")
+def _ctgan(trainer: Any) -> CTGANTask:
+    return CTGANTask(trainer)
+
+
+_ctgan.build_networks = build_networks  # type: ignore[attr-defined]
+_ctgan.load_run = load_run  # type: ignore[attr-defined]
+
+__all__ = ["CTGANTask", "CondSampler", "SpanLayout", "generate_table", "load_run",
+           "make_networks"]
