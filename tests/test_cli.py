@@ -12,7 +12,7 @@ from ganforge.cli import main
 
 def run_cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "ganforge", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+                          text=True, cwd=cwd, timeout=300, check=False)
 
 
 def test_presets_and_preset_roundtrip(tmp_path, capsys):

@@ -73,7 +73,7 @@ def test_batcher_indexes_a_permutation_per_epoch():
     seen = torch.cat([b.next()[1] for _ in range(b.batches_per_epoch)])
     # One epoch = a permutation of (the first batches_per_epoch*100 of) the data, no repeats.
     assert b.epoch == 0 and len(seen) == b.batches_per_epoch * 100
-    x, y = b.next()
+    x, _ = b.next()
     assert b.epoch == 1 and x.shape == (100, 1, 8, 8)
 
 

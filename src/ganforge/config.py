@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ganforge.errors import ConfigError, GanforgeError, did_you_mean
+from ganforge.errors import ConfigError, did_you_mean
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -309,8 +309,4 @@ def known_data_shape(cfg: RunConfig) -> tuple[int, ...] | None:
 
 def load_config(source: str | Path | dict[str, Any], overrides: list[str] | None = None
                 ) -> RunConfig:
-    try:
-        raw = apply_overrides(raw_config(source), overrides)
-    except GanforgeError:
-        raise
-    return validate_config(raw)
+    return validate_config(apply_overrides(raw_config(source), overrides))

@@ -2,8 +2,14 @@
 
 Knows nothing of training."""
 
-from ganforge.architecture.builder import (SpecNet, build_network, count_params, plan_network,
-                                           summary, validate_gan)
+from ganforge.architecture.builder import (
+                                           SpecNet,
+                                           build_network,
+                                           count_params,
+                                           plan_network,
+                                           summary,
+                                           validate_gan,
+)
 from ganforge.architecture.layers import LAYERS, register_layer
 
 __all__ = ["LAYERS", "SpecNet", "build_network", "count_params", "plan_network",

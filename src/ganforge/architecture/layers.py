@@ -7,6 +7,7 @@ tests check every rule against a real forward pass.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -138,7 +139,7 @@ def _conv2d_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
     kh, kw = _pair(a["kernel"])
     sh, sw = _pair(a["stride"])
     pad = a["padding"]
-    conv_kw = dict(kernel_size=(kh, kw), stride=(sh, sw), bias=bool(a["bias"]))
+    conv_kw = {"kernel_size": (kh, kw), "stride": (sh, sw), "bias": bool(a["bias"])}
     if pad == "same":
         top, bottom = _same_pads(shape[1], kh, sh)
         left, right = _same_pads(shape[2], kw, sw)
@@ -327,9 +328,16 @@ def _same(shape: Shape, a: dict[str, Any]) -> Shape:
     return shape
 
 
+def _plain(module_cls: type[nn.Module]) -> Callable[[Shape, dict[str, Any]], nn.Module]:
+    def build(shape: Shape, a: dict[str, Any]) -> nn.Module:
+        return module_cls()
+
+    return build
+
+
 for _name, _mod in (("relu", nn.ReLU), ("tanh", nn.Tanh), ("sigmoid", nn.Sigmoid)):
     register_layer(_name, {}, doc=f"{_name} activation")(_same)
-    LAYERS[_name].build = (lambda m: (lambda shape, a: m()))(_mod)
+    LAYERS[_name].build = _plain(_mod)
 
 register_layer("leaky_relu", {"slope": 0.2}, doc="leaky ReLU with negative slope")(_same)
 LAYERS["leaky_relu"].build = lambda shape, a: nn.LeakyReLU(float(a["slope"]))
@@ -365,4 +373,5 @@ def _rnn(shape: Shape, a: dict[str, Any]) -> Shape:
 for _cell in ("lstm", "gru"):
     register_layer(_cell, _RNN_DEFAULTS, required=("units",),
                    doc=f"{_cell.upper()} over (T, F); stacked with layers, bidirectional for D")(_rnn)
-    LAYERS[_cell].build = (lambda c: (lambda shape, a: Recurrent(c, shape[-1], a)))(_cell)
+    LAYERS[_cell].build = functools.partial(
+        lambda cell, shape, a: Recurrent(cell, shape[-1], a), _cell)
