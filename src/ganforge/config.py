@@ -78,6 +78,8 @@ class ObjectiveConfig(Section):
     ema_start: int = Field(0, ge=0, description="steps of plain copying before averaging")
     diffaugment: list[Literal["translation", "cutout", "color"]] = Field(
         default_factory=list, description="DiffAugment policies on D's inputs (images)")
+    d_norm: Literal["layer_norm", "instance_norm", "none"] | None = Field(
+        None, description="replace every batch_norm of D by this (none: drop them)")
 
     @model_validator(mode="after")
     def _loss_defaults(self) -> ObjectiveConfig:
@@ -149,6 +151,16 @@ class RunConfig(Section):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    @model_validator(mode="after")
+    def _discriminator_norm(self) -> RunConfig:
+        if self.objective.d_norm is not None:
+            from ganforge.objectives.compat import replace_batch_norm
+
+            layers = replace_batch_norm(self.discriminator.layers, self.objective.d_norm)
+            if layers != self.discriminator.layers:
+                self.discriminator.layers = layers
+        return self
 
 
 # ------------------------------------------------------------------------ loading / errors

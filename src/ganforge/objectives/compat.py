@@ -23,6 +23,25 @@ def _d_layers(cfg: Any) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+def replace_batch_norm(layers: list[Any], norm: str) -> list[Any]:
+    """D's layer list with every ``batch_norm`` replaced by ``norm`` (``layer_norm``,
+    ``instance_norm``) or dropped (``none``); its ``eps`` is kept."""
+    from ganforge.architecture.builder import parse_layer
+
+    out: list[Any] = []
+    for i, entry in enumerate(layers):
+        try:
+            name, args = parse_layer(entry, f"discriminator.layers[{i}]")
+        except SpecError:
+            out.append(entry)  # reported with its path when the spec is planned
+            continue
+        if name != "batch_norm":
+            out.append(entry)
+        elif norm != "none":
+            out.append({norm: {"eps": args["eps"]}} if "eps" in args else norm)
+    return out
+
+
 def discriminator_uses_spectral_norm(cfg: Any) -> bool:
     from ganforge.architecture.layers import LAYERS
 
