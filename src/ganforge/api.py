@@ -135,8 +135,8 @@ def train(config: str | Path | dict[str, Any] | RunConfig | None = None, *,
 
     if (loader := task_run_loader(cfg.task)) is not None:  # e.g. tables: a TableRun
         return loader(trainer.run_dir, cfg, str(trainer.device))
-    return Run(trainer.run_dir, cfg, trainer.G, trainer.D, trainer.step, trainer.data.shape,
-               trainer.data.kind)
+    return Run(trainer.run_dir, cfg, trainer.sampling_generator, trainer.D, trainer.step,
+               trainer.data.shape, trainer.data.kind)
 
 
 def resolve_auto_resume(config: Any, run_dir: str | Path | None) -> tuple[Path | None, Any]:
@@ -182,10 +182,15 @@ def load(run_dir: str | Path, device: str = "cpu", checkpoint: str | Path | None
         data_shape, kind = data.shape, data.kind
     dev = resolve_device(device)
     G = build_network(cfg.generator.model_dump(), cfg.latent.full_shape, "generator").to(dev)
-    D = build_network(cfg.discriminator.model_dump(), data_shape, "discriminator").to(dev)
+    from ganforge.config import discriminator_input_shape
+
+    D = build_network(cfg.discriminator.model_dump(), discriminator_input_shape(cfg, data_shape),
+                      "discriminator").to(dev)
     path = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(Path(run_dir))
     step, weights, _ = ckpt.load_checkpoint(path)
-    ckpt.load_module_weights(G, weights, "generator", path)
+    # with EMA on, samples come from the averaged generator
+    g_name = "generator_ema" if cfg.objective.ema is not None else "generator"
+    ckpt.load_module_weights(G, weights, g_name, path)
     ckpt.load_module_weights(D, weights, "discriminator", path)
     G.eval()
     D.eval()

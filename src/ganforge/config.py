@@ -62,7 +62,42 @@ class NetworkConfig(Section):
 
 
 class ObjectiveConfig(Section):
-    loss: Literal["minimax", "non_saturating"] = "non_saturating"
+    """Loss, penalties and tricks (see docs/objectives.md). ``null`` fields take the loss's
+    literature default when the config is validated (e.g. clip 0.01 for wasserstein,
+    gradient_penalty 10 for wgan_gp)."""
+
+    loss: Literal["minimax", "non_saturating", "wasserstein", "wgan_gp", "hinge",
+                  "least_squares"] = "non_saturating"
+    gradient_penalty: float | None = Field(
+        None, ge=0, description="weight of the gradient penalty on interpolates (wgan_gp: 10)")
+    gp_center: float = Field(1.0, ge=0, description="target gradient norm of the penalty")
+    r1: float = Field(0.0, ge=0, description="R1 gamma on real samples (0 = off)")
+    r1_every: int = Field(1, ge=1, description="lazy R1: apply every k D steps, scaled by k")
+    clip: float | None = Field(
+        None, ge=0, description="clip D's weights to [-clip, clip] (wasserstein: 0.01; 0 = off)")
+    label_smoothing: Literal["none", "one_sided", "two_sided"] = "none"
+    smooth_real: float = Field(0.9, ge=0, le=1, description="real target when smoothing")
+    smooth_fake: float = Field(0.1, ge=0, le=1, description="fake target (two_sided)")
+    instance_noise: float = Field(0.0, ge=0, description="std of Gaussian noise on D's inputs")
+    instance_noise_steps: int = Field(
+        0, ge=0, description="anneal the noise std linearly to 0 over this many steps (0 = keep)")
+    feature_matching: Literal["off", "alone", "added"] = "off"
+    feature_matching_weight: float = Field(1.0, ge=0, description="weight when added")
+    packing: int = Field(1, ge=1, description="PacGAN: D sees this many samples concatenated")
+    ema: float | None = Field(None, ge=0, lt=1, description="EMA decay of G's weights (0.999)")
+    ema_start: int = Field(0, ge=0, description="steps of plain copying before averaging")
+    diffaugment: list[Literal["translation", "cutout", "color"]] = Field(
+        default_factory=list, description="DiffAugment policies on D's inputs (images)")
+    d_norm: Literal["layer_norm", "instance_norm", "none"] | None = Field(
+        None, description="replace every batch_norm of D by this (none: drop them)")
+
+    @model_validator(mode="after")
+    def _loss_defaults(self) -> ObjectiveConfig:
+        if self.gradient_penalty is None:
+            self.gradient_penalty = 10.0 if self.loss == "wgan_gp" else 0.0
+        if self.clip is None:
+            self.clip = 0.01 if self.loss == "wasserstein" else 0.0
+        return self
 
 
 class OptimizerConfig(Section):
@@ -174,6 +209,16 @@ class RunConfig(Section):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    @model_validator(mode="after")
+    def _discriminator_norm(self) -> RunConfig:
+        if self.objective.d_norm is not None:
+            from ganforge.objectives.compat import replace_batch_norm
+
+            layers = replace_batch_norm(self.discriminator.layers, self.objective.d_norm)
+            if layers != self.discriminator.layers:
+                self.discriminator.layers = layers
+        return self
 
 
 # ------------------------------------------------------------------------ loading / errors
@@ -288,16 +333,27 @@ def validate_config(raw: dict[str, Any]) -> RunConfig:
 def check_networks(cfg: RunConfig, data_shape: tuple[int, ...] | None = None) -> None:
     """Shape-infer both networks (data shape from image_size or the bundled dataset)."""
     from ganforge.architecture import validate_gan
+    from ganforge.objectives.compat import check_objective
+    from ganforge.objectives.tricks import packed_shape
     from ganforge.tasks import task_networks
 
     if task_networks(cfg.task) is not None:
         return  # the task builds (and checks) its own networks from the loaded data
     if data_shape is None:
         data_shape = known_data_shape(cfg)
+    check_objective(cfg, data_shape)
     if data_shape is None:
         return  # user files: checked once the data is loaded, before training
     validate_gan(cfg.generator.model_dump(), cfg.discriminator.model_dump(),
-                 cfg.latent.full_shape, data_shape)
+                 cfg.latent.full_shape, data_shape,
+                 d_in_shape=packed_shape(data_shape, cfg.objective.packing))
+
+
+def discriminator_input_shape(cfg: RunConfig, data_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """D's input shape: the data shape, or m samples concatenated under packing m."""
+    from ganforge.objectives.tricks import packed_shape
+
+    return packed_shape(data_shape, cfg.objective.packing)
 
 
 def known_data_shape(cfg: RunConfig) -> tuple[int, ...] | None:

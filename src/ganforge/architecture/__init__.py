@@ -14,3 +14,6 @@ from ganforge.architecture.layers import LAYERS, register_layer
 
 __all__ = ["LAYERS", "SpecNet", "build_network", "count_params", "plan_network",
            "register_layer", "summary", "validate_gan"]
+
+# more layer types (minibatch_discrimination, minibatch_stddev, maxout) register on import
+from ganforge.architecture import layers_stats  # noqa: F401

@@ -80,7 +80,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
         shape = load_training_data(cfg).shape
     g = build_network(cfg.generator.model_dump(), cfg.latent.full_shape, "generator")
-    d = build_network(cfg.discriminator.model_dump(), shape, "discriminator")
+    from ganforge.config import discriminator_input_shape
+
+    d = build_network(cfg.discriminator.model_dump(), discriminator_input_shape(cfg, shape),
+                      "discriminator")
     print(f"{cfg.name}: {cfg.description}".rstrip(": "))
     print(f"latent {list(cfg.latent.full_shape)} ({cfg.latent.distribution}) -> data {list(shape)}")
     print()

@@ -31,7 +31,8 @@ def _unconditional(trainer: Any) -> UnconditionalTask:
 
     return UnconditionalTask(trainer.G, trainer.D, trainer.opt_g, trainer.opt_d,
                              get_loss(trainer.cfg.objective.loss), trainer.latent,
-                             trainer.cfg.train.d_steps)
+                             trainer.cfg.train.d_steps, objective=trainer.cfg.objective,
+                             step=lambda: trainer.step)
 
 
 def task_networks(name: str) -> Callable[[Any], tuple[Any, Any]] | None:

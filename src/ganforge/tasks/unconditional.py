@@ -1,8 +1,12 @@
-"""The alternating GAN step: ``d_steps`` discriminator updates, then one generator update.
+"""The alternating GAN step: ``d_steps`` discriminator updates, then one generator update,
+composed from the pure pieces in ``ganforge.objectives`` and switched on by the objective
+config (loss, gradient penalty, R1, clipping, label smoothing, instance noise, DiffAugment,
+packing, feature matching, EMA).
 
 The generator output of the last D step is reused for the G step (the D step sees it detached),
 so each iteration runs G forward once. D's parameters are frozen during the G step so no
-gradient is computed for them.
+gradient is computed for them. What D sees of a batch x is ``d_input(x)``:
+DiffAugment -> instance noise -> packing, the same for real and generated samples.
 """
 
 from __future__ import annotations
@@ -14,6 +18,16 @@ import torch
 from torch import nn
 
 from ganforge.objectives.losses import GanLoss
+from ganforge.objectives.penalties import clip_weights, gradient_penalty, r1_penalty
+from ganforge.objectives.tricks import (
+    EMA,
+    add_instance_noise,
+    diff_augment,
+    feature_matching_loss,
+    instance_noise_std,
+    pack,
+    smoothed_targets,
+)
 
 Batch = tuple[torch.Tensor, torch.Tensor | None]
 
@@ -28,49 +42,130 @@ class UnconditionalTask:
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module,
                  opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, loss: GanLoss,
-                 latent: Callable[[int], torch.Tensor], d_steps: int = 1) -> None:
+                 latent: Callable[[int], torch.Tensor], d_steps: int = 1,
+                 objective: Any = None, step: Callable[[], int] | None = None) -> None:
+        """``objective`` is an ``ObjectiveConfig`` (None: the plain loss); ``step`` returns the
+        number of finished iterations (it drives annealing, lazy R1 and EMA warm-up)."""
         self.G, self.D = generator, discriminator
         self.opt_g, self.opt_d = opt_g, opt_d
         self.loss = loss
         self.latent = latent
         self.d_steps = d_steps
+        self.step = step or (lambda: 0)
+        o = objective
+        self.gp = float(o.gradient_penalty or 0.0) if o is not None else 0.0
+        self.gp_center = float(o.gp_center) if o is not None else 1.0
+        self.r1 = float(o.r1) if o is not None else 0.0
+        self.r1_every = int(o.r1_every) if o is not None else 1
+        self.clip = float(o.clip or 0.0) if o is not None else 0.0
+        smoothing = o.label_smoothing if o is not None and loss.targets else "none"
+        self.real_target, self.fake_target = smoothed_targets(
+            smoothing, *((o.smooth_real, o.smooth_fake) if o is not None else ()))
+        self.noise = float(o.instance_noise) if o is not None else 0.0
+        self.noise_steps = int(o.instance_noise_steps) if o is not None else 0
+        self.fm = o.feature_matching if o is not None else "off"
+        self.fm_weight = float(o.feature_matching_weight) if o is not None else 1.0
+        self.packing = int(o.packing) if o is not None else 1
+        self.augment = list(o.diffaugment) if o is not None else []
+        self.ema = (EMA(self.G, o.ema, o.ema_start) if o is not None and o.ema is not None
+                    else None)
 
     def modules(self) -> dict[str, nn.Module]:
-        return {"generator": self.G, "discriminator": self.D}
+        mods = {"generator": self.G, "discriminator": self.D}
+        if self.ema is not None:
+            mods["generator_ema"] = self.ema.ema
+        return mods
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"generator": self.opt_g, "discriminator": self.opt_d}
 
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The network to draw samples from: the EMA generator when EMA is on."""
+        return self.ema.ema if self.ema is not None else self.G
+
+    # ------------------------------------------------------------------------- pieces
+    def d_input(self, x: torch.Tensor, noise_std: float) -> torch.Tensor:
+        """What D sees of a batch: DiffAugment, then instance noise, then packing."""
+        if self.augment:
+            x = diff_augment(x, self.augment)
+        return pack(add_instance_noise(x, noise_std), self.packing)
+
+    def _real_batch(self, next_batch: Callable[[], Batch]) -> torch.Tensor:
+        if self.packing == 1:
+            return next_batch()[0]
+        return torch.cat([next_batch()[0] for _ in range(self.packing)])
+
+    def _d(self, x: torch.Tensor, features: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if features:
+            return self.D(x, return_features=True)
+        return self.D(x), None
+
+    # --------------------------------------------------------------------------- step
     def train_step(self, next_batch: Callable[[], Batch]) -> dict[str, Any]:
         """One iteration; returns detached tensors (no host sync)."""
+        step = self.step()
+        std = instance_noise_std(step, self.noise, self.noise_steps)
+        want_features = self.fm != "off"
         set_requires_grad(self.D, True)
-        fake = real_logits = fake_logits = d_loss = None
+        fake = real = real_logits = fake_logits = d_loss = real_feats = None
+        penalty = None
         for i in range(self.d_steps):
-            real, _ = next_batch()
+            real = self._real_batch(next_batch)
             z = self.latent(real.shape[0])
             last = i == self.d_steps - 1
             with torch.set_grad_enabled(last):
                 fake = self.G(z)
-            real_logits = self.D(real)
-            fake_logits = self.D(fake.detach())
-            d_loss = self.loss.d_loss(real_logits, fake_logits)
+            real_in = self.d_input(real, std)
+            fake_in = self.d_input(fake.detach(), std)
+            real_logits, real_feats = self._d(real_in, want_features and last)
+            fake_logits = self.D(fake_in)
+            d_loss = self.loss.d_loss(real_logits, fake_logits, self.real_target,
+                                      self.fake_target)
+            total, penalty = d_loss, None
+            if self.gp:
+                penalty = gradient_penalty(self.D, real_in, fake_in, self.gp, self.gp_center)
+            d_index = step * self.d_steps + i
+            if self.r1 and d_index % self.r1_every == 0:
+                r1 = self.r1_every * r1_penalty(self.D, real_in, self.r1)
+                penalty = r1 if penalty is None else penalty + r1
+            if penalty is not None:
+                total = d_loss + penalty
             self.opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
+            total.backward()
             self.opt_d.step()
+            if self.clip:
+                clip_weights(self.D, self.clip)
 
         set_requires_grad(self.D, False)
-        g_logits = self.D(fake)
-        g_loss = self.loss.g_loss(g_logits)
+        g_logits, g_feats = self._d(self.d_input(fake, std), want_features)
+        fm = None
+        if want_features:
+            fm = feature_matching_loss(real_feats, g_feats)
+        if self.fm == "alone":
+            g_loss = fm
+        else:
+            g_loss = self.loss.g_loss(g_logits)
+            if fm is not None:
+                g_loss = g_loss + self.fm_weight * fm
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
         set_requires_grad(self.D, True)
+        if self.ema is not None:
+            self.ema.update(step + 1)
 
         to_p = torch.sigmoid if self.loss.probabilities else (lambda t: t)
-        return {
+        stats: dict[str, Any] = {
             "d_loss": d_loss.detach(),
             "g_loss": g_loss.detach(),
             "d_real": to_p(real_logits.detach()).mean(),
             "d_fake": to_p(fake_logits.detach()).mean(),
             "images": real.shape[0] * self.d_steps,
         }
+        if self.gp or self.r1:
+            stats["d_penalty"] = (penalty.detach() if penalty is not None
+                                  else torch.zeros((), device=d_loss.device))
+        if fm is not None:
+            stats["feature_matching"] = fm.detach()
+        return stats

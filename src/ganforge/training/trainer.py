@@ -13,7 +13,7 @@ import yaml
 from torch import nn
 
 from ganforge.architecture import build_network
-from ganforge.config import RunConfig, check_networks
+from ganforge.config import RunConfig, check_networks, discriminator_input_shape
 from ganforge.data import IndexBatcher, TensorData, load_dataset
 from ganforge.errors import ConfigError
 from ganforge.monitor.images import save_samples_picture
@@ -101,7 +101,8 @@ class Trainer:
         else:
             self.G = build_network(cfg.generator.model_dump(), latent_shape,
                                    "generator").to(self.device)
-            self.D = build_network(cfg.discriminator.model_dump(), self.data.shape,
+            self.D = build_network(cfg.discriminator.model_dump(),
+                                   discriminator_input_shape(cfg, self.data.shape),
                                    "discriminator").to(self.device)
             dry_run(self.G, self.D, latent_shape, self.device)
         self._apply_speed_switches()
@@ -112,7 +113,9 @@ class Trainer:
         self.fixed_z = sample_latent(cfg.monitor.grid_size, latent_shape, cfg.latent.distribution,
                                      torch.Generator().manual_seed(cfg.seed + 3), self.device)
         self.task = build_task(cfg.task, self)
-        self.total_steps = cfg.train.total_steps(self.batcher.batches_per_epoch)
+        # under packing m, one D step draws m batches
+        self.total_steps = cfg.train.total_steps(
+            max(1, self.batcher.batches_per_epoch // cfg.objective.packing))
         if cfg.monitor.eval_every:
             from ganforge.metrics.during_training import EvalCallback
 
@@ -189,12 +192,18 @@ class Trainer:
         self.step = step
         self.log.truncate_after(step)
 
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """G, or its EMA copy when the objective keeps one."""
+        return getattr(self.task, "sampling_generator", self.G)
+
     @torch.no_grad()
     def sample_fixed(self) -> torch.Tensor:
-        was = self.G.training
-        self.G.eval()
-        out = self.G(self.fixed_z)
-        self.G.train(was)
+        G = self.sampling_generator
+        was = G.training
+        G.eval()
+        out = G(self.fixed_z)
+        G.train(was)
         return out
 
     def save_grid(self) -> Path:

@@ -1,0 +1,104 @@
+"""Checks that a config's loss, penalties, tricks and discriminator spec fit together.
+
+Called from ``config.check_networks`` (so both ``load_config`` and the Trainer run it); every
+rejection says what clashes and how to fix it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ganforge.errors import ConfigError, SpecError
+
+
+def _d_layers(cfg: Any) -> list[tuple[str, dict[str, Any]]]:
+    from ganforge.architecture.builder import parse_layer
+
+    out = []
+    for i, entry in enumerate(cfg.discriminator.layers):
+        try:
+            out.append(parse_layer(entry, f"discriminator.layers[{i}]"))
+        except SpecError:  # the builder reports malformed layers with their spec path
+            return out
+    return out
+
+
+def replace_batch_norm(layers: list[Any], norm: str) -> list[Any]:
+    """D's layer list with every ``batch_norm`` replaced by ``norm`` (``layer_norm``,
+    ``instance_norm``) or dropped (``none``); its ``eps`` is kept."""
+    from ganforge.architecture.builder import parse_layer
+
+    out: list[Any] = []
+    for i, entry in enumerate(layers):
+        try:
+            name, args = parse_layer(entry, f"discriminator.layers[{i}]")
+        except SpecError:
+            out.append(entry)  # reported with its path when the spec is planned
+            continue
+        if name != "batch_norm":
+            out.append(entry)
+        elif norm != "none":
+            out.append({norm: {"eps": args["eps"]}} if "eps" in args else norm)
+    return out
+
+
+def discriminator_uses_spectral_norm(cfg: Any) -> bool:
+    from ganforge.architecture.layers import LAYERS
+
+    layers = _d_layers(cfg)
+    if cfg.discriminator.spectral_norm:
+        return any(LAYERS[t].weighted and args.get("spectral_norm", True) for t, args in layers)
+    return any(bool(args.get("spectral_norm", False)) for _, args in layers)
+
+
+def check_objective(cfg: Any, data_shape: tuple[int, ...] | None = None) -> None:
+    """Raise ConfigError when objective pieces clash with each other or with D's spec."""
+    o = cfg.objective
+    layers = _d_layers(cfg)
+    types = [t for t, _ in layers]
+    sn = discriminator_uses_spectral_norm(cfg)
+    if o.clip and sn:
+        raise ConfigError(
+            f"objective.clip={o.clip} (weight clipping) and spectral norm on the discriminator "
+            f"both constrain D's Lipschitz constant and fight each other. Use one: set "
+            f"objective.clip=0, or remove spectral_norm from the discriminator.")
+    if o.clip and o.gradient_penalty:
+        raise ConfigError(
+            f"objective.clip={o.clip} and objective.gradient_penalty={o.gradient_penalty}: "
+            f"the gradient penalty replaces weight clipping (WGAN-GP). Set objective.clip=0 or "
+            f"objective.gradient_penalty=0.")
+    if types and types[-1] == "sigmoid":
+        kind = ("a critic must output unbounded scores"
+                if o.loss in ("wasserstein", "wgan_gp", "hinge") else
+                f"the '{o.loss}' loss applies its own sigmoid to D's logits")
+        raise ConfigError(
+            f"discriminator.layers[{len(types) - 1}] is a sigmoid, but {kind}. Remove the final "
+            f"sigmoid so D ends with dense {{units: 1}}.")
+    if o.label_smoothing != "none" and o.loss in ("wasserstein", "wgan_gp", "hinge"):
+        raise ConfigError(
+            f"objective.label_smoothing={o.label_smoothing} needs a loss with real/fake targets "
+            f"(minimax, non_saturating, least_squares); '{o.loss}' has none. Set "
+            f"objective.label_smoothing=none.")
+    if o.label_smoothing != "none" and o.smooth_real <= o.smooth_fake:
+        raise ConfigError(
+            f"objective.smooth_real ({o.smooth_real}) must be above objective.smooth_fake "
+            f"({o.smooth_fake}).")
+    if (o.gradient_penalty or o.r1) and "batch_norm" in types:
+        raise ConfigError(
+            "a gradient penalty (gradient_penalty or r1) is taken per sample, but batch_norm in "
+            "the discriminator mixes the samples of a batch (Gulrajani et al. use none). Replace "
+            "the discriminator's batch_norm layers with layer_norm (or instance_norm for images).")
+    if o.loss == "wasserstein" and not (o.clip or o.gradient_penalty or sn):
+        raise ConfigError(
+            "loss 'wasserstein' needs a Lipschitz constraint on the critic: set objective.clip "
+            "(0.01 in the paper), use loss wgan_gp, or put spectral_norm on the discriminator.")
+    if o.feature_matching == "off" and o.feature_matching_weight != 1.0:
+        raise ConfigError("objective.feature_matching_weight is set but feature_matching is "
+                          "off; set objective.feature_matching=added (or alone).")
+    if data_shape is not None:
+        if o.diffaugment and len(data_shape) != 3:
+            raise ConfigError(
+                f"objective.diffaugment works on images (C, H, W); this data has shape "
+                f"{list(data_shape)}. Set objective.diffaugment=[] or use image data.")
+        if o.packing > 1 and len(data_shape) not in (1, 2, 3):
+            raise ConfigError(f"objective.packing cannot pack data of shape {list(data_shape)}.")
