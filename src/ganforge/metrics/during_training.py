@@ -108,7 +108,7 @@ class EvalCallback:
     # ------------------------------------------------------------------------- hooks
     @torch.no_grad()
     def generate(self, trainer: Any) -> torch.Tensor:
-        G = trainer.G
+        G = trainer.sampling_generator  # the EMA generator when EMA is on
         was = G.training
         G.eval()
         try:
