@@ -4,8 +4,8 @@
 Every dataset returns a :class:`~ganforge.data.base.TensorData`.
 """
 
+from ganforge.data import sequences as _sequences  # noqa: F401  (registers sines, ...)
 from ganforge.data.base import IndexBatcher, TensorData
 from ganforge.data.registry import DATASETS, load_dataset, register_dataset
-from ganforge.data import sequences as _sequences  # noqa: F401,E402  (registers sines, ...)
 
 __all__ = ["DATASETS", "IndexBatcher", "TensorData", "load_dataset", "register_dataset"]

@@ -53,7 +53,7 @@ def _split_rows(x: np.ndarray, split: str, test_fraction: float) -> np.ndarray:
     _check_split(split)
     if split == "all" or test_fraction <= 0:
         return x
-    cut = int(round(len(x) * (1.0 - test_fraction)))
+    cut = round(len(x) * (1.0 - test_fraction))
     return x[:cut] if split == "train" else x[cut:]
 
 
@@ -125,11 +125,13 @@ def series_dataset(name: str, frame: Any, split: str, seq_len: int, seed: int,
 
 # ----------------------------------------------------------- statsmodels real series
 def _statsmodels_frame(name: str) -> Any:
-    try:
-        import statsmodels.api as sm
+    import importlib
+
+    try:  # the dataset module alone: importing statsmodels.api takes seconds
+        module = importlib.import_module(f"statsmodels.datasets.{name}")
     except ImportError:  # pragma: no cover - declared dependency
         raise DataError("the real series need statsmodels: pip install statsmodels.") from None
-    frame = getattr(sm.datasets, name).load_pandas().data
+    frame = module.load_pandas().data
     if name == "co2":  # weekly, 59 missing weeks: interpolate in time, as is usual for this set
         frame = frame.interpolate(limit_direction="both")
     if name == "sunspots":

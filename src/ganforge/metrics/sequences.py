@@ -173,7 +173,7 @@ def repeated_score(name: str, real: torch.Tensor | np.ndarray, fake: torch.Tenso
     std = float(np.std(vals)) if len(vals) > 1 else 0.0
     protocol = {"name": f"timegan-{name}", "iterations": its, "batch_size": batch_size,
                 "repeats": repeats, "hidden": "floor(dim/2)", "seed": seed,
-                "n_real": int(len(real)), "n_synthetic": int(len(fake))}
+                "n_real": len(real), "n_synthetic": len(fake)}
     if name == "discriminative":
         protocol["train_rate"] = TRAIN_RATE
     return RepeatedScore(name, float(np.mean(vals)), std, [float(v) for v in vals], protocol)

@@ -24,6 +24,10 @@ Training follows the reference code (jsyoon0823/TimeGAN), each phase a number of
    + gamma BCE(D(G(Z)), 1) + 100 sqrt(supervised loss) + 100 (moment loss), with the moment
    loss |std(X_hat) - std(X)| + |mean(X_hat) - mean(X)| over the batch, averaged.
 
+Like the reference, the task min-max scales the data once more (per feature, over the whole
+set) before training and maps samples back (see :class:`TimeGANSampler`); ``recon_mse`` and
+``sup_mse`` in the metric log are in that scaled space.
+
 Each of the five losses has its own Adam (as the reference has five solvers). Samples are
 X_hat = R(S(G(Z))): the run's ``generator`` in checkpoints and in ``ganforge sample`` is that
 composite, so every sampling path works unchanged.
@@ -41,6 +45,7 @@ from torch import nn
 from ganforge.architecture import build_network
 from ganforge.architecture.builder import plan_network
 from ganforge.architecture.layers import _fmt
+from ganforge.data.sequences import SCALE_EPS
 from ganforge.errors import ConfigError, SpecError
 
 Shape = tuple[int, ...]
@@ -54,7 +59,7 @@ class TimeGANOptions(BaseModel):
     gamma: float = Field(1.0, ge=0, description="weight of the E_hat adversarial terms")
     d_threshold: float = Field(0.15, ge=0, description="skip the D update below this D loss")
     cell: Literal["gru", "lstm"] = "gru"
-    layers: int = Field(3, ge=2, description="recurrent layers of the default networks")
+    layers: int = Field(3, ge=1, description="recurrent layers of the default networks")
     embedder: dict[str, Any] | None = None
     recovery: dict[str, Any] | None = None
     supervisor: dict[str, Any] | None = None
@@ -99,8 +104,8 @@ def network_specs(cfg: Any, data_shape: Shape) -> dict[str, tuple[dict[str, Any]
         "generator": (g_spec, latent, (t, h)),
         "embedder": (opts.embedder or _default_spec(opts, h, opts.layers, h), (t, f), (t, h)),
         "recovery": (opts.recovery or _default_spec(opts, h, opts.layers, f), (t, h), (t, f)),
-        "supervisor": (opts.supervisor or _default_spec(opts, h, opts.layers - 1, h), (t, h),
-                       (t, h)),
+        "supervisor": (opts.supervisor or _default_spec(opts, h, max(1, opts.layers - 1), h),
+                       (t, h), (t, h)),
         "discriminator": (cfg.discriminator.model_dump(), (t, h), (t, 1)),
     }
     for name, (spec, in_shape, want) in specs.items():
@@ -126,16 +131,34 @@ def check_timegan(cfg: Any, data_shape: Shape) -> None:
 
 
 class TimeGANSampler(nn.Module):
-    """X_hat = recovery(supervisor(generator(z))): the run's generator for sampling."""
+    """X_hat = recovery(supervisor(generator(z))) in data units: the run's generator.
 
-    def __init__(self, generator: nn.Module, supervisor: nn.Module, recovery: nn.Module) -> None:
+    Like the reference code, TimeGAN min-max scales its training data once more, per feature
+    over all sequences and steps, and maps samples back; ``lo`` and ``hi`` are kept as buffers
+    so checkpoints carry them.
+    """
+
+    def __init__(self, generator: nn.Module, supervisor: nn.Module, recovery: nn.Module,
+                 features: int) -> None:
         super().__init__()
         self.generator = generator
         self.supervisor = supervisor
         self.recovery = recovery
+        self.register_buffer("lo", torch.zeros(features))
+        self.register_buffer("hi", torch.ones(features))
+
+    def fit_scaling(self, x: torch.Tensor) -> None:
+        self.lo.copy_(x.amin(dim=(0, 1)))
+        self.hi.copy_(x.amax(dim=(0, 1)))
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.lo) / (self.hi - self.lo + SCALE_EPS)
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x * (self.hi - self.lo) + self.lo
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.recovery(self.supervisor(self.generator(z)))
+        return self.denormalize(self.recovery(self.supervisor(self.generator(z))))
 
 
 def build_modules(cfg: Any, data_shape: Shape) -> dict[str, nn.Module]:
@@ -143,7 +166,9 @@ def build_modules(cfg: Any, data_shape: Shape) -> dict[str, nn.Module]:
     specs = network_specs(cfg, data_shape)
     nets = {name: build_network(spec, in_shape, name)
             for name, (spec, in_shape, _) in specs.items()}
-    return {"generator": TimeGANSampler(nets["generator"], nets["supervisor"], nets["recovery"]),
+    sampler = TimeGANSampler(nets["generator"], nets["supervisor"], nets["recovery"],
+                             int(data_shape[-1]))
+    return {"generator": sampler,
             "discriminator": nets["discriminator"], "embedder": nets["embedder"]}
 
 
@@ -172,6 +197,7 @@ class TimeGANTask:
         self.D = mods["discriminator"].to(dev)
         self.E = mods["embedder"].to(dev)
         self.G, self.S, self.R = self.sampler.generator, self.sampler.supervisor, self.sampler.recovery
+        self.sampler.fit_scaling(trainer.data.x)
         # The trainer built spec networks from the config; TimeGAN's replace them so sampling,
         # sample pictures and checkpoints see the composite generator and the latent D.
         trainer.G, trainer.D = self.sampler, self.D
@@ -219,7 +245,7 @@ class TimeGANTask:
         zero = torch.zeros((), device=self.trainer.device)
         stats: dict[str, Any] = {"phase": torch.tensor(float(phase)), "d_loss": zero,
                                  "g_loss": zero, "d_real": zero, "d_fake": zero}
-        x, _ = next_batch()
+        x = self.sampler.normalize(next_batch()[0])
         if phase == 1:
             mse = F.mse_loss(self.R(self.E(x)), x)
             self._step("embedder0", 10 * torch.sqrt(mse))
@@ -242,7 +268,7 @@ class TimeGANTask:
         images = 0
         for k in range(2):
             if k > 0:
-                x, _ = next_batch()
+                x = self.sampler.normalize(next_batch()[0])
             images += x.shape[0]
             z = self.latent(x.shape[0])
             # Generator + supervisor (D and E/R are not stepped here).
@@ -268,7 +294,7 @@ class TimeGANTask:
             self._step("embedder", e_loss)
             self.S.requires_grad_(True)
         # Discriminator on a fresh batch, only while it is not already winning.
-        x, _ = next_batch()
+        x = self.sampler.normalize(next_batch()[0])
         images += x.shape[0]
         z = self.latent(x.shape[0])
         with torch.no_grad():
