@@ -81,6 +81,10 @@ class Run:
 
             return save_samples_picture(samples, out, self.data_kind)
         arr = samples.numpy()
+        if suffix == ".csv" and arr.ndim == 3:  # sequences: long format, original units
+            from ganforge.data.sequences import write_sequence_csv
+
+            return write_sequence_csv(arr, out, self.run_dir)
         if suffix == ".npy":
             np.save(out, arr)
         else:
@@ -172,6 +176,11 @@ def load(run_dir: str | Path, device: str = "cpu", checkpoint: str | Path | None
 
     data_shape = known_data_shape(cfg)
     kind = "image" if data_shape is not None and len(data_shape) == 3 else "vector"
+    from ganforge.data.sequences import load_data_info
+
+    stored = load_data_info(run_dir)
+    if data_shape is None and stored is not None:  # sequences: shape kept with the run
+        data_shape, kind = tuple(stored["shape"]), str(stored["kind"])
     if data_shape is None:
         from ganforge.training.trainer import load_training_data
 
@@ -181,11 +190,16 @@ def load(run_dir: str | Path, device: str = "cpu", checkpoint: str | Path | None
             raise CheckpointError(f"cannot infer the data shape of '{run_dir}': {exc}") from None
         data_shape, kind = data.shape, data.kind
     dev = resolve_device(device)
-    G = build_network(cfg.generator.model_dump(), cfg.latent.full_shape, "generator").to(dev)
     from ganforge.config import discriminator_input_shape
+    from ganforge.tasks import TASK_MODULES
 
-    D = build_network(cfg.discriminator.model_dump(), discriminator_input_shape(cfg, data_shape),
-                      "discriminator").to(dev)
+    if cfg.task in TASK_MODULES:  # tasks with their own networks (timegan)
+        mods = TASK_MODULES[cfg.task](cfg, tuple(data_shape))
+        G, D = mods["generator"].to(dev), mods["discriminator"].to(dev)
+    else:
+        G = build_network(cfg.generator.model_dump(), cfg.latent.full_shape, "generator").to(dev)
+        D = build_network(cfg.discriminator.model_dump(),
+                          discriminator_input_shape(cfg, data_shape), "discriminator").to(dev)
     path = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(Path(run_dir))
     step, weights, _ = ckpt.load_checkpoint(path)
     # with EMA on, samples come from the averaged generator

@@ -195,6 +195,8 @@ class RunConfig(Section):
     name: str = "run"
     description: str = ""
     task: str = Field("unconditional", description="training step family (ganforge.tasks)")
+    task_options: dict[str, Any] = Field(default_factory=dict,
+                                         description="options of the task (e.g. timegan's phases)")
     data: DataConfig = Field(default_factory=DataConfig)
     latent: LatentConfig = Field(default_factory=LatentConfig)
     generator: NetworkConfig
@@ -330,6 +332,16 @@ def validate_config(raw: dict[str, Any]) -> RunConfig:
     return cfg
 
 
+def _check_timegan(cfg: RunConfig, data_shape: tuple[int, ...]) -> None:
+    from ganforge.tasks.timegan import check_timegan
+
+    check_timegan(cfg, data_shape)
+
+
+# task name -> shape check of its networks, used instead of the generator/discriminator check.
+NETWORK_CHECKS: dict[str, Any] = {"timegan": _check_timegan}
+
+
 def check_networks(cfg: RunConfig, data_shape: tuple[int, ...] | None = None) -> None:
     """Shape-infer both networks (data shape from image_size or the bundled dataset)."""
     from ganforge.architecture import validate_gan
@@ -344,6 +356,9 @@ def check_networks(cfg: RunConfig, data_shape: tuple[int, ...] | None = None) ->
     check_objective(cfg, data_shape)
     if data_shape is None:
         return  # user files: checked once the data is loaded, before training
+    if cfg.task in NETWORK_CHECKS:  # tasks with their own networks (timegan) check them
+        NETWORK_CHECKS[cfg.task](cfg, tuple(data_shape))
+        return
     validate_gan(cfg.generator.model_dump(), cfg.discriminator.model_dump(),
                  cfg.latent.full_shape, data_shape,
                  d_in_shape=packed_shape(data_shape, cfg.objective.packing))

@@ -357,7 +357,12 @@ class Recurrent(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(x)
-        return out if self.return_sequences else out[:, -1]
+        if self.return_sequences:
+            return out
+        if self.rnn.bidirectional:  # forward pass ends at the last step, backward at the first
+            half = self.rnn.hidden_size
+            return torch.cat([out[:, -1, :half], out[:, 0, half:]], dim=1)
+        return out[:, -1]
 
 
 _RNN_DEFAULTS = {"units": None, "layers": 1, "bidirectional": False, "return_sequences": True,

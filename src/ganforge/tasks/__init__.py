@@ -45,6 +45,27 @@ def task_run_loader(name: str) -> Callable[..., Any] | None:
     return getattr(TASKS.get(name), "load_run", None)
 
 
+# Tasks whose networks are not the spec-built G and D: ``fn(cfg, data_shape)`` returns the
+# checkpointed modules by name ("generator" must map the latent to data, for sampling).
+TASK_MODULES: dict[str, Callable[[Any, tuple[int, ...]], dict[str, Any]]] = {}
+
+
+@register_task("timegan")
+def _timegan(trainer: Any) -> Any:
+    from ganforge.tasks.timegan import TimeGANTask
+
+    return TimeGANTask(trainer)
+
+
+def _timegan_modules(cfg: Any, data_shape: tuple[int, ...]) -> dict[str, Any]:
+    from ganforge.tasks.timegan import build_modules
+
+    return build_modules(cfg, data_shape)
+
+
+TASK_MODULES["timegan"] = _timegan_modules
+
+
 def build_task(name: str, trainer: Any) -> Any:
     from ganforge.errors import ConfigError, did_you_mean
 
@@ -56,5 +77,5 @@ def build_task(name: str, trainer: Any) -> Any:
 
 from ganforge.tasks import ctgan as _ctgan  # noqa: F401  (registers the ctgan task)
 
-__all__ = ["TASKS", "UnconditionalTask", "build_task", "register_task", "task_networks",
-           "task_run_loader"]
+__all__ = ["TASKS", "TASK_MODULES", "UnconditionalTask", "build_task", "register_task",
+           "task_networks", "task_run_loader"]

@@ -15,6 +15,7 @@ from torch import nn
 from ganforge.architecture import build_network
 from ganforge.config import RunConfig, check_networks, discriminator_input_shape
 from ganforge.data import IndexBatcher, TensorData, load_dataset
+from ganforge.data.sequences import save_data_info
 from ganforge.errors import ConfigError
 from ganforge.monitor.images import save_samples_picture
 from ganforge.monitor.log import MetricLog
@@ -128,6 +129,7 @@ class Trainer:
         self.log = MetricLog(self.run_dir / "metrics.jsonl")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        save_data_info(self.run_dir, self.data)  # sequences: shape, columns, min-max scaling
         if resume:
             ckpt.clean_stale_temporaries(self.run_dir)
             self.restore(ckpt.latest_checkpoint(self.run_dir))

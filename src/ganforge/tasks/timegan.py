@@ -1,0 +1,312 @@
+"""TimeGAN (Yoon, Jarrett and van der Schaar, NeurIPS 2019) as a task.
+
+Five networks, each a spec (so ``ganforge inspect`` prints them and a user can edit them):
+
+- ``generator`` (config section): latent Z (T, Z) -> latent codes E_hat (T, H);
+- ``discriminator`` (config section): latent codes (T, H) -> one logit per step (T, 1)
+  (or one per sequence, (1,));
+- ``task_options.embedder``: data X (T, F) -> codes H (T, H);
+- ``task_options.recovery``: codes (T, H) -> data (T, F);
+- ``task_options.supervisor``: codes (T, H) -> next-step codes (T, H).
+
+Left out of the task options, embedder/recovery/supervisor default to TimeGAN's: ``cell``
+(GRU) with ``layers`` (3) layers of H units (the supervisor has ``layers - 1``), a per-step
+dense layer and a sigmoid, with H the width of the generator's output.
+
+Training follows the reference code (jsyoon0823/TimeGAN), each phase a number of trainer steps:
+
+1. ``autoencoder_steps``: embedder + recovery minimise 10 sqrt(MSE(X, R(E(X))));
+2. ``supervised_steps``: generator + supervisor minimise MSE(H[1:], S(H)[:-1]) (only the
+   supervisor gets a gradient from this loss, as in the reference);
+3. the remaining steps, jointly: twice (generator + supervisor on G_loss, then embedder +
+   recovery on 10 sqrt(MSE) + 0.1 supervised loss), then one discriminator update, skipped
+   when D's loss is already below ``d_threshold`` (0.15). G_loss = BCE(D(S(G(Z))), 1)
+   + gamma BCE(D(G(Z)), 1) + 100 sqrt(supervised loss) + 100 (moment loss), with the moment
+   loss |std(X_hat) - std(X)| + |mean(X_hat) - mean(X)| over the batch, averaged.
+
+Like the reference, the task min-max scales the data once more (per feature, over the whole
+set) before training and maps samples back (see :class:`TimeGANSampler`); ``recon_mse`` and
+``sup_mse`` in the metric log are in that scaled space.
+
+Each of the five losses has its own Adam (as the reference has five solvers). Samples are
+X_hat = R(S(G(Z))): the run's ``generator`` in checkpoints and in ``ganforge sample`` is that
+composite, so every sampling path works unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from torch import nn
+
+from ganforge.architecture import build_network
+from ganforge.architecture.builder import plan_network
+from ganforge.architecture.layers import _fmt
+from ganforge.data.sequences import SCALE_EPS
+from ganforge.errors import ConfigError, SpecError
+
+Shape = tuple[int, ...]
+
+
+class TimeGANOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    autoencoder_steps: int = Field(..., ge=0, description="trainer steps of phase 1")
+    supervised_steps: int = Field(..., ge=0, description="trainer steps of phase 2")
+    gamma: float = Field(1.0, ge=0, description="weight of the E_hat adversarial terms")
+    d_threshold: float = Field(0.15, ge=0, description="skip the D update below this D loss")
+    cell: Literal["gru", "lstm"] = "gru"
+    layers: int = Field(3, ge=1, description="recurrent layers of the default networks")
+    embedder: dict[str, Any] | None = None
+    recovery: dict[str, Any] | None = None
+    supervisor: dict[str, Any] | None = None
+
+
+def parse_options(cfg: Any) -> TimeGANOptions:
+    raw = dict(getattr(cfg, "task_options", None) or {})
+    try:
+        return TimeGANOptions.model_validate(raw)
+    except ValidationError as exc:
+        from ganforge.config import format_validation_error
+
+        text = format_validation_error(exc, TimeGANOptions).replace("\n  ", "\n  task_options.")
+        raise ConfigError(text + "\n(see `ganforge preset timegan-sines` for a full example)"
+                          ) from None
+
+
+def _default_spec(opts: TimeGANOptions, units: int, layers: int, out: int) -> dict[str, Any]:
+    return {"layers": [{opts.cell: {"units": units, "layers": layers}},
+                       {"dense": {"units": out}}, "sigmoid"]}
+
+
+def network_specs(cfg: Any, data_shape: Shape) -> dict[str, tuple[dict[str, Any], Shape, Shape]]:
+    """name -> (spec, input shape, required output shape), checked without building anything."""
+    opts = parse_options(cfg)
+    if len(data_shape) != 2:
+        raise ConfigError(f"task timegan models sequences (T, F); the data has shape "
+                          f"{_fmt(tuple(data_shape))}. Use a sequence dataset (sines, "
+                          f"csv-sequence:PATH, ...).")
+    t, f = (int(v) for v in data_shape)
+    latent = tuple(int(v) for v in cfg.latent.full_shape)
+    if len(latent) != 2 or latent[0] != t:
+        raise ConfigError(f"task timegan draws one latent vector per time step: set "
+                          f"latent.shape: [{t}, Z] (data is {t} steps), got {list(latent)}.")
+    g_spec = cfg.generator.model_dump()
+    g_out = plan_network(g_spec, latent, "generator")[-1].out_shape
+    if len(g_out) != 2 or g_out[0] != t:
+        raise SpecError(f"generator: output {_fmt(g_out)}; TimeGAN's generator maps the latent "
+                        f"to codes of shape ({t}, H). End it with a per-step dense layer.")
+    h = g_out[1]
+    specs = {
+        "generator": (g_spec, latent, (t, h)),
+        "embedder": (opts.embedder or _default_spec(opts, h, opts.layers, h), (t, f), (t, h)),
+        "recovery": (opts.recovery or _default_spec(opts, h, opts.layers, f), (t, h), (t, f)),
+        "supervisor": (opts.supervisor or _default_spec(opts, h, max(1, opts.layers - 1), h),
+                       (t, h), (t, h)),
+        "discriminator": (cfg.discriminator.model_dump(), (t, h), (t, 1)),
+    }
+    for name, (spec, in_shape, want) in specs.items():
+        prefix = name if name in ("generator", "discriminator") else f"task_options.{name}"
+        out = plan_network(spec, in_shape, prefix)[-1].out_shape
+        ok = out == want or (name == "discriminator" and out == (1,))
+        if not ok:
+            extra = " or 1" if name == "discriminator" else ""
+            raise SpecError(f"{prefix}: output {_fmt(out)} from input {_fmt(in_shape)}; TimeGAN "
+                            f"needs {_fmt(want)}{extra} (H = {h}, the generator's width).")
+    return specs
+
+
+def check_timegan(cfg: Any, data_shape: Shape) -> None:
+    """Config-time check: phase budget and the shapes of all five networks."""
+    opts = parse_options(cfg)
+    steps = cfg.train.steps
+    if steps is not None and opts.autoencoder_steps + opts.supervised_steps > steps:
+        raise ConfigError(f"task_options.autoencoder_steps + supervised_steps "
+                          f"({opts.autoencoder_steps} + {opts.supervised_steps}) exceed "
+                          f"train.steps ({steps}); raise train.steps or lower them.")
+    network_specs(cfg, data_shape)
+
+
+class TimeGANSampler(nn.Module):
+    """X_hat = recovery(supervisor(generator(z))) in data units: the run's generator.
+
+    Like the reference code, TimeGAN min-max scales its training data once more, per feature
+    over all sequences and steps, and maps samples back; ``lo`` and ``hi`` are kept as buffers
+    so checkpoints carry them.
+    """
+
+    def __init__(self, generator: nn.Module, supervisor: nn.Module, recovery: nn.Module,
+                 features: int) -> None:
+        super().__init__()
+        self.generator = generator
+        self.supervisor = supervisor
+        self.recovery = recovery
+        self.register_buffer("lo", torch.zeros(features))
+        self.register_buffer("hi", torch.ones(features))
+
+    def fit_scaling(self, x: torch.Tensor) -> None:
+        self.lo.copy_(x.amin(dim=(0, 1)))
+        self.hi.copy_(x.amax(dim=(0, 1)))
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.lo) / (self.hi - self.lo + SCALE_EPS)
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x * (self.hi - self.lo) + self.lo
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.denormalize(self.recovery(self.supervisor(self.generator(z))))
+
+
+def build_modules(cfg: Any, data_shape: Shape) -> dict[str, nn.Module]:
+    """The checkpointed modules: ``generator`` (sampler), ``discriminator``, ``embedder``."""
+    specs = network_specs(cfg, data_shape)
+    nets = {name: build_network(spec, in_shape, name)
+            for name, (spec, in_shape, _) in specs.items()}
+    sampler = TimeGANSampler(nets["generator"], nets["supervisor"], nets["recovery"],
+                             int(data_shape[-1]))
+    return {"generator": sampler,
+            "discriminator": nets["discriminator"], "embedder": nets["embedder"]}
+
+
+def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+def moment_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """TimeGAN's G_loss_V: |std - std| + |mean - mean| over the batch, averaged over (T, F)."""
+    var_h, mean_h = torch.var_mean(x_hat, dim=0, unbiased=False)
+    var_x, mean_x = torch.var_mean(x, dim=0, unbiased=False)
+    v1 = (torch.sqrt(var_h + 1e-6) - torch.sqrt(var_x + 1e-6)).abs().mean()
+    return v1 + (mean_h - mean_x).abs().mean()
+
+
+class TimeGANTask:
+    name = "timegan"
+
+    def __init__(self, trainer: Any) -> None:
+        cfg = trainer.cfg
+        self.trainer = trainer
+        self.opts = parse_options(cfg)
+        mods = build_modules(cfg, trainer.data.shape)
+        dev = trainer.device
+        self.sampler = mods["generator"].to(dev)
+        self.D = mods["discriminator"].to(dev)
+        self.E = mods["embedder"].to(dev)
+        self.G, self.S, self.R = self.sampler.generator, self.sampler.supervisor, self.sampler.recovery
+        self.sampler.fit_scaling(trainer.data.x)
+        # The trainer built spec networks from the config; TimeGAN's replace them so sampling,
+        # sample pictures and checkpoints see the composite generator and the latent D.
+        trainer.G, trainer.D = self.sampler, self.D
+        from ganforge.training.trainer import build_optimizer
+
+        er = list(self.E.parameters()) + list(self.R.parameters())
+        gs = list(self.G.parameters()) + list(self.S.parameters())
+        self.opts_by_name = {
+            "embedder0": build_optimizer(er, cfg.optim.g),
+            "embedder": build_optimizer(er, cfg.optim.g),
+            "supervised": build_optimizer(gs, cfg.optim.g),
+            "generator": build_optimizer(gs, cfg.optim.g),
+            "discriminator": build_optimizer(self.D.parameters(), cfg.optim.d),
+        }
+        trainer.opt_g, trainer.opt_d = self.opts_by_name["generator"], self.opts_by_name[
+            "discriminator"]
+        self.latent = trainer.latent
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"generator": self.sampler, "discriminator": self.D, "embedder": self.E}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return self.opts_by_name
+
+    def phase(self, step: int) -> int:
+        """1 autoencoder, 2 supervised, 3 joint, for the 0-based step index."""
+        if step < self.opts.autoencoder_steps:
+            return 1
+        if step < self.opts.autoencoder_steps + self.opts.supervised_steps:
+            return 2
+        return 3
+
+    # ----------------------------------------------------------------------- pieces
+    def supervised_loss(self, h: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(self.S(h)[:, :-1], h[:, 1:])
+
+    def _step(self, name: str, loss: torch.Tensor) -> None:
+        opt = self.opts_by_name[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def train_step(self, next_batch: Any) -> dict[str, Any]:
+        phase = self.phase(int(self.trainer.step))
+        zero = torch.zeros((), device=self.trainer.device)
+        stats: dict[str, Any] = {"phase": torch.tensor(float(phase)), "d_loss": zero,
+                                 "g_loss": zero, "d_real": zero, "d_fake": zero}
+        x = self.sampler.normalize(next_batch()[0])
+        if phase == 1:
+            mse = F.mse_loss(self.R(self.E(x)), x)
+            self._step("embedder0", 10 * torch.sqrt(mse))
+            stats.update(recon_mse=mse.detach(), sup_mse=zero, images=x.shape[0])
+            return stats
+        if phase == 2:
+            with torch.no_grad():
+                h = self.E(x)
+            sup = self.supervised_loss(h)
+            self._step("supervised", sup)
+            with torch.no_grad():
+                mse = F.mse_loss(self.R(h), x)
+            stats.update(recon_mse=mse, sup_mse=sup.detach(), images=x.shape[0])
+            return stats
+        return self._joint_step(x, next_batch, stats)
+
+    def _joint_step(self, x: torch.Tensor, next_batch: Any, stats: dict[str, Any]
+                    ) -> dict[str, Any]:
+        gamma = self.opts.gamma
+        images = 0
+        for k in range(2):
+            if k > 0:
+                x = self.sampler.normalize(next_batch()[0])
+            images += x.shape[0]
+            z = self.latent(x.shape[0])
+            # Generator + supervisor (D and E/R are not stepped here).
+            for p in self.D.parameters():
+                p.requires_grad_(False)
+            h = self.E(x).detach()
+            e_hat = self.G(z)
+            h_hat = self.S(e_hat)
+            x_hat = self.R(h_hat)
+            g_u = _bce(self.D(h_hat), 1.0)
+            g_ue = _bce(self.D(e_hat), 1.0)
+            g_s = self.supervised_loss(h)
+            g_v = moment_loss(x_hat, x)
+            g_loss = g_u + gamma * g_ue + 100 * torch.sqrt(g_s) + 100 * g_v
+            self._step("generator", g_loss)
+            for p in self.D.parameters():
+                p.requires_grad_(True)
+            # Embedder + recovery: reconstruction plus 0.1 x supervised loss through E.
+            h = self.E(x)
+            mse = F.mse_loss(self.R(h), x)
+            e_loss = 10 * torch.sqrt(mse) + 0.1 * self.supervised_loss(h)
+            self.S.requires_grad_(False)
+            self._step("embedder", e_loss)
+            self.S.requires_grad_(True)
+        # Discriminator on a fresh batch, only while it is not already winning.
+        x = self.sampler.normalize(next_batch()[0])
+        images += x.shape[0]
+        z = self.latent(x.shape[0])
+        with torch.no_grad():
+            h = self.E(x)
+            e_hat = self.G(z)
+            h_hat = self.S(e_hat)
+        y_real, y_fake, y_fake_e = self.D(h), self.D(h_hat), self.D(e_hat)
+        d_loss = _bce(y_real, 1.0) + _bce(y_fake, 0.0) + gamma * _bce(y_fake_e, 0.0)
+        if float(d_loss.detach()) > self.opts.d_threshold:
+            self._step("discriminator", d_loss)
+        stats.update(d_loss=d_loss.detach(), g_loss=g_loss.detach(),
+                     d_real=torch.sigmoid(y_real.detach()).mean(),
+                     d_fake=torch.sigmoid(y_fake.detach()).mean(),
+                     recon_mse=mse.detach(), sup_mse=g_s.detach(), images=images)
+        return stats

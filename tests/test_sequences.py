@@ -1,0 +1,349 @@
+"""Sequences: datasets, recurrent specs, TimeGAN task and scores, CSV samples in original units."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import ganforge
+from ganforge.architecture import build_network
+from ganforge.architecture.builder import plan_network
+from ganforge.cli import main as cli_main
+from ganforge.config import load_config
+from ganforge.data import load_dataset
+from ganforge.data.sequences import (
+    minmax_apply,
+    minmax_fit,
+    minmax_invert,
+    sine_arrays,
+    sliding_windows,
+)
+from ganforge.errors import ConfigError, DataError, SpecError
+from ganforge.metrics.sequences import (
+    discriminative_score,
+    embedding_picture,
+    predictive_score,
+    repeated_score,
+)
+from ganforge.tasks.timegan import build_modules
+from ganforge.training.checkpoint import latest_checkpoint, load_checkpoint, load_module_weights
+from ganforge.training.trainer import Trainer
+
+torch.set_num_threads(1)
+SRC = str(Path(ganforge.__file__).resolve().parents[1])
+
+
+# ------------------------------------------------------------------------------ data
+def _reference_sines(n: int, seq_len: int, dim: int, seed: int) -> np.ndarray:
+    """TimeGAN's generator written as its loops, drawing from np.random's global state."""
+    np.random.seed(seed)
+    out = []
+    for _ in range(n):
+        feats = []
+        for _ in range(dim):
+            f = np.random.uniform(0, 0.1)
+            p = np.random.uniform(0, 0.1)
+            feats.append([np.sin(f * j + p) for j in range(seq_len)])
+        out.append((np.asarray(feats).T + 1) * 0.5)
+    return np.asarray(out)
+
+
+def test_sines_match_timegan_loops_and_shape() -> None:
+    np.testing.assert_array_equal(sine_arrays(40, 24, 5, seed=3), _reference_sines(40, 24, 5, 3))
+    d = load_dataset("sines")
+    assert d.x.shape == (10_000, 24, 5) and d.kind == "sequence"
+    # f t + phi lies in [0, 2.4], so (sin + 1) / 2 lies in [0.5, 1].
+    assert 0.5 <= float(d.x.min()) and float(d.x.max()) <= 1.0
+
+
+def test_statsmodels_windows_are_scaled_slices_of_the_series() -> None:
+    from statsmodels.datasets import macrodata
+
+    raw = macrodata.load_pandas().data.drop(columns=["year", "quarter"]).to_numpy()
+    d = load_dataset("macrodata", seq_len=24, seed=5)
+    assert d.x.shape == (len(raw) - 24, 24, 12)  # TimeGAN's range(len - seq_len)
+    assert float(d.x.min()) == pytest.approx(0.0, abs=1e-6)
+    assert float(d.x.max()) == pytest.approx(1.0, abs=1e-6)
+    perm = np.random.RandomState(5).permutation(len(raw) - 24)
+    back = minmax_invert(d.x.double().numpy(), d.info["scaling"])
+    for row in (0, 7, len(perm) - 1):
+        start = perm[row]
+        np.testing.assert_allclose(back[row], raw[start:start + 24], rtol=1e-5)
+    for name, steps in (("sunspots", 309), ("co2", 2284), ("elnino", 732)):
+        assert len(load_dataset(name, seq_len=24)) == steps - 24
+
+
+def test_minmax_round_trip_and_windows() -> None:
+    x = np.random.default_rng(0).normal(100, 30, size=(50, 3))
+    sc = minmax_fit(x)
+    np.testing.assert_allclose(minmax_invert(minmax_apply(x, sc), sc), x, rtol=1e-12)
+    w = sliding_windows(np.arange(10.0)[:, None], 4, seed=0)
+    assert w.shape == (6, 4, 1)
+    assert sorted(int(v) for v in w[:, 0, 0]) == list(range(6))
+    np.testing.assert_array_equal(np.diff(w[..., 0], axis=1), 1.0)
+    with pytest.raises(DataError, match="seq_len"):
+        sliding_windows(np.zeros((5, 1)), 5, seed=0)
+
+
+# ------------------------------------------------------------------ recurrent specs
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_recurrent_shapes_match_forward(cell: str, bidirectional: bool,
+                                        return_sequences: bool) -> None:
+    spec = {"layers": [{cell: {"units": 6, "layers": 2, "bidirectional": bidirectional,
+                               "return_sequences": return_sequences}},
+                       {"dense": {"units": 3}}]}
+    plans = plan_network(spec, (9, 4), "net")
+    net = build_network(spec, (9, 4), "net")
+    x = torch.randn(5, 9, 4)
+    width = 12 if bidirectional else 6
+    assert plans[0].out_shape == ((9, width) if return_sequences else (width,))
+    assert tuple(net(x).shape[1:]) == plans[-1].out_shape
+    rnn = net.layers[0].rnn
+    _, state = rnn(x)
+    h_n = state[0] if cell == "lstm" else state
+    last = net.layers[0](x)
+    if not return_sequences:
+        # The summary of a sequence is each direction's final state (backward ends at step 0).
+        final = torch.cat([h_n[-2], h_n[-1]], 1) if bidirectional else h_n[-1]
+        torch.testing.assert_close(last, final)
+
+
+def test_dense_acts_per_time_step_and_bad_recurrent_input() -> None:
+    net = build_network({"layers": [{"dense": {"units": 2}}]}, (7, 3), "g")
+    x = torch.randn(4, 7, 3)
+    torch.testing.assert_close(net(x)[:, 5], net.layers[0](x[:, 5]))
+    with pytest.raises(SpecError, match=r"generator.layers\[0\] \(gru\): needs a sequence"):
+        plan_network({"layers": [{"gru": {"units": 4}}]}, (1, 8, 8), "generator")
+
+
+def test_rgan_preset_validates_and_builds() -> None:
+    cfg = load_config("rgan-sines")
+    g = build_network(cfg.generator.model_dump(), cfg.latent.full_shape, "generator")
+    d = build_network(cfg.discriminator.model_dump(), (24, 5), "discriminator")
+    z = torch.randn(3, 24, 5)
+    with torch.no_grad():
+        assert g(z).shape == (3, 24, 5) and d(g(z)).shape == (3, 1)
+        assert float(g(z).min()) >= 0 and float(g(z).max()) <= 1  # sigmoid, data in [0, 1]
+
+
+# --------------------------------------------------------------------------- scores
+def test_discriminative_score_real_vs_real_and_vs_noise() -> None:
+    # Reduced from TimeGAN's 2,000 iterations; measured at 400: real vs real 0.010-0.016,
+    # real vs U(0, 1) noise 0.48-0.50 (3 seeds).
+    a = sine_arrays(1000, seed=0)
+    b = sine_arrays(1000, seed=1)
+    noise = np.random.RandomState(7).uniform(0.0, 1.0, size=a.shape)
+    same = discriminative_score(a, b, iterations=200, seed=0)
+    far = discriminative_score(a, noise, iterations=400, seed=0)
+    assert same < 0.05
+    assert far > 0.4
+
+
+def test_predictive_score_prefers_real_dynamics() -> None:
+    real = sine_arrays(1000, seed=0)
+    shuffled = real.copy()
+    rs = np.random.RandomState(0)
+    for row in shuffled:  # same values, time order destroyed
+        rs.shuffle(row)
+    good = predictive_score(real, sine_arrays(1000, seed=2), iterations=300, seed=0)
+    bad = predictive_score(real, shuffled, iterations=300, seed=0)
+    assert good < bad
+    s = repeated_score("discriminative", real, real[::-1], repeats=2, iterations=5)
+    assert len(s.values) == 2 and s.mean == pytest.approx(np.mean(s.values))
+    assert s.std == pytest.approx(np.std(s.values))
+
+
+def test_embedding_picture(tmp_path: Path) -> None:
+    from PIL import Image
+
+    a, b = sine_arrays(120, seed=0), sine_arrays(120, seed=1)
+    path = embedding_picture(a, b, tmp_path / "emb.png", n=100)
+    img = Image.open(path)
+    assert img.size == (720, 378)
+    arr = np.asarray(img.convert("RGB")).astype(int)
+    red = ((arr[..., 0] > 180) & (arr[..., 2] < 100)).sum()
+    blue = ((arr[..., 2] > 180) & (arr[..., 0] < 100)).sum()
+    assert red > 100 and blue > 100
+
+
+# --------------------------------------------------------------------------- TimeGAN
+def _net(out: int, layers: int = 1) -> dict:
+    return {"layers": [{"gru": {"units": 24, "layers": layers}}, {"dense": {"units": out}},
+                       "sigmoid"]}
+
+
+def _timegan_cfg(ae: int, sup: int, steps: int, n: int = 2000, batch: int = 32) -> dict:
+    return {"name": "tg", "task": "timegan",
+            "task_options": {"autoencoder_steps": ae, "supervised_steps": sup, "layers": 1},
+            "data": {"source": "sines", "options": {"n": n}},
+            "latent": {"shape": [24, 5], "distribution": "uniform"},
+            "generator": _net(24),
+            "discriminator": {"layers": [{"gru": {"units": 24}}, {"dense": {"units": 1}}]},
+            "optim": {"g": {"lr": 0.01, "betas": [0.9, 0.999]},
+                      "d": {"lr": 0.01, "betas": [0.9, 0.999]}},
+            "train": {"steps": steps, "batch_size": batch, "checkpoint_every": 10_000},
+            "monitor": {"progress": False, "log_every": 50, "sample_every": 10_000,
+                        "grid_size": 4},
+            "seed": 0, "device": "cpu"}
+
+
+def _load_all(run_dir: Path, cfg) -> dict:
+    mods = build_modules(cfg, (24, 5))
+    _, w, _ = load_checkpoint(latest_checkpoint(run_dir))
+    for k, m in mods.items():
+        load_module_weights(m, w, k, run_dir)
+    return mods
+
+
+def test_timegan_autoencoder_phase_reconstructs_sines(tmp_path: Path) -> None:
+    # Measured (3 seeds, 250 steps, batch 32, lr 0.01, 1 GRU layer of 24): held-out MSE
+    # 0.0005 / 0.0022 / 0.0008 in data units; the data variance is 0.026 and predicting the
+    # mean sequence gives 0.0136.
+    run = ganforge.train(_timegan_cfg(250, 0, 250), run_dir=tmp_path / "ae")
+    mods = _load_all(run.run_dir, run.config)
+    s, e = mods["generator"], mods["embedder"]
+    test = load_dataset("sines", n=1000, seed=123).x
+    with torch.no_grad():
+        mse = F.mse_loss(s.denormalize(s.recovery(e(s.normalize(test)))), test).item()
+    baseline = F.mse_loss(test.mean(0, keepdim=True).expand_as(test), test).item()
+    assert mse < 0.005
+    assert mse < baseline / 3
+    log = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert log[-1]["recon_mse"] < log[0]["recon_mse"] / 3
+
+
+def test_timegan_phases_resume_and_sample(tmp_path: Path) -> None:
+    cfg = _timegan_cfg(2, 2, 6, n=200, batch=16)
+    cfg["monitor"]["log_every"] = 1
+    cfg["train"]["checkpoint_every"] = 3
+    full = ganforge.train(cfg, run_dir=tmp_path / "full")
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_3(trainer: Trainer) -> None:
+        if trainer.step == 3:
+            raise Killed
+
+    with pytest.raises(Killed):  # killed right after the step-3 checkpoint (mid phase 2)
+        Trainer(load_config(cfg), tmp_path / "part").fit(on_step=kill_at_3)
+    resumed = ganforge.train(cfg, resume=tmp_path / "part")
+    a = _load_all(full.run_dir, full.config)
+    b = _load_all(resumed.run_dir, resumed.config)
+    for name in a:
+        for (k, v), (_, w) in zip(a[name].state_dict().items(), b[name].state_dict().items(),
+                                  strict=True):
+            torch.testing.assert_close(v, w, msg=f"{name}.{k}")
+    log_a = [json.loads(r) for r in (full.run_dir / "metrics.jsonl").read_text().splitlines()]
+    log_b = [json.loads(r) for r in (resumed.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["phase"] for r in log_a] == [1, 1, 2, 2, 3, 3]
+    assert [r["recon_mse"] for r in log_a] == pytest.approx([r["recon_mse"] for r in log_b])
+    rec = json.loads((full.run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert rec["d_loss"] > 0 and rec["g_loss"] > 0  # joint phase reached
+    x = ganforge.load(full.run_dir).sample(7)
+    lo, hi = float(load_dataset("sines", n=200).x.min()), 1.0
+    assert x.shape == (7, 24, 5) and lo - 1e-5 <= float(x.min()) and float(x.max()) <= hi + 1e-5
+
+
+def test_timegan_config_errors() -> None:
+    cfg = _timegan_cfg(10, 10, 15)
+    with pytest.raises(ConfigError, match="exceed train.steps"):
+        from ganforge.tasks.timegan import check_timegan
+
+        check_timegan(load_config(cfg), (24, 5))
+    bad = _timegan_cfg(1, 1, 5)
+    bad["latent"] = {"shape": [10, 5]}
+    with pytest.raises(ConfigError, match=r"latent.shape: \[24, Z\]"):
+        check_timegan(load_config(bad), (24, 5))
+    bad = _timegan_cfg(1, 1, 5)
+    bad["task_options"]["recovery"] = _net(3)
+    with pytest.raises(SpecError, match="task_options.recovery: output 24x3"):
+        check_timegan(load_config(bad), (24, 5))
+    bad = _timegan_cfg(1, 1, 5)
+    bad["task_options"]["gama"] = 1
+    with pytest.raises(ConfigError, match="task_options.gama: unknown key"):
+        check_timegan(load_config(bad), (24, 5))
+    assert load_config("timegan-sines").task_options["autoencoder_steps"] > 0
+
+
+# ----------------------------------------------------------------- CSV, CLI, original units
+def _write_series(path: Path, steps: int = 80) -> np.ndarray:
+    t = np.arange(steps)
+    temp = 1500 + 300 * np.sin(t / 5.0)
+    flow = 0.002 * (1 + np.cos(t / 3.0))
+    path.write_text("day,temperature,flow,label\n" + "".join(
+        f"{i},{a:.6f},{b:.8f},x{i % 3}\n" for i, (a, b) in enumerate(zip(temp, flow, strict=True))))
+    return np.stack([t, temp, flow], 1)
+
+
+def test_cli_sample_writes_csv_in_original_units(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    series = _write_series(tmp_path / "s.csv")
+    cfg = tmp_path / "rgan.yaml"
+    cfg.write_text(f"""
+name: rgan-csv
+data: {{source: "csv-sequence:{tmp_path / 's.csv'}", options: {{seq_len: 12}}}}
+latent: {{shape: [12, 4]}}
+generator: {{layers: [{{gru: {{units: 8}}}}, {{dense: {{units: 3}}}}, sigmoid]}}
+discriminator: {{layers: [{{lstm: {{units: 8, bidirectional: true, return_sequences: false}}}},
+                          {{dense: {{units: 1}}}}]}}
+train: {{steps: 3, batch_size: 16}}
+monitor: {{progress: false, log_every: 1}}
+device: cpu
+""")
+    run_dir = tmp_path / "run"
+    assert cli_main(["train", str(cfg), "--run-dir", str(run_dir)]) == 0
+    out = tmp_path / "samples.csv"
+    assert cli_main(["sample", str(run_dir), "-n", "5", "--out", str(out), "--seed", "3"]) == 0
+    header = out.read_text().splitlines()[0]
+    assert header == "sample,step,day,temperature,flow"  # numeric columns only
+    table = np.loadtxt(out, delimiter=",", skiprows=1)
+    assert table.shape == (5 * 12, 5)
+    np.testing.assert_array_equal(table[:, 0], np.repeat(np.arange(5), 12))
+    np.testing.assert_array_equal(table[:, 1], np.tile(np.arange(12), 5))
+    # Exactly the scaled samples mapped back with the stored min/max.
+    scaled = ganforge.load(run_dir).sample(5, seed=3).double().numpy().reshape(-1, 3)
+    lo, hi = series.min(0), series.max(0)
+    np.testing.assert_allclose(table[:, 2:], scaled * (hi - lo + 1e-7) + lo, rtol=1e-6)
+    assert (table[:, 3] > 1100).all() and (table[:, 3] < 1900).all()  # temperature units
+    assert (table[:, 4] < 0.0041).all()  # flow units
+    (tmp_path / "s.csv").unlink()  # sampling needs only the run directory
+    assert cli_main(["sample", str(run_dir), "-n", "2", "--out", str(tmp_path / "b.csv")]) == 0
+
+
+def test_bad_sequence_inputs_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "text.csv").write_text("a,b\nx,y\n")
+    cases = [
+        (["rgan-sines", "--set", f"data.source=csv-sequence:{tmp_path}/none.csv"],
+         "does not exist"),
+        (["rgan-sines", "--set", "data.source=sunspots"], "data is 24x1"),  # 1 feature, G: 5
+        (["timegan-sines", "--set", "latent.shape=[20,5]"], "latent.shape: [24, Z]"),
+        (["rgan-sines", "--set", f"data.source=csv-sequence:{tmp_path}/text.csv"],
+         "no numeric columns"),
+        (["rgan-sines", "--set", "data.source=macrodata", "--set", "data.options.seq_len=500"],
+         "need at least 501"),
+    ]
+    for i, (argv, msg) in enumerate(cases):
+        run_dir = tmp_path / f"r{i}"
+        code = cli_main(["train", argv[0], "--set", "data.options={}", *argv[1:], "--run-dir",
+                         str(run_dir), "--set", "device=cpu", "--no-progress"])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert msg in err, err
+        assert not (run_dir / "metrics.jsonl").exists()
+    # One real process: the message, exit status 2 and no traceback.
+    proc = subprocess.run([sys.executable, "-m", "ganforge", "train", "rgan-sines", "--set",
+                           f"data.source=csv-sequence:{tmp_path}/text.csv", "--set",
+                           "data.options={}"], check=False, capture_output=True, text=True,
+                          env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"}, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "no numeric columns" in proc.stderr and "Traceback" not in proc.stderr
