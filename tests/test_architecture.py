@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+import ganforge.tasks  # noqa: F401  (tasks register their own layers, e.g. dense_concat)
 from ganforge.architecture import LAYERS, build_network, plan_network, summary, validate_gan
 from ganforge.config import load_config
 from ganforge.errors import SpecError
@@ -39,6 +40,10 @@ CASES = [
     ({"gru": {"units": 5, "layers": 3}}, (12, 4)),
     ({"gru": {"units": 5, "return_sequences": False}}, (12, 4)),
     ({"dense": {"units": 3, "spectral_norm": True}}, (5,)),
+    ({"dense_concat": {"units": 4}}, (6,)),
+    ({"maxout": {"units": 4, "pieces": 3}}, (6,)),
+    ({"minibatch_discrimination": {"kernels": 7, "dim": 3}}, (6,)),
+    ({"minibatch_stddev": {"group_size": 3}}, (2, 4, 4)),
     ({"conv2d": {"filters": 2, "kernel": 5, "stride": 2, "spectral_norm": True}}, (1, 28, 28)),
 ]
 
