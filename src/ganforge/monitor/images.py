@@ -21,8 +21,8 @@ def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2,
     """Tile (N, C, H, W) images in [-1, 1] into one picture, ``nrow`` images per row."""
     arr = to_uint8(images)
     n, h, w, c = arr.shape
-    nrow = nrow or max(1, int(math.ceil(math.sqrt(n))))
-    rows = int(math.ceil(n / nrow))
+    nrow = nrow or max(1, math.ceil(math.sqrt(n)))
+    rows = math.ceil(n / nrow)
     canvas = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, c), 255, dtype=np.uint8)
     for i in range(n):
         r, q = divmod(i, nrow)
