@@ -219,7 +219,6 @@ class MonitorCallback:
             self.tb.histogram("d_output/real", real_out, step)
             self.tb.histogram("d_output/fake", fake_out, step)
         self._send_grids(trainer)
-        self.tb.flush()
 
     def _send_grids(self, trainer: Any) -> None:
         from PIL import Image

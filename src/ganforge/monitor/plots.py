@@ -108,7 +108,7 @@ def panel_figure(panels: Sequence[tuple[str, Sequence[str], bool]],
                 if log and min(ys) > 0:
                     ax.set_yscale("log")
         for s in alarm_steps:
-            ax.axvline(s, color=ALARM_COLOR, linestyle="--", linewidth=1.0, alpha=0.8)
+            ax.axvline(s, color=ALARM_COLOR, linestyle="--", linewidth=1.5)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=8)
