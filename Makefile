@@ -6,7 +6,7 @@ TORCH   := torch==2.13.0
 STAMP   := $(VENV)/.installed
 EXTRAS  ?= dev
 
-.PHONY: setup demo test test-slow lint clean
+.PHONY: setup demo test test-slow lint clean chromium
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,11 +23,16 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/ganforge train dcgan-mnist --run-dir runs/demo
 
-test: setup
+test: setup chromium
 	$(BIN)/python -m pytest -q
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
+
+# Headless Chromium renders report.html in tests/test_monitor.py (Debian package).
+chromium:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium) || \
+		echo "warning: chromium could not be installed; the report rendering test will skip"
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "ganforge.commands.use",
     "ganforge.commands.evaluate",
     "ganforge.commands.sequences",
+    "ganforge.commands.report",
 ]
 
 

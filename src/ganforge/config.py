@@ -189,6 +189,21 @@ class MonitorConfig(Section):
                                 "extractor")
     best_metric: str | None = Field(None, description="keep RUN/best/ checkpoint by this score "
                                     "(fid, kid, is, precision, recall, density, coverage, modes)")
+    # Health signals, alarms and outputs (ganforge.monitor; see docs/monitor.md).
+    alarms: bool = Field(True, description="watch the health signals and raise alarms")
+    alarm_window: int = Field(4, ge=1, description="log lines a condition must hold to alarm")
+    alarm_warmup: int = Field(100, ge=0, description="steps before windowed alarms may fire")
+    d_fake_floor: float = Field(0.05, gt=0, lt=1,
+                                description="mean D(G(z)) below this counts as near 0")
+    grad_drop: float = Field(0.1, gt=0, lt=1,
+                             description="G grad norm below this x its peak counts as collapsing")
+    collapse_ratio: float = Field(0.25, gt=0, lt=1,
+                                  description="diversity below this x the real data's: collapse")
+    plateau_evals: int = Field(5, ge=2, description="evaluations without progress to alarm")
+    plateau_tol: float = Field(0.01, ge=0, description="relative range counted as flat")
+    diversity_features: str = Field("raw", description="feature space of the diversity signal")
+    tensorboard: bool = Field(True, description="write TensorBoard events when installed")
+    report: bool = Field(True, description="write report.html at the end of training")
 
 
 class RunConfig(Section):

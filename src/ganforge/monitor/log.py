@@ -4,7 +4,10 @@ Schema: every line has ``step`` (generator updates so far) and ``kind`` (``train
 signals, ``eval`` for metric evaluations, ``alarm`` for health alarms). Training lines hold
 ``epoch``, ``time`` (seconds since start of this process), ``d_loss``, ``g_loss``, ``d_real``
 and ``d_fake`` (mean D probability on real and generated batches; raw critic values for
-losses without probabilities) and ``images_per_s``.
+losses without probabilities) and ``images_per_s``; the MonitorCallback adds the health
+signals (``logit_gap``, ``g_grad_norm``, ``d_grad_norm``, ``diversity*``, ``lr_*``,
+``wasserstein``). Eval lines hold metric values and a ``protocol`` dict; alarm lines hold
+``alarm``, ``title`` and ``message``. Full schema: docs/monitor.md.
 """
 
 from __future__ import annotations

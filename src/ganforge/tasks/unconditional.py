@@ -161,6 +161,8 @@ class UnconditionalTask:
             "g_loss": g_loss.detach(),
             "d_real": to_p(real_logits.detach()).mean(),
             "d_fake": to_p(fake_logits.detach()).mean(),
+            "real_logit": real_logits.detach().float().mean(),
+            "fake_logit": fake_logits.detach().float().mean(),
             "images": real.shape[0] * self.d_steps,
         }
         if self.gp or self.r1:

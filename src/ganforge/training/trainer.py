@@ -17,6 +17,7 @@ from ganforge.config import RunConfig, check_networks, discriminator_input_shape
 from ganforge.data import IndexBatcher, TensorData, load_dataset
 from ganforge.data.sequences import save_data_info
 from ganforge.errors import ConfigError
+from ganforge.monitor.callback import MonitorCallback
 from ganforge.monitor.images import save_samples_picture
 from ganforge.monitor.log import MetricLog
 from ganforge.tasks import build_task, task_networks
@@ -83,6 +84,8 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.callbacks = list(callbacks)
+        self.monitor = MonitorCallback(cfg)  # health signals, alarms, TensorBoard, report
+        self.callbacks.append(self.monitor)
         if not resume and run_is_used(self.run_dir):
             raise ConfigError(f"run directory '{self.run_dir}' already holds a run. Continue it "
                               f"with --resume {self.run_dir}, or pick another --run-dir.")
