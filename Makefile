@@ -21,7 +21,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	$(BIN)/ganforge train dcgan-mnist --run-dir runs/demo
+	$(BIN)/ganforge train dcgan-mnist
 
 test: setup chromium
 	$(BIN)/python -m pytest -q
