@@ -99,6 +99,26 @@ class MonitorConfig(Section):
     progress: bool = Field(True, description="show a progress bar")
 
 
+class TranslationConfig(Section):
+    """Image-to-image translation (tasks cyclegan and pix2pix); published defaults."""
+
+    gan_loss: Literal["auto", "least_squares", "vanilla"] = Field(
+        "auto", description="auto: least_squares for cyclegan, vanilla (BCE) for pix2pix")
+    cycle_weight: float = Field(10.0, ge=0, description="cyclegan: weight of the cycle L1 loss")
+    identity_weight: float = Field(0.5, ge=0, description="cyclegan: identity loss weight as a "
+                                   "fraction of cycle_weight (0 disables it)")
+    pool_size: int = Field(50, ge=0, description="cyclegan: image pool of old fakes (0: none)")
+    pool_prob: float = Field(0.5, ge=0, le=1, description="cyclegan: chance a full pool "
+                             "returns an old fake (and stores the new one)")
+    decay_start: float = Field(0.5, ge=0, le=1, description="fraction of the budget after "
+                               "which the lr decays linearly to 0 (1: constant lr)")
+    l1_weight: float = Field(100.0, ge=0, description="pix2pix: weight of the L1 loss")
+    generator_ba: NetworkConfig | None = Field(None, description="cyclegan: b->a generator "
+                                               "(default: the generator spec)")
+    discriminator_a: NetworkConfig | None = Field(None, description="cyclegan: domain-a "
+                                                  "discriminator (default: the discriminator spec)")
+
+
 class RunConfig(Section):
     name: str = "run"
     description: str = ""
@@ -111,6 +131,7 @@ class RunConfig(Section):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    translation: TranslationConfig = Field(default_factory=TranslationConfig)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
@@ -230,7 +251,11 @@ def validate_config(raw: dict[str, Any]) -> RunConfig:
 def check_networks(cfg: RunConfig, data_shape: tuple[int, ...] | None = None) -> None:
     """Shape-infer both networks (data shape from image_size or the bundled dataset)."""
     from ganforge.architecture import validate_gan
+    from ganforge.tasks import TASK_CHECKS
 
+    if cfg.task in TASK_CHECKS:  # tasks whose networks are not latent -> data, data -> logit
+        TASK_CHECKS[cfg.task](cfg, data_shape)
+        return
     if data_shape is None:
         data_shape = known_data_shape(cfg)
     if data_shape is None:

@@ -15,6 +15,9 @@ from ganforge.tasks.unconditional import UnconditionalTask
 
 TaskFactory = Callable[[Any], Any]
 TASKS: dict[str, TaskFactory] = {}
+# Optional per-task spec check ``fn(cfg, data_shape | None)``, used by config.check_networks
+# instead of the latent -> data / data -> logit check (translation tasks map images to images).
+TASK_CHECKS: dict[str, Callable[[Any, Any], None]] = {}
 
 
 def register_task(name: str) -> Callable[[TaskFactory], TaskFactory]:
@@ -34,6 +37,36 @@ def _unconditional(trainer: Any) -> UnconditionalTask:
                              trainer.cfg.train.d_steps)
 
 
+@register_task("cyclegan")
+def _cyclegan(trainer: Any) -> Any:
+    from ganforge.tasks.cyclegan import CycleGANTask
+
+    return CycleGANTask(trainer)
+
+
+@register_task("pix2pix")
+def _pix2pix(trainer: Any) -> Any:
+    from ganforge.tasks.pix2pix import Pix2PixTask
+
+    return Pix2PixTask(trainer)
+
+
+def _check_cyclegan(cfg: Any, data_shape: Any) -> None:
+    from ganforge.tasks.translation import check_cyclegan
+
+    check_cyclegan(cfg, data_shape)
+
+
+def _check_pix2pix(cfg: Any, data_shape: Any) -> None:
+    from ganforge.tasks.translation import check_pix2pix
+
+    check_pix2pix(cfg, data_shape)
+
+
+TASK_CHECKS["cyclegan"] = _check_cyclegan
+TASK_CHECKS["pix2pix"] = _check_pix2pix
+
+
 def build_task(name: str, trainer: Any) -> Any:
     from ganforge.errors import ConfigError, did_you_mean
 
@@ -43,4 +76,4 @@ def build_task(name: str, trainer: Any) -> Any:
     return TASKS[name](trainer)
 
 
-__all__ = ["TASKS", "UnconditionalTask", "build_task", "register_task"]
+__all__ = ["TASKS", "TASK_CHECKS", "UnconditionalTask", "build_task", "register_task"]

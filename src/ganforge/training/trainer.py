@@ -115,6 +115,7 @@ class Trainer:
             "batcher": self.batcher.state_dict(),
             "latent_gen": self.latent_gen.get_state(),
             "rng": rng_state(),
+            **({"task": self.task.state_dict()} if hasattr(self.task, "state_dict") else {}),
         }
 
     def save(self) -> Path:
@@ -130,6 +131,8 @@ class Trainer:
             self.batcher.load_state_dict(state["batcher"])
             self.latent_gen.set_state(state["latent_gen"])
             set_rng_state(state["rng"])
+            if hasattr(self.task, "load_state_dict"):  # task-owned state (pools, data order)
+                self.task.load_state_dict(state["task"])
         except (KeyError, ValueError, RuntimeError) as exc:
             from ganforge.errors import CheckpointError
 
@@ -147,6 +150,8 @@ class Trainer:
         return out
 
     def save_grid(self) -> Path:
+        if hasattr(self.task, "save_samples"):  # tasks whose G does not take a latent
+            return self.task.save_samples(self.run_dir / "samples" / f"step_{self.step:08d}.png")
         ref = None
         if self.data.kind == "vector" and self.data.shape == (2,):
             ref = torch.tensor(self.data.info["means"]) if "means" in self.data.info else None
