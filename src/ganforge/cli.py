@@ -15,6 +15,7 @@ from ganforge.errors import GanforgeError
 
 COMMAND_MODULES = [
     "ganforge.commands.core",
+    "ganforge.commands.translate",
 ]
 
 

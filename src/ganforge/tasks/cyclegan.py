@@ -26,8 +26,8 @@ from torch import nn
 from ganforge.architecture import build_network
 from ganforge.data import IndexBatcher, TensorData
 from ganforge.errors import DataError
-from ganforge.tasks.translation import (ImagePool, cyclegan_shapes, lr_factor, resolve_gan_loss,
-                                        set_lr, strip_picture)
+from ganforge.tasks.translation import (ImagePool, cycle_terms, cyclegan_shapes, lr_factor,
+                                        resolve_gan_loss, set_lr, strip_picture)
 from ganforge.tasks.unconditional import set_requires_grad
 
 Batch = tuple[torch.Tensor, torch.Tensor | None]
@@ -106,12 +106,9 @@ class CycleGANTask:
         # --- generators (discriminators frozen)
         set_requires_grad(self.D_a, False)
         set_requires_grad(self.D_b, False)
-        fake_b = self.G_ab(real_a)
-        rec_a = self.G_ba(fake_b)
-        fake_a = self.G_ba(real_b)
-        rec_b = self.G_ab(fake_a)
+        terms = cycle_terms(self.G_ab, self.G_ba, real_a, real_b)
+        fake_b, fake_a, cycle = terms["fake_b"], terms["fake_a"], terms["cycle"]
         gan = self.loss.g_loss(self.D_b(fake_b)) + self.loss.g_loss(self.D_a(fake_a))
-        cycle = (rec_a - real_a).abs().mean() + (rec_b - real_b).abs().mean()
         g_loss = gan + self.cycle_weight * cycle
         idt = torch.zeros((), device=real_a.device)
         if self.identity_weight > 0:

@@ -58,6 +58,18 @@ def resolve_gan_loss(cfg: Any, default: str) -> AdversarialLoss:
     return AdversarialLoss(default if kind == "auto" else kind)
 
 
+def cycle_terms(g_ab: nn.Module, g_ba: nn.Module, real_a: torch.Tensor,
+                real_b: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Both translations, both reconstructions and the cycle-consistency loss
+    ``|g_ba(g_ab(a)) - a|_1 + |g_ab(g_ba(b)) - b|_1`` (means over pixels): 0 for inverse maps."""
+    fake_b = g_ab(real_a)
+    rec_a = g_ba(fake_b)
+    fake_a = g_ba(real_b)
+    rec_b = g_ab(fake_a)
+    cycle = (rec_a - real_a).abs().mean() + (rec_b - real_b).abs().mean()
+    return {"fake_b": fake_b, "rec_a": rec_a, "fake_a": fake_a, "rec_b": rec_b, "cycle": cycle}
+
+
 # ------------------------------------------------------------------------------- image pool
 class ImagePool:
     """A buffer of up to ``size`` past fakes shown to D instead of only the newest ones.
