@@ -80,7 +80,7 @@ def test_residual_block_checks_body_shape_and_adds_input():
     net = build_network({"layers": [{"residual": {"layers": [
         {"reflection_pad": {"pad": 1}}, {"conv2d": {"filters": 1, "padding": "valid"}}]}}]},
         (1, 8, 8), "g")
-    conv = [m for m in net.modules() if isinstance(m, nn.Conv2d)][0]
+    conv = next(m for m in net.modules() if isinstance(m, nn.Conv2d))
     nn.init.zeros_(conv.weight)
     nn.init.zeros_(conv.bias)
     x = torch.randn(3, 1, 8, 8)
@@ -285,17 +285,18 @@ SR_TEST_D = ("[{conv2d: {filters: 16, kernel: 4, stride: 2, padding: 1}}, leaky_
 
 
 def test_pix2pix_sr_beats_bicubic_on_psnr_after_a_short_budget(tmp_path):
-    """Measured (seed 0, 2 CPU threads): bicubic 21.80 dB on the 1,000 held-out digits;
-    after 150 steps of batch 32 the U-Net reaches PSNR_150 (see docs/translation.md). The bound
-    asks for +1 dB over bicubic, a margin of about X dB below the measured value."""
+    """Measured (seed 0, 1 CPU thread, this small U-Net, G lr 1e-3, no decay): bicubic 20.49 dB
+    on the 1,000 held-out digits; pix2pix 21.79 dB after 100 steps, 22.59 after 150, 23.41 after
+    200. The bound asks for +1.0 dB after 150 steps: a margin of 1.1 dB below the measured
+    +2.1 dB (the run starts far below the baseline, 9-15 dB in the first 50 steps)."""
     test = load_dataset("mnist-sr2x", split="test")
     a, b = test.x[:, :1], test.x[:, 1:]
     baseline = float(psnr(a, b))
-    assert baseline == pytest.approx(21.8, abs=0.5)
+    assert baseline == pytest.approx(20.49, abs=0.01)
     run = ganforge.train("pix2pix-sr2x", run_dir=tmp_path / "sr", overrides=QUIET + [
         "train.steps=150", "train.batch_size=32", f"generator.layers={SR_TEST_G}",
-        f"discriminator.layers={SR_TEST_D}", "monitor.sample_every=1000",
-        "train.checkpoint_every=1000"])
+        f"discriminator.layers={SR_TEST_D}", "optim.g.lr=0.001", "translation.decay_start=1.0",
+        "monitor.sample_every=1000", "train.checkpoint_every=1000"])
     out = translate_tensor(run.generator, a)
     gain = float(psnr(out, b)) - baseline
     assert gain > 1.0, gain
@@ -306,7 +307,7 @@ def test_pix2pix_sr_beats_bicubic_on_psnr_after_a_short_budget(tmp_path):
 # ---------------------------------------------------------------------------- translate
 def run_cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "ganforge", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+                          text=True, cwd=cwd, timeout=300, check=False)
 
 
 def test_translate_cli_writes_one_output_per_input_with_same_names(tmp_path):
@@ -366,7 +367,7 @@ def test_translate_rejects_b2a_for_pix2pix_and_non_translation_runs(tmp_path):
         f"discriminator.layers={SR_TEST_D}"])
     with pytest.raises(GanforgeError, match="only translates a2b"):
         load_translator(tmp_path / "p", "b2a")
-    net, shape, _ = load_translator(tmp_path / "p", "a2b")
+    _, shape, _ = load_translator(tmp_path / "p", "a2b")
     assert shape == (1, 28, 28)
     ganforge.train("gan-ring8", run_dir=tmp_path / "ring", overrides=QUIET + ["train.steps=1"])
     with pytest.raises(GanforgeError, match="translate needs a cyclegan or pix2pix run"):

@@ -2,10 +2,10 @@
 
 Knows nothing of training."""
 
+from ganforge.architecture import layers_image  # noqa: F401  (residual, reflection_pad, unet)
 from ganforge.architecture.builder import (SpecNet, build_network, count_params, plan_network,
                                            summary, validate_gan)
 from ganforge.architecture.layers import LAYERS, register_layer
-from ganforge.architecture import layers_image  # noqa: F401  (residual, reflection_pad, unet)
 
 __all__ = ["LAYERS", "SpecNet", "build_network", "count_params", "plan_network",
            "register_layer", "summary", "validate_gan"]

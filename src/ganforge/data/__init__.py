@@ -4,8 +4,8 @@
 Every dataset returns a :class:`~ganforge.data.base.TensorData`.
 """
 
+from ganforge.data import translation as _translation  # noqa: F401  (paired/unpaired sets)
 from ganforge.data.base import IndexBatcher, TensorData
 from ganforge.data.registry import DATASETS, load_dataset, register_dataset
-from ganforge.data import translation as _translation  # noqa: F401  (paired/unpaired sets)
 
 __all__ = ["DATASETS", "IndexBatcher", "TensorData", "load_dataset", "register_dataset"]

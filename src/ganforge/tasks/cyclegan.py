@@ -26,8 +26,15 @@ from torch import nn
 from ganforge.architecture import build_network
 from ganforge.data import IndexBatcher, TensorData
 from ganforge.errors import DataError
-from ganforge.tasks.translation import (ImagePool, cycle_terms, cyclegan_shapes, lr_factor,
-                                        resolve_gan_loss, set_lr, strip_picture)
+from ganforge.tasks.translation import (
+    ImagePool,
+    cycle_terms,
+    cyclegan_shapes,
+    lr_factor,
+    resolve_gan_loss,
+    set_lr,
+    strip_picture,
+)
 from ganforge.tasks.unconditional import set_requires_grad
 
 Batch = tuple[torch.Tensor, torch.Tensor | None]

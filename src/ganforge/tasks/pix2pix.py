@@ -20,8 +20,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganforge.tasks.translation import (lr_factor, pix2pix_shapes, resolve_gan_loss, set_lr,
-                                        strip_picture)
+from ganforge.tasks.translation import (
+    lr_factor,
+    pix2pix_shapes,
+    resolve_gan_loss,
+    set_lr,
+    strip_picture,
+)
 from ganforge.tasks.unconditional import set_requires_grad
 
 Batch = tuple[torch.Tensor, torch.Tensor | None]

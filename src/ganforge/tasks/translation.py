@@ -120,7 +120,7 @@ def lr_factor(step: int, total: int, decay_start: float) -> float:
     """Multiplier of the base lr at ``step`` (0-based) of ``total``: 1 until
     ``decay_start * total``, then linear towards 0 (the published 100 + 100 epochs is
     ``decay_start = 0.5``). Like the reference code, the last step keeps a small positive lr."""
-    start = int(round(decay_start * total))
+    start = round(decay_start * total)
     if step < start or total <= start:
         return 1.0
     return 1.0 - (step - start + 1) / float(total - start + 1)
