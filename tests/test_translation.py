@@ -159,16 +159,38 @@ def test_lr_is_constant_then_linear_to_zero():
     assert [lr_factor(s, 10, 1.0) for s in range(10)] == [1.0] * 10
 
 
+class Crash(RuntimeError):
+    pass
+
+
+class CrashAt:
+    """A callback that kills the run at a step (after the previous step's checkpoint)."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step(self, trainer, stats):
+        if trainer.step == self.step:
+            raise Crash(f"killed at step {self.step}")
+
+    def on_log(self, trainer, record):
+        pass
+
+    def on_end(self, trainer):
+        pass
+
+
 def test_cyclegan_resume_equals_uninterrupted_and_logs_lr(tmp_path):
     """All four networks, the two optimizers, the image pools and domain a's data order are in
-    the checkpoint: a run split in two ends with the same weights as a straight one."""
+    the checkpoint: a run killed after its step-3 checkpoint and resumed ends with the same
+    weights as a straight one."""
     common = ["train.checkpoint_every=3"]
     straight = ganforge.train("cyclegan-digits", overrides=tiny_cyclegan(6, common),
                               run_dir=tmp_path / "straight")
-    ganforge.train("cyclegan-digits", overrides=tiny_cyclegan(3, common),
-                   run_dir=tmp_path / "split")
-    # Same budget as the straight run, so the lr schedule (from total steps) is the same.
-    resumed = ganforge.train(resume=tmp_path / "split", overrides=["train.steps=6"])
+    with pytest.raises(Crash):
+        ganforge.train("cyclegan-digits", overrides=tiny_cyclegan(6, common),
+                       run_dir=tmp_path / "split", callbacks=[CrashAt(5)])
+    resumed = ganforge.train(resume=tmp_path / "split")
     from safetensors.torch import load_file
 
     w1 = load_file(str(tmp_path / "straight/checkpoints/step_00000006/model.safetensors"))
@@ -310,7 +332,19 @@ def run_cli(*args, cwd=None):
                           text=True, cwd=cwd, timeout=300, check=False)
 
 
-def test_translate_cli_writes_one_output_per_input_with_same_names(tmp_path):
+def cli_main(capsys, *args):
+    """The CLI in-process (no interpreter start-up): (exit status, stdout, stderr)."""
+    from ganforge.cli import main
+
+    try:
+        rc = main(list(args))
+    except SystemExit as exc:  # argparse errors
+        rc = exc.code
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_translate_cli_writes_one_output_per_input_with_same_names(tmp_path, capsys):
     run_dir = tmp_path / "cg"
     ganforge.train("cyclegan-digits", overrides=tiny_cyclegan(2), run_dir=run_dir)
     src = tmp_path / "in"
@@ -323,9 +357,15 @@ def test_translate_cli_writes_one_output_per_input_with_same_names(tmp_path):
     (src / "notes.txt").write_text("not an image")
     for direction in ("a2b", "b2a"):
         out = tmp_path / f"out_{direction}"
-        r = run_cli("translate", str(run_dir), "--input", str(src), "--direction", direction,
-                    "--out", str(out))
-        assert r.returncode == 0, r.stderr
+        args = ("translate", str(run_dir), "--input", str(src), "--direction", direction,
+                "--out", str(out))
+        if direction == "a2b":  # once through a real `python -m ganforge`
+            r = run_cli(*args)
+            assert r.returncode == 0, r.stderr
+            assert "wrote 4 images" in r.stdout
+        else:
+            rc, _, err = cli_main(capsys, *args)
+            assert rc == 0, err
         written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
         assert written == sorted(names + ["small.jpg"])
         assert all(Image.open(out / n).size == (28, 28) for n in written)
@@ -338,9 +378,9 @@ def test_translate_cli_writes_one_output_per_input_with_same_names(tmp_path):
                                       dtype=np.float32)) / 127.5 - 1
     assert torch.allclose(got, expect[0, 0], atol=1.5 / 127.5)
     # A single file, and errors that leave the output alone.
-    r = run_cli("translate", str(run_dir), "--input", str(src / "one.png"), "--out",
-                str(tmp_path / "single"))
-    assert r.returncode == 0 and [p.name for p in (tmp_path / "single").iterdir()] == ["one.png"]
+    rc, _, _ = cli_main(capsys, "translate", str(run_dir), "--input", str(src / "one.png"),
+                        "--out", str(tmp_path / "single"))
+    assert rc == 0 and [p.name for p in (tmp_path / "single").iterdir()] == ["one.png"]
     before = sorted((tmp_path / "out_a2b").rglob("*"))
     for args, message in [
         (["--input", str(src), "--out", str(tmp_path / "out_a2b")], "already exists"),
@@ -350,13 +390,13 @@ def test_translate_cli_writes_one_output_per_input_with_same_names(tmp_path):
         (["--input", str(src), "--out", str(tmp_path / "o"), "--direction", "sideways"],
          "invalid choice"),
     ]:
-        r = run_cli("translate", str(run_dir), *args)
-        assert r.returncode == 2 and "Traceback" not in r.stderr and message in r.stderr, r.stderr
+        rc, _, err = cli_main(capsys, "translate", str(run_dir), *args)
+        assert rc == 2 and message in err, err
     assert sorted((tmp_path / "out_a2b").rglob("*")) == before
     assert not (tmp_path / "o").exists()
     r = run_cli("translate", str(tmp_path / "nope"), "--input", str(src), "--out",
                 str(tmp_path / "o"))
-    assert r.returncode == 2 and "does not exist" in r.stderr
+    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_translate_rejects_b2a_for_pix2pix_and_non_translation_runs(tmp_path):
