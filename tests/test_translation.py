@@ -308,22 +308,22 @@ SR_TEST_D = ("[{conv2d: {filters: 16, kernel: 4, stride: 2, padding: 1}}, leaky_
 
 def test_pix2pix_sr_beats_bicubic_on_psnr_after_a_short_budget(tmp_path):
     """Measured (seed 0, 1 CPU thread, this small U-Net, G lr 1e-3, no decay): bicubic 20.49 dB
-    on the 1,000 held-out digits; pix2pix 21.79 dB after 100 steps, 22.59 after 150, 23.41 after
-    200. The bound asks for +1.0 dB after 150 steps: a margin of 1.1 dB below the measured
-    +2.1 dB (the run starts far below the baseline, 9-15 dB in the first 50 steps)."""
+    on the 1,000 held-out digits; pix2pix 19.84 dB after 50 steps, 21.79 after 100, 22.59 after
+    150, 23.41 after 200. The bound asks for +0.5 dB after 100 steps: a margin of 0.8 dB below
+    the measured +1.3 dB (the run starts far below the baseline: 9-15 dB in its first steps)."""
     test = load_dataset("mnist-sr2x", split="test")
     a, b = test.x[:, :1], test.x[:, 1:]
     baseline = float(psnr(a, b))
     assert baseline == pytest.approx(20.49, abs=0.01)
     run = ganforge.train("pix2pix-sr2x", run_dir=tmp_path / "sr", overrides=QUIET + [
-        "train.steps=150", "train.batch_size=32", f"generator.layers={SR_TEST_G}",
+        "train.steps=100", "train.batch_size=32", f"generator.layers={SR_TEST_G}",
         f"discriminator.layers={SR_TEST_D}", "optim.g.lr=0.001", "translation.decay_start=1.0",
         "monitor.sample_every=1000", "train.checkpoint_every=1000"])
     out = translate_tensor(run.generator, a)
     gain = float(psnr(out, b)) - baseline
-    assert gain > 1.0, gain
+    assert gain > 0.5, gain
     assert float(ssim(out, b)) > float(ssim(a, b))
-    assert (tmp_path / "sr" / "samples" / "step_00000150.png").is_file()
+    assert (tmp_path / "sr" / "samples" / "step_00000100.png").is_file()
 
 
 # ---------------------------------------------------------------------------- translate
@@ -373,7 +373,9 @@ def test_translate_cli_writes_one_output_per_input_with_same_names(tmp_path, cap
     from ganforge.tasks.translation import load_translator
 
     net, _, _ = load_translator(run_dir, "a2b")
-    expect = translate_tensor(net, digits.x[:1])
+    from ganforge.data.translation import read_image
+
+    expect = translate_tensor(net, read_image(src / "zero.png", 1)[None])  # the PNG's pixels
     got = torch.from_numpy(np.asarray(Image.open(tmp_path / "out_a2b" / "zero.png"),
                                       dtype=np.float32)) / 127.5 - 1
     assert torch.allclose(got, expect[0, 0], atol=1.5 / 127.5)
