@@ -30,6 +30,10 @@ CASES = [
     ("layer_norm", (6,)),
     ("layer_norm", (3, 4, 4)),
     ("instance_norm", (3, 4, 4)),
+    ({"reflection_pad": {"pad": 2}}, (3, 5, 6)),  # image-to-image layers (translation)
+    ({"residual": {"layers": [{"reflection_pad": {"pad": 1}},
+                              {"conv2d": {"filters": 3, "padding": "valid"}}]}}, (3, 6, 6)),
+    ({"unet": {"out_channels": 2, "filters": 4, "depth": 3}}, (1, 28, 28)),
     ({"dropout": {"p": 0.3}}, (6,)),
     ("relu", (6,)),
     ({"leaky_relu": {"slope": 0.3}}, (6,)),

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "ganforge.commands.evaluate",
     "ganforge.commands.sequences",
     "ganforge.commands.report",
+    "ganforge.commands.translate",
 ]
 
 

@@ -206,6 +206,26 @@ class MonitorConfig(Section):
     report: bool = Field(True, description="write report.html at the end of training")
 
 
+class TranslationConfig(Section):
+    """Image-to-image translation (tasks cyclegan and pix2pix); published defaults."""
+
+    gan_loss: Literal["auto", "least_squares", "vanilla"] = Field(
+        "auto", description="auto: least_squares for cyclegan, vanilla (BCE) for pix2pix")
+    cycle_weight: float = Field(10.0, ge=0, description="cyclegan: weight of the cycle L1 loss")
+    identity_weight: float = Field(0.5, ge=0, description="cyclegan: identity loss weight as a "
+                                   "fraction of cycle_weight (0 disables it)")
+    pool_size: int = Field(50, ge=0, description="cyclegan: image pool of old fakes (0: none)")
+    pool_prob: float = Field(0.5, ge=0, le=1, description="cyclegan: chance a full pool "
+                             "returns an old fake (and stores the new one)")
+    decay_start: float = Field(0.5, ge=0, le=1, description="fraction of the budget after "
+                               "which the lr decays linearly to 0 (1: constant lr)")
+    l1_weight: float = Field(100.0, ge=0, description="pix2pix: weight of the L1 loss")
+    generator_ba: NetworkConfig | None = Field(None, description="cyclegan: b->a generator "
+                                               "(default: the generator spec)")
+    discriminator_a: NetworkConfig | None = Field(None, description="cyclegan: domain-a "
+                                                  "discriminator (default: the discriminator spec)")
+
+
 class RunConfig(Section):
     name: str = "run"
     description: str = ""
@@ -221,6 +241,7 @@ class RunConfig(Section):
     train: TrainConfig
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     tabular: TabularConfig = Field(default_factory=TabularConfig)
+    translation: TranslationConfig = Field(default_factory=TranslationConfig)
     seed: int = Field(0, ge=0, lt=2**62, description="seed of every random generator")
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
@@ -347,33 +368,23 @@ def validate_config(raw: dict[str, Any]) -> RunConfig:
     return cfg
 
 
-def _check_timegan(cfg: RunConfig, data_shape: tuple[int, ...]) -> None:
-    from ganforge.tasks.timegan import check_timegan
-
-    check_timegan(cfg, data_shape)
-
-
-# task name -> shape check of its networks, used instead of the generator/discriminator check.
-NETWORK_CHECKS: dict[str, Any] = {"timegan": _check_timegan}
-
-
 def check_networks(cfg: RunConfig, data_shape: tuple[int, ...] | None = None) -> None:
     """Shape-infer both networks (data shape from image_size or the bundled dataset)."""
     from ganforge.architecture import validate_gan
     from ganforge.objectives.compat import check_objective
     from ganforge.objectives.tricks import packed_shape
-    from ganforge.tasks import task_networks
+    from ganforge.tasks import TASK_CHECKS, task_networks
 
     if task_networks(cfg.task) is not None:
         return  # the task builds (and checks) its own networks from the loaded data
     if data_shape is None:
         data_shape = known_data_shape(cfg)
+    if cfg.task in TASK_CHECKS:  # tasks whose networks are not latent -> data, data -> logit
+        TASK_CHECKS[cfg.task](cfg, data_shape)
+        return
     check_objective(cfg, data_shape)
     if data_shape is None:
         return  # user files: checked once the data is loaded, before training
-    if cfg.task in NETWORK_CHECKS:  # tasks with their own networks (timegan) check them
-        NETWORK_CHECKS[cfg.task](cfg, tuple(data_shape))
-        return
     validate_gan(cfg.generator.model_dump(), cfg.discriminator.model_dump(),
                  cfg.latent.full_shape, data_shape,
                  d_in_shape=packed_shape(data_shape, cfg.objective.packing))

@@ -2,6 +2,7 @@
 
 Knows nothing of training."""
 
+from ganforge.architecture import layers_image  # noqa: F401  (residual, reflection_pad, unet)
 from ganforge.architecture.builder import (
                                            SpecNet,
                                            build_network,

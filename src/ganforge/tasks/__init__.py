@@ -15,6 +15,9 @@ from ganforge.tasks.unconditional import UnconditionalTask
 
 TaskFactory = Callable[[Any], Any]
 TASKS: dict[str, TaskFactory] = {}
+# Optional per-task spec check ``fn(cfg, data_shape | None)``, used by config.check_networks
+# instead of the latent -> data / data -> logit check (translation tasks map images to images).
+TASK_CHECKS: dict[str, Callable[[Any, Any], None]] = {}
 
 
 def register_task(name: str) -> Callable[[TaskFactory], TaskFactory]:
@@ -66,6 +69,48 @@ def _timegan_modules(cfg: Any, data_shape: tuple[int, ...]) -> dict[str, Any]:
 TASK_MODULES["timegan"] = _timegan_modules
 
 
+def _check_timegan(cfg: Any, data_shape: tuple[int, ...] | None) -> None:
+    from ganforge.objectives.compat import check_objective
+    from ganforge.tasks.timegan import check_timegan
+
+    check_objective(cfg, data_shape)
+    if data_shape is not None:  # user files: checked once the data is loaded
+        check_timegan(cfg, tuple(data_shape))
+
+
+TASK_CHECKS["timegan"] = _check_timegan
+
+
+@register_task("cyclegan")
+def _cyclegan(trainer: Any) -> Any:
+    from ganforge.tasks.cyclegan import CycleGANTask
+
+    return CycleGANTask(trainer)
+
+
+@register_task("pix2pix")
+def _pix2pix(trainer: Any) -> Any:
+    from ganforge.tasks.pix2pix import Pix2PixTask
+
+    return Pix2PixTask(trainer)
+
+
+def _check_cyclegan(cfg: Any, data_shape: Any) -> None:
+    from ganforge.tasks.translation import check_cyclegan
+
+    check_cyclegan(cfg, data_shape)
+
+
+def _check_pix2pix(cfg: Any, data_shape: Any) -> None:
+    from ganforge.tasks.translation import check_pix2pix
+
+    check_pix2pix(cfg, data_shape)
+
+
+TASK_CHECKS["cyclegan"] = _check_cyclegan
+TASK_CHECKS["pix2pix"] = _check_pix2pix
+
+
 def build_task(name: str, trainer: Any) -> Any:
     from ganforge.errors import ConfigError, did_you_mean
 
@@ -77,5 +122,5 @@ def build_task(name: str, trainer: Any) -> Any:
 
 from ganforge.tasks import ctgan as _ctgan  # noqa: F401  (registers the ctgan task)
 
-__all__ = ["TASKS", "TASK_MODULES", "UnconditionalTask", "build_task", "register_task",
-           "task_networks", "task_run_loader"]
+__all__ = ["TASKS", "TASK_CHECKS", "TASK_MODULES", "UnconditionalTask", "build_task",
+           "register_task", "task_networks", "task_run_loader"]

@@ -170,6 +170,7 @@ class Trainer:
             "rng": rng_state(),
             "guard": self.guard.state_dict(),
             "callbacks": callback_states(self.callbacks),
+            **({"task": self.task.state_dict()} if hasattr(self.task, "state_dict") else {}),
         }
 
     def save(self) -> Path:
@@ -189,6 +190,8 @@ class Trainer:
             set_rng_state(state["rng"])
             self.guard.load_state_dict(state.get("guard"))
             load_callback_states(self.callbacks, state.get("callbacks") or {})
+            if hasattr(self.task, "load_state_dict"):  # task-owned state (pools, data order)
+                self.task.load_state_dict(state["task"])
         except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as exc:
             from ganforge.errors import CheckpointError
 
@@ -212,7 +215,7 @@ class Trainer:
         return out
 
     def save_grid(self) -> Path:
-        if hasattr(self.task, "save_samples"):  # e.g. tables write a CSV, not a picture
+        if hasattr(self.task, "save_samples"):  # tables write a CSV, translations strips
             return self.task.save_samples(self)
         ref = None
         if self.data.kind == "vector" and self.data.shape == (2,):
