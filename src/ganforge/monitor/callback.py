@@ -208,8 +208,12 @@ class MonitorCallback:
         for ev in evals:
             self.tb.scalars("eval", ev, int(ev.get("step", step)))
         samples = getattr(self, "_last_samples", None)
-        if samples is not None and self.real_ref is not None:
-            D = trainer.D
+        D = trainer.D
+        # D's output histograms only where D reads samples as they are (not packed, not paired
+        # input+target stacks as in pix2pix, not latent codes as in TimeGAN).
+        if (samples is not None and self.real_ref is not None
+                and getattr(D, "in_shape", None) == tuple(samples.shape[1:])
+                and tuple(self.real_ref.shape[1:]) == tuple(samples.shape[1:])):
             was = D.training
             D.eval()
             with torch.no_grad():
