@@ -400,7 +400,7 @@ def test_eval_during_training_keeps_best_and_does_not_change_training(tmp_path):
     kept = ganforge.load(evald.run_dir, checkpoint=ckpts[0])
     from ganforge.training.seeding import sample_latent
 
-    z = sample_latent(300, (2,), "normal", torch.Generator().manual_seed(0 + 4), "cpu")
+    z = sample_latent(300, (16,), "normal", torch.Generator().manual_seed(0 + 4), "cpu")
     data = load_dataset("ring8", split="train")
     real = data.x[torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:300]]
     assert M.fid(real, kept.generate(z), extractor="raw") == pytest.approx(best["fid"], rel=1e-6)

@@ -381,7 +381,7 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
 
 def test_disk_full_on_a_real_small_tmpfs(tmp_path):
     mnt = tmp_path / "mnt"
-    if not _mount_tmpfs(mnt, "2m"):
+    if not _mount_tmpfs(mnt, "16m"):
         pytest.skip("cannot mount a tmpfs here (needs root); the patched-writer test covers it")
     try:
         run = mnt / "run"
@@ -463,12 +463,12 @@ def mutated_configs(draw):
             parent = parent[k]
         op = draw(st.sampled_from(["set", "set", "delete", "extra"]))
         if op == "set":
-            parent[path[-1]] = draw(st.sampled_from(ODD))
+            parent[path[-1]] = copy.deepcopy(draw(st.sampled_from(ODD)))
         elif op == "delete":
             del parent[path[-1]]
         elif isinstance(parent, dict):
             parent[draw(st.sampled_from(["lr", "epoch", "zzz", "layers", "type"]))] = \
-                draw(st.sampled_from(ODD))
+                copy.deepcopy(draw(st.sampled_from(ODD)))
     return raw
 
 
