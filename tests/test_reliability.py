@@ -108,32 +108,6 @@ def test_manifest_hashes_and_keep_last_k(tmp_path):
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
 
 
-def test_best_checkpoint_survives_pruning(tmp_path):
-    """An eval line at step 20 with the best fid keeps step_20 although keep_checkpoints=2."""
-    run = tmp_path / "run"
-    fids = {10: 5.0, 20: 1.0, 30: 3.0, 40: 2.0, 50: 4.0}
-
-    class FakeEval:
-        def on_step(self, trainer, stats):
-            if trainer.step in fids:
-                trainer.log.write({"kind": "eval", "step": trainer.step, "fid": fids[trainer.step],
-                                   "protocol": {"name": "fake"}})
-
-        def on_log(self, trainer, record):
-            pass
-
-        def on_end(self, trainer):
-            pass
-
-    ganforge.train("gan-ring8", overrides=ring("train.steps=50", "train.checkpoint_every=10",
-                                               "train.keep_checkpoints=2",
-                                               "train.best_metric=fid"),
-                   run_dir=run, callbacks=[FakeEval()])
-    assert steps_of(run) == [20, 40, 50]
-    best = json.loads((run / "checkpoints" / "best.json").read_text())
-    assert best == {"step": 20, "metric": "fid", "value": 1.0}
-
-
 def test_corrupt_newest_checkpoints_are_skipped_and_resume_is_exact(tmp_path, caplog):
     run = tmp_path / "run"
     over = ring("train.steps=60", "train.checkpoint_every=10", "train.keep_checkpoints=5")

@@ -133,9 +133,7 @@ class TrainConfig(Section):
         "fp32", description="bf16 runs the step under torch.autocast (CPU with AVX-512 bf16, CUDA)")
     compile: bool = Field(False, description="torch.compile the generator and discriminator")
     channels_last: bool = Field(False, description="channels-last memory format for conv nets")
-    keep_checkpoints: int = Field(3, ge=1, description="newest checkpoints kept (plus the best)")
-    best_metric: str | None = Field(None, description="eval metric whose best checkpoint is "
-                                    "always kept, e.g. fid (lower is better) or max:is")
+    keep_checkpoints: int = Field(3, ge=1, description="newest checkpoints kept (the best by monitor.best_metric lives in RUN/best/)")
     on_nan: Literal["stop", "rollback"] = Field(
         "stop", description="non-finite loss/weights: stop, or restore the last good checkpoint")
     nan_lr_factor: float = Field(0.5, gt=0, lt=1, description="learning-rate factor per rollback")

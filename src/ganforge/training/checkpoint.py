@@ -9,7 +9,7 @@ It is written to a temporary directory, each file fsynced, then renamed into pla
 leaves either the old set of checkpoints or the new one, never half of one. A checkpoint
 *verifies* when its manifest exists and every file matches its size and sha256; resuming picks
 the newest checkpoint that verifies and skips (with a warning) any that does not. After each
-save only the newest ``keep`` checkpoints (plus the one marked best) are kept. Nothing is ever
+save only the newest ``keep`` checkpoints are kept. Nothing is ever
 unpickled.
 """
 
@@ -34,7 +34,6 @@ CKPT_DIR = "checkpoints"
 MANIFEST = "manifest.json"
 FORMAT = "ganforge-checkpoint"
 FORMAT_VERSION = 1
-BEST_FILE = "best.json"
 
 log = logging.getLogger("ganforge.checkpoint")
 
@@ -123,7 +122,7 @@ def save_checkpoint(run_dir: Path, step: int, models: dict[str, torch.nn.Module]
                     state: dict[str, Any], keep: int | None = None) -> Path:
     """Write ``checkpoints/step_{step:08d}`` atomically and return its path.
 
-    With ``keep``, older checkpoints beyond the newest ``keep`` (and the best one) are removed
+    With ``keep``, older checkpoints beyond the newest ``keep`` are removed
     after the new one is safely in place. A full disk (or any OS error) while writing leaves the
     previous checkpoints untouched and raises CheckpointError.
     """
@@ -260,25 +259,8 @@ def latest_checkpoint(run_dir: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- retention
-def mark_best(run_dir: Path, step: int, metric: str, value: float) -> None:
-    """Record that the checkpoint of ``step`` is the best so far (kept by pruning)."""
-    root = Path(run_dir) / CKPT_DIR
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{BEST_FILE}.tmp"
-    tmp.write_text(json.dumps({"step": int(step), "metric": metric, "value": float(value)}))
-    os.replace(tmp, root / BEST_FILE)
-
-
-def best_checkpoint_step(run_dir: Path) -> int | None:
-    try:
-        data = json.loads((Path(run_dir) / CKPT_DIR / BEST_FILE).read_text())
-        return int(data["step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def prune_checkpoints(run_dir: Path, keep: int) -> list[Path]:
-    """Delete all but the newest ``keep`` checkpoints that verify, never deleting the best one.
+    """Delete all but the newest ``keep`` checkpoints that verify.
 
     Unverifiable checkpoints older than the newest kept one are removed too; newer unverifiable
     ones are left for a human to look at (they are skipped on resume).
@@ -286,16 +268,12 @@ def prune_checkpoints(run_dir: Path, keep: int) -> list[Path]:
     if keep < 1:
         raise ValueError("keep must be >= 1")
     ckpts = list_checkpoints(run_dir)
-    best = best_checkpoint_step(run_dir)
     kept: list[Path] = []
     removed: list[Path] = []
     for p in reversed(ckpts):
-        step = int(p.name.split("_")[1]) if p.name.split("_")[1].isdigit() else -1
         if len(kept) < keep:
             if is_valid_checkpoint(p, hashes=False):
                 kept.append(p)
-            continue
-        if step == best:
             continue
         shutil.rmtree(p, ignore_errors=True)
         removed.append(p)

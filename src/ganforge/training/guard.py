@@ -15,25 +15,20 @@ The Trainer owns one ``RunGuard``; ``Trainer.fit`` calls it at a few points:
   the CLI). A second signal interrupts at once.
 - **Determinism** (``train.deterministic``): ``torch.use_deterministic_algorithms`` while
   fitting, so a run killed at any moment and resumed ends with the same weights.
-- **Best checkpoint** (``train.best_metric``): the checkpoint whose step has the best eval value
-  of that metric in the metric log is never pruned.
 
-Its own state (rollback count, learning-rate factor, best value) is saved in checkpoints.
+Its own state (rollback count, learning-rate factor) is saved in checkpoints.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import threading
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from ganforge.errors import GanforgeError
-from ganforge.monitor.log import read_log
 from ganforge.training import checkpoint as ckpt
 
 
@@ -109,7 +104,6 @@ class RunGuard:
         self.cfg = trainer.cfg.train
         self.rollbacks = 0
         self.lr_factor = 1.0
-        self.best: float | None = None
         self._bad: torch.Tensor | None = None
         self._bad_keys: set[str] = set()
         self.signal: int | None = None
@@ -118,14 +112,12 @@ class RunGuard:
 
     # ------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
-        return {"rollbacks": self.rollbacks, "lr_factor": self.lr_factor, "best": self.best}
+        return {"rollbacks": self.rollbacks, "lr_factor": self.lr_factor}
 
     def load_state_dict(self, state: dict[str, Any] | None) -> None:
         state = state or {}
         self.rollbacks = int(state.get("rollbacks", 0))
         self.lr_factor = float(state.get("lr_factor", 1.0))
-        best = state.get("best")
-        self.best = None if best is None else float(best)
 
     # --------------------------------------------------------------------- divergence
     def track(self, stats: dict[str, Any]) -> None:
@@ -246,21 +238,3 @@ class RunGuard:
             f"{t.run_dir / ckpt.CKPT_DIR}. Continue with: ganforge train --resume {t.run_dir}",
             signum)
 
-    # --------------------------------------------------------------------------- best
-    def update_best(self, step: int) -> None:
-        """Mark this step's checkpoint as best if its eval value of ``train.best_metric`` is the
-        best so far (eval lines logged at the same step)."""
-        metric = self.cfg.best_metric
-        if not metric:
-            return
-        higher = metric.startswith("max:")
-        key = metric.removeprefix("max:").removeprefix("min:")
-        values = [r[key] for r in read_log(Path(self.trainer.log.path))
-                  if r.get("kind") == "eval" and r.get("step") == step
-                  and isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
-        if not values:
-            return
-        value = float(values[-1])
-        if self.best is None or (value > self.best if higher else value < self.best):
-            self.best = value
-            ckpt.mark_best(self.trainer.run_dir, step, key, value)

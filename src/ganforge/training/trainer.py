@@ -174,7 +174,6 @@ class Trainer:
         }
 
     def save(self) -> Path:
-        self.guard.update_best(self.step)
         return ckpt.save_checkpoint(self.run_dir, self.step, self.modules(), self.state(),
                                     keep=self.cfg.train.keep_checkpoints)
 
