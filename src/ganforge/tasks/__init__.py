@@ -55,6 +55,7 @@ def build_task(name: str, trainer: Any) -> Any:
 
 
 from ganforge.tasks import ctgan as _ctgan  # noqa: F401  (registers the ctgan task)
+from ganforge.tasks import conditional as _conditional  # noqa: F401,E402  (conditional task)
 
 __all__ = ["TASKS", "UnconditionalTask", "build_task", "register_task", "task_networks",
            "task_run_loader"]
