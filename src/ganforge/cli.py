@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "ganforge.commands.core",
     "ganforge.commands.use",
     "ganforge.commands.evaluate",
+    "ganforge.commands.conditional",
 ]
 
 

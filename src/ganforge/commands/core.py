@@ -36,6 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="scale latents toward the mean (default) or resample outside [-PSI, PSI]")
     p.add_argument("--where", metavar="COLUMN=VALUE",
                    help="tables: only rows with this category, e.g. --where \"target=malignant\"")
+    p.add_argument("--label", type=int, default=None, metavar="K",
+                   help="conditional runs: samples of class K only")
+    p.add_argument("--grid-by-class", action="store_true",
+                   help="conditional runs: -n samples per class, one class per row")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("presets", help="list the shipped presets")
@@ -106,6 +110,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if run.data_kind == "table":
             raise GanforgeError("--truncation applies to latent-sampled runs, not tables.")
         extra.update(truncation=args.truncation, truncation_method=args.truncation_method)
+    if args.label is not None or args.grid_by_class:
+        from ganforge.commands.conditional import sample_conditional
+
+        return sample_conditional(run, args, extra)
     out = run.save_samples(run.sample(args.n, seed=args.seed, **extra), Path(args.out))
     print(f"wrote {args.n} samples to {out}")
     return 0

@@ -43,9 +43,9 @@ def check_labels(cfg: Any, y: torch.Tensor | None, source: str) -> None:
     if y is None:
         raise ConfigError(f"dataset '{source}' has no labels, but the config asks for a "
                           f"conditional model (conditioning.method: "
-                          f"{cfg.conditioning.method}). Use a labelled dataset (e.g. mnist, "
-                          f"or a folder of class sub-folders), or train an unconditional "
-                          f"preset (drop the conditioning section, task: unconditional).")
+                          f"{cfg.conditioning.method}). Use a labelled dataset (e.g. mnist), "
+                          f"or train an unconditional model (drop the conditioning section "
+                          f"and set task: unconditional).")
     if y.dtype.is_floating_point or y.dim() != 1:
         raise ConfigError(f"dataset '{source}' labels must be one integer class per sample "
                           f"for conditioning, got {tuple(y.shape)} {y.dtype}.")
