@@ -216,9 +216,8 @@ def test_acgan_aux_head_learns_real_labels(tmp_path):
     with torch.no_grad():
         _, cls = run.discriminator(test.x, test.y)
     acc = float((cls.argmax(1) == test.y).float().mean())
-    print("AUXACC", acc)
-    # measured 0.xx on the 1,000 held-out digits after 300 steps; chance is 0.1
-    assert acc > 0.6
+    # measured 0.901 on the 1,000 held-out digits after 300 steps; chance is 0.1
+    assert acc > 0.75
     log = [json.loads(s) for s in (tmp_path / "acgan" / "metrics.jsonl").read_text().split("\n")
            if s.strip()]
     train = [r for r in log if r["kind"] == "train"]
