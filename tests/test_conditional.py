@@ -131,6 +131,7 @@ def test_cas_and_intra_fid_match_direct_computation():
     cas, per = classification_accuracy(x, y, ext)
     pred = ext.logits(x).argmax(1)
     assert cas == pytest.approx(float((pred == y).float().mean()))
+    assert per[3] == pytest.approx(float((pred[y == 3] == 3).float().mean()))
     assert cas > 0.9  # the mnist classifier on real test digits
     # intra-FID: the mean of per-class FIDs computed by metrics.scores.fid
     rest_x, rest_y = data.x[order[300:700]], data.y[order[300:700]]

@@ -54,8 +54,8 @@ def build_task(name: str, trainer: Any) -> Any:
     return TASKS[name](trainer)
 
 
+from ganforge.tasks import conditional as _conditional  # noqa: F401  (conditional task)
 from ganforge.tasks import ctgan as _ctgan  # noqa: F401  (registers the ctgan task)
-from ganforge.tasks import conditional as _conditional  # noqa: F401,E402  (conditional task)
 
 __all__ = ["TASKS", "UnconditionalTask", "build_task", "register_task", "task_networks",
            "task_run_loader"]
