@@ -131,7 +131,8 @@ def main() -> None:
             for seed in seeds:
                 xr, yr = subset(n, seed)
                 real_acc = classifier_accuracy(xr, yr, test, seed, a.clf_steps)
-                rows.append(dict(size=n, seed=seed, variant="-", train="real", acc=real_acc))
+                rows.append({"size": n, "seed": seed, "variant": "-", "train": "real",
+                             "acc": real_acc})
                 for v in variants:
                     t = time.perf_counter()
                     run = train_gan(n, seed, a.gan_steps, v == "tricks", a.preset, Path(tmp))
@@ -142,10 +143,9 @@ def main() -> None:
                     mix = classifier_accuracy(torch.cat([xr, xs]), torch.cat([yr, ys]), test,
                                               seed, a.clf_steps)
                     syn = classifier_accuracy(xs, ys, test, seed, a.clf_steps)
-                    rows.append(dict(size=n, seed=seed, variant=v, train="real+synthetic",
-                                     acc=mix, cas=cas, gan_s=gan_s))
-                    rows.append(dict(size=n, seed=seed, variant=v, train="synthetic",
-                                     acc=syn, cas=cas, gan_s=gan_s))
+                    common = {"size": n, "seed": seed, "variant": v, "cas": cas, "gan_s": gan_s}
+                    rows.append({**common, "train": "real+synthetic", "acc": mix})
+                    rows.append({**common, "train": "synthetic", "acc": syn})
                     print(f"  size {n} seed {seed} {v}: real {real_acc:.3f} mix {mix:.3f} "
                           f"synth {syn:.3f} CAS {cas:.3f} (GAN {gan_s:.0f}s)", flush=True)
     total = time.perf_counter() - t0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -113,6 +114,13 @@ def test_config_checks():
     cfg = load_config("projection-mnist")
     assert cfg.conditioning.method == "projection" and cfg.objective.loss == "hinge"
     assert cfg.discriminator.spectral_norm
+
+
+def test_inspect_shows_conditional_inputs(capsys):
+    assert main(["inspect", "cgan-mnist"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"input\s+74\b", out)  # z (64) + label embedding (10)
+    assert re.search(r"input\s+11x28x28", out)  # image + 10 label maps
 
 
 def test_too_few_classes_is_an_error(tmp_path):

@@ -88,6 +88,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     d = build_network(cfg.discriminator.model_dump(), discriminator_input_shape(cfg, shape),
                       "discriminator")
+    if cfg.conditioning is not None:  # the spec bodies inside the conditional wrappers
+        from ganforge.architecture.conditioning import build_conditional_networks
+
+        cg, cd = build_conditional_networks(cfg, tuple(shape))
+        g, d = cg.body, cd.body
+        print(f"conditioning: G {cg.method}, D {cd.method}, {cd.num_classes} classes")
     print(f"{cfg.name}: {cfg.description}".rstrip(": "))
     print(f"latent {list(cfg.latent.full_shape)} ({cfg.latent.distribution}) -> data {list(shape)}")
     print()
