@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "ganforge.commands.sequences",
     "ganforge.commands.report",
     "ganforge.commands.translate",
+    "ganforge.commands.conditional",
 ]
 
 

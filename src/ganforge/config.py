@@ -173,6 +173,20 @@ class TabularConfig(Section):
                                 "(reference algorithm); false reuses the D step's fakes")
 
 
+class ConditioningConfig(Section):
+    """Class conditioning (task ``conditional``); see docs/conditional.md."""
+
+    method: Literal["cgan", "projection", "acgan"] = Field(
+        "cgan", description="D conditioning: cgan (label maps concatenated to D's input), "
+        "projection (Miyato & Koyama), acgan (auxiliary classifier)")
+    generator: Literal["concat", "cbn"] | None = Field(
+        None, description="G conditioning: concat (label embedding + z) or cbn (conditional "
+        "batch norm); null: cbn for projection, concat otherwise")
+    num_classes: int = Field(10, ge=2, description="number of classes (labels 0..K-1)")
+    embed_dim: int = Field(10, ge=0, description="label embedding size for concat (0: one-hot)")
+    aux_weight: float = Field(1.0, ge=0, description="acgan: weight of the class losses")
+
+
 class MonitorConfig(Section):
     log_every: int = Field(50, ge=1, description="steps between metric-log lines")
     sample_every: int = Field(500, ge=1, description="steps between sample grids")
@@ -240,11 +254,23 @@ class RunConfig(Section):
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     tabular: TabularConfig = Field(default_factory=TabularConfig)
     translation: TranslationConfig = Field(default_factory=TranslationConfig)
+    conditioning: ConditioningConfig | None = Field(
+        None, description="class conditioning (needs task: conditional and labelled data)")
     seed: int = Field(0, ge=0, lt=2**62, description="seed of every random generator")
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    @model_validator(mode="after")
+    def _conditioning_task(self) -> RunConfig:
+        if self.task == "conditional" and self.conditioning is None:
+            raise ValueError("task 'conditional' needs a conditioning section, e.g. "
+                             "conditioning: {method: cgan, num_classes: 10}")
+        if self.conditioning is not None and self.task != "conditional":
+            raise ValueError(f"a conditioning section needs task: conditional (task is "
+                             f"'{self.task}'); set task: conditional or drop conditioning")
+        return self
 
     @model_validator(mode="after")
     def _discriminator_norm(self) -> RunConfig:

@@ -36,6 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="scale latents toward the mean (default) or resample outside [-PSI, PSI]")
     p.add_argument("--where", metavar="COLUMN=VALUE",
                    help="tables: only rows with this category, e.g. --where \"target=malignant\"")
+    p.add_argument("--label", type=int, default=None, metavar="K",
+                   help="conditional runs: samples of class K only")
+    p.add_argument("--grid-by-class", action="store_true",
+                   help="conditional runs: -n samples per class, one class per row")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("presets", help="list the shipped presets")
@@ -84,6 +88,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     d = build_network(cfg.discriminator.model_dump(), discriminator_input_shape(cfg, shape),
                       "discriminator")
+    if cfg.conditioning is not None:  # the spec bodies inside the conditional wrappers
+        from ganforge.architecture.conditioning import build_conditional_networks
+
+        cg, cd = build_conditional_networks(cfg, tuple(shape))
+        g, d = cg.body, cd.body
+        print(f"conditioning: G {cg.method}, D {cd.method}, {cd.num_classes} classes")
     print(f"{cfg.name}: {cfg.description}".rstrip(": "))
     print(f"latent {list(cfg.latent.full_shape)} ({cfg.latent.distribution}) -> data {list(shape)}")
     print()
@@ -106,6 +116,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if run.data_kind == "table":
             raise GanforgeError("--truncation applies to latent-sampled runs, not tables.")
         extra.update(truncation=args.truncation, truncation_method=args.truncation_method)
+    if args.label is not None or args.grid_by_class:
+        from ganforge.commands.conditional import sample_conditional
+
+        return sample_conditional(run, args, extra)
     out = run.save_samples(run.sample(args.n, seed=args.seed, **extra), Path(args.out))
     print(f"wrote {args.n} samples to {out}")
     return 0

@@ -12,7 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "table and append an 'eval' line to the run's metrics.jsonl.")
     p.add_argument("run_dir")
     p.add_argument("--metrics", default=None,
-                   help="comma-separated: fid,kid,is,pr,dc,modes (default: all)")
+                   help="comma-separated: fid,kid,is,pr,dc,modes (default: all); conditional "
+                        "runs also cas,intra_fid")
     p.add_argument("--extractor", default="auto",
                    help="auto (mnist for 1-channel images, inception for RGB, raw for vectors), "
                         "mnist, inception, raw, or a registered extractor")
@@ -41,7 +42,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if extractor not in ("auto", "inception"):
             raise GanforgeError("--inception-path goes with --extractor inception.")
         extractor = get_extractor("inception", path=args.inception_path)
-    result = evaluate_run(args.run_dir, metrics=names, extractor=extractor, n=args.n,
+    result = evaluate_run(args.run_dir, metrics=names if args.metrics else None, extractor=extractor, n=args.n,
                           seed=args.seed, real_split=args.real_split, checkpoint=args.checkpoint,
                           log=not args.no_log)
     if args.json:

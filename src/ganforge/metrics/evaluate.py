@@ -26,6 +26,9 @@ ALIASES = {"precision_recall": "pr", "precision": "pr", "recall": "pr",
 DIRECTION = {"fid": -1, "kid": -1, "is": 1, "precision": 1, "recall": 1, "density": 1,
              "coverage": 1, "modes": 1, "modes_kl": -1, "reverse_kl": -1, "high_quality": 1}
 PR_K, DC_K = 3, 5
+# class-conditional runs only (ganforge.metrics.conditional); not in the default list
+CONDITIONAL_METRICS = ("cas", "intra_fid")
+DIRECTION.update(cas=1, intra_fid=-1)
 
 
 def parse_metrics(metrics: str | list[str] | tuple[str, ...] | None) -> list[str]:
@@ -39,7 +42,7 @@ def parse_metrics(metrics: str | list[str] | tuple[str, ...] | None) -> list[str
         if not name:
             continue
         name = ALIASES.get(name, name)
-        if name not in METRICS:
+        if name not in METRICS and name not in CONDITIONAL_METRICS:
             raise ConfigError(f"unknown metric '{raw}'.{did_you_mean(name, [*METRICS, *ALIASES])}"
                               f" Metrics: {', '.join(METRICS)}.")
         if name not in out:
@@ -150,6 +153,19 @@ def evaluate_run(run_dir: str | Path, metrics: str | list[str] | None = None,
     fake = run.sample(n, seed=seed)
     scores, proto = score_samples(fake, real_feats, names, ext, data_kind=data.kind,
                                   data_info=data.info, seed=seed)
+    if metrics is None and hasattr(run, "num_classes"):
+        names += list(CONDITIONAL_METRICS)
+    if cond := [m for m in names if m in CONDITIONAL_METRICS]:
+        from ganforge.metrics.conditional import conditional_scores
+
+        if not hasattr(run, "num_classes") or data.y is None:
+            raise ConfigError(f"metrics {', '.join(cond)} score class-conditional runs (task "
+                              f"conditional) on labelled data; drop them from --metrics.")
+        c_scores, c_proto = conditional_scores(
+            lambda y: run.sample(len(y), seed=seed, labels=y), data.x, data.y, cond,
+            run.num_classes, n, "mnist" if extractor == "auto" else ext, seed)
+        scores.update(c_scores)
+        proto.update(c_proto)
     protocol = {
         **ext.describe(),
         "metrics": names,

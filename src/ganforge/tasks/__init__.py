@@ -120,6 +120,7 @@ def build_task(name: str, trainer: Any) -> Any:
     return TASKS[name](trainer)
 
 
+from ganforge.tasks import conditional as _conditional  # noqa: F401  (conditional task)
 from ganforge.tasks import ctgan as _ctgan  # noqa: F401  (registers the ctgan task)
 
 __all__ = ["TASKS", "TASK_CHECKS", "TASK_MODULES", "UnconditionalTask", "build_task",

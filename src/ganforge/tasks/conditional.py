@@ -1,0 +1,313 @@
+"""The ``conditional`` task: class-conditional GANs (cGAN, projection discriminator, AC-GAN).
+
+One iteration: ``d_steps`` D updates on (real x, real y) against (G(z, y_fake), y_fake) with
+``y_fake`` uniform over the classes, then one G update on the last D step's fakes. The loss,
+label smoothing, instance noise, DiffAugment, gradient penalty, R1, clipping and EMA are the
+shared pieces of ``ganforge.objectives``; AC-GAN adds ``aux_weight`` x cross-entropy of the
+class head on real and fake samples to D's loss and on fake samples to G's loss. The gradient
+penalty and R1 differentiate D(., y_real). Packing and feature matching are not supported here.
+
+Fake labels are drawn from the trainer's latent generator, which checkpoints record, so a
+resumed run repeats an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganforge.architecture.conditioning import build_conditional_networks, cycle_labels
+from ganforge.errors import CheckpointError, ConfigError, DataError, GanforgeError
+from ganforge.objectives import get_loss
+from ganforge.objectives.penalties import clip_weights, gradient_penalty, r1_penalty
+from ganforge.objectives.tricks import (
+    EMA,
+    add_instance_noise,
+    diff_augment,
+    instance_noise_std,
+    smoothed_targets,
+)
+from ganforge.tasks import register_task
+from ganforge.tasks.unconditional import set_requires_grad
+
+Batch = tuple[torch.Tensor, torch.Tensor | None]
+
+
+def check_labels(cfg: Any, y: torch.Tensor | None, source: str) -> None:
+    """Labelled data whose labels fit ``conditioning.num_classes`` (else a ConfigError)."""
+    if y is None:
+        raise ConfigError(f"dataset '{source}' has no labels, but the config asks for a "
+                          f"conditional model (conditioning.method: "
+                          f"{cfg.conditioning.method}). Use a labelled dataset (e.g. mnist), "
+                          f"or train an unconditional model (drop the conditioning section "
+                          f"and set task: unconditional).")
+    if y.dtype.is_floating_point or y.dim() != 1:
+        raise ConfigError(f"dataset '{source}' labels must be one integer class per sample "
+                          f"for conditioning, got {tuple(y.shape)} {y.dtype}.")
+    k = cfg.conditioning.num_classes
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or hi >= k:
+        raise ConfigError(f"dataset '{source}' has labels {lo}..{hi}, but "
+                          f"conditioning.num_classes is {k}; set conditioning.num_classes="
+                          f"{hi + 1}.")
+
+
+def build_networks(trainer: Any) -> tuple[nn.Module, nn.Module]:
+    cfg = trainer.cfg
+    check_labels(cfg, trainer.data.y, cfg.data.source)
+    o = cfg.objective
+    if o.packing != 1 or o.feature_matching != "off":
+        raise ConfigError("task 'conditional' does not support objective.packing or "
+                          "objective.feature_matching; set packing: 1 and feature_matching: off.")
+    G, D = build_conditional_networks(cfg, trainer.data.shape)
+    return G, D
+
+
+class ConditionalTask:
+    name = "conditional"
+
+    def __init__(self, trainer: Any) -> None:
+        cfg = trainer.cfg
+        o, c = cfg.objective, cfg.conditioning
+        self.G, self.D = trainer.G, trainer.D
+        self.opt_g, self.opt_d = trainer.opt_g, trainer.opt_d
+        self.loss = get_loss(o.loss)
+        self.latent: Callable[[int], torch.Tensor] = trainer.latent
+        self.label_gen: torch.Generator = trainer.latent_gen
+        self.num_classes = int(c.num_classes)
+        self.acgan = c.method == "acgan"
+        self.aux_weight = float(c.aux_weight)
+        self.d_steps = int(cfg.train.d_steps)
+        self.step = lambda: trainer.step
+        self.gp, self.gp_center = float(o.gradient_penalty or 0.0), float(o.gp_center)
+        self.r1, self.r1_every = float(o.r1), int(o.r1_every)
+        self.clip = float(o.clip or 0.0)
+        smoothing = o.label_smoothing if self.loss.targets else "none"
+        self.real_target, self.fake_target = smoothed_targets(smoothing, o.smooth_real,
+                                                              o.smooth_fake)
+        self.noise, self.noise_steps = float(o.instance_noise), int(o.instance_noise_steps)
+        self.augment = list(o.diffaugment)
+        self.ema = EMA(self.G, o.ema, o.ema_start) if o.ema is not None else None
+        mon = cfg.monitor
+        if mon.eval_every and any(m in mon.eval_metrics for m in ("cas", "intra_fid")):
+            from ganforge.metrics.conditional import ConditionalEvalCallback
+
+            trainer.callbacks.append(ConditionalEvalCallback(trainer, self.num_classes))
+
+    def modules(self) -> dict[str, nn.Module]:
+        mods = {"generator": self.G, "discriminator": self.D}
+        if self.ema is not None:
+            mods["generator_ema"] = self.ema.ema
+        return mods
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"generator": self.opt_g, "discriminator": self.opt_d}
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        return self.ema.ema if self.ema is not None else self.G
+
+    def d_input(self, x: torch.Tensor, noise_std: float) -> torch.Tensor:
+        if self.augment:
+            x = diff_augment(x, self.augment)
+        return add_instance_noise(x, noise_std)
+
+    def fake_labels(self, n: int, device: torch.device) -> torch.Tensor:
+        return torch.randint(self.num_classes, (n,), generator=self.label_gen).to(device)
+
+    def train_step(self, next_batch: Callable[[], Batch]) -> dict[str, Any]:
+        step = self.step()
+        std = instance_noise_std(step, self.noise, self.noise_steps)
+        set_requires_grad(self.D, True)
+        aux = aux_acc = None
+        for i in range(self.d_steps):
+            real, y = next_batch()
+            y = y.long()
+            yf = self.fake_labels(real.shape[0], real.device)
+            z = self.latent(real.shape[0])
+            last = i == self.d_steps - 1
+            with torch.set_grad_enabled(last):
+                fake = self.G(z, yf)
+            real_in = self.d_input(real, std)
+            fake_in = self.d_input(fake.detach(), std)
+            real_logits, real_cls = self.D(real_in, y)
+            fake_logits, fake_cls = self.D(fake_in, yf)
+            d_loss = self.loss.d_loss(real_logits, fake_logits, self.real_target,
+                                      self.fake_target)
+            total = d_loss
+            if self.acgan:
+                aux = F.cross_entropy(real_cls, y) + F.cross_entropy(fake_cls, yf)
+                aux_acc = (real_cls.detach().argmax(1) == y).float().mean()
+                total = total + self.aux_weight * aux
+            penalty = None
+
+            def d_real(x: torch.Tensor, y: torch.Tensor = y) -> torch.Tensor:
+                return self.D(x, y)[0]
+
+            if self.gp:
+                penalty = gradient_penalty(d_real, real_in, fake_in, self.gp, self.gp_center)
+            if self.r1 and (step * self.d_steps + i) % self.r1_every == 0:
+                r1 = self.r1_every * r1_penalty(d_real, real_in, self.r1)
+                penalty = r1 if penalty is None else penalty + r1
+            if penalty is not None:
+                total = total + penalty
+            self.opt_d.zero_grad(set_to_none=True)
+            total.backward()
+            self.opt_d.step()
+            if self.clip:
+                clip_weights(self.D, self.clip)
+
+        set_requires_grad(self.D, False)
+        g_logits, g_cls = self.D(self.d_input(fake, std), yf)
+        g_loss = self.loss.g_loss(g_logits)
+        if self.acgan:
+            g_loss = g_loss + self.aux_weight * F.cross_entropy(g_cls, yf)
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        set_requires_grad(self.D, True)
+        if self.ema is not None:
+            self.ema.update(step + 1)
+
+        to_p = torch.sigmoid if self.loss.probabilities else (lambda t: t)
+        stats: dict[str, Any] = {
+            "d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
+            "d_real": to_p(real_logits.detach()).mean(),
+            "d_fake": to_p(fake_logits.detach()).mean(),
+            "images": real.shape[0] * self.d_steps,
+        }
+        if penalty is not None:
+            stats["d_penalty"] = penalty.detach()
+        if aux is not None:
+            stats["aux_loss"] = aux.detach()
+            stats["aux_acc_real"] = aux_acc
+        return stats
+
+    def save_samples(self, trainer: Any) -> Path:
+        """A class-by-row grid: row k holds class k, from the fixed latents."""
+        from ganforge.monitor.images import save_samples_picture
+
+        k = self.num_classes
+        per = max(1, trainer.fixed_z.shape[0] // k)
+        z = trainer.fixed_z[:per].repeat(k, *([1] * (trainer.fixed_z.dim() - 1)))
+        labels = torch.arange(k, device=z.device).repeat_interleave(per)
+        G = self.sampling_generator
+        was = G.training
+        G.eval()
+        with torch.no_grad():
+            x = G(z, labels)
+        G.train(was)
+        path = trainer.run_dir / "samples" / f"step_{trainer.step:08d}.png"
+        from ganforge.monitor.images import image_grid
+
+        if trainer.data.kind == "image":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            image_grid(x, nrow=per, scale=2).save(path)
+            return path
+        return save_samples_picture(x, path, trainer.data.kind)
+
+
+# ---------------------------------------------------------------------------- loaded runs
+def _run_class() -> type:
+    from ganforge.api import Run
+
+    class ConditionalRun(Run):
+        """A trained class-conditional run: ``sample(n, labels=...)``."""
+
+        @property
+        def num_classes(self) -> int:
+            return int(self.config.conditioning.num_classes)
+
+        def labels_for(self, n: int, labels: Any = None) -> torch.Tensor:
+            """n labels: None = the cycle 0..K-1, an int = all that class, or a sequence."""
+            k = self.num_classes
+            if labels is None:
+                return cycle_labels(n, k)
+            if isinstance(labels, int):
+                y = torch.full((n,), labels, dtype=torch.long)
+            else:
+                y = torch.as_tensor(labels).long().reshape(-1)
+                if y.numel() != n:
+                    raise GanforgeError(f"got {y.numel()} labels for {n} samples; give one "
+                                        f"label per sample or a single class.")
+            if y.numel() and (int(y.min()) < 0 or int(y.max()) >= k):
+                raise GanforgeError(f"labels must be classes 0..{k - 1}, got "
+                                    f"{int(y.min())}..{int(y.max())}.")
+            return y
+
+        @torch.no_grad()
+        def generate(self, z: torch.Tensor, batch_size: int = 512,
+                     labels: torch.Tensor | None = None) -> torch.Tensor:
+            self.generator.eval()
+            y = cycle_labels(z.shape[0], self.num_classes) if labels is None else labels
+            outs = [self.generator(z[i:i + batch_size].to(self.device),
+                                   y[i:i + batch_size].to(self.device)).float().cpu()
+                    for i in range(0, z.shape[0], batch_size)]
+            return torch.cat(outs) if outs else torch.empty(0, *self.data_shape)
+
+        def sample(self, n: int, seed: int = 0, truncation: float | None = None,
+                   truncation_method: str = "scale", labels: Any = None) -> torch.Tensor:
+            """n samples of the given labels (int, sequence, or None for 0..K-1 cycled)."""
+            if n < 1:
+                raise GanforgeError(f"the number of samples must be >= 1, got {n}.")
+            y = self.labels_for(n, labels)
+            z = self.latent(n, seed)
+            if truncation is not None:
+                from ganforge.apps.latent import truncate
+
+                z = truncate(z, truncation, self.config.latent.distribution, truncation_method,
+                             seed=seed + 1_000_003)
+            return self.generate(z, labels=y)
+
+        def grid_by_class(self, per_class: int = 8, seed: int = 0) -> torch.Tensor:
+            """K * per_class samples, class k in row k, the same latents in every row."""
+            z = self.latent(per_class, seed).repeat(self.num_classes, 1)
+            y = torch.arange(self.num_classes).repeat_interleave(per_class)
+            return self.generate(z, labels=y)
+
+    return ConditionalRun
+
+
+def load_run(run_dir: str | Path, cfg: Any, device: str = "cpu",
+             checkpoint: str | Path | None = None) -> Any:
+    from ganforge.config import known_data_shape
+    from ganforge.training import checkpoint as ckpt
+    from ganforge.training.seeding import resolve_device
+
+    data_shape = known_data_shape(cfg)
+    kind = "image" if data_shape is not None and len(data_shape) == 3 else "vector"
+    if data_shape is None:
+        from ganforge.training.trainer import load_training_data
+
+        try:
+            data = load_training_data(cfg)
+        except DataError as exc:
+            raise CheckpointError(f"cannot infer the data shape of '{run_dir}': {exc}") from None
+        data_shape, kind = data.shape, data.kind
+    G, D = build_conditional_networks(cfg, tuple(data_shape))
+    dev = resolve_device(device)
+    G, D = G.to(dev), D.to(dev)
+    path = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(Path(run_dir))
+    step, weights, _ = ckpt.load_checkpoint(path)
+    g_name = "generator_ema" if cfg.objective.ema is not None else "generator"
+    ckpt.load_module_weights(G, weights, g_name, path)
+    ckpt.load_module_weights(D, weights, "discriminator", path)
+    G.eval()
+    D.eval()
+    return _run_class()(run_dir, cfg, G, D, step, tuple(data_shape), kind)
+
+
+@register_task("conditional")
+def _conditional(trainer: Any) -> ConditionalTask:
+    return ConditionalTask(trainer)
+
+
+_conditional.build_networks = build_networks  # type: ignore[attr-defined]
+_conditional.load_run = load_run  # type: ignore[attr-defined]
+
+__all__ = ["ConditionalTask", "build_networks", "check_labels", "load_run"]
