@@ -105,7 +105,7 @@ def test_sharded_batcher_splits_the_single_process_batches() -> None:
         full = single.next()[0].flatten().tolist()
         parts = [s.next()[0].flatten().tolist() for s in shards]
         assert [len(p) for p in parts] == [4, 4, 4]
-        assert sum(parts, []) == full  # rank slices, in order, are the single batch
+        assert [i for p in parts for i in p] == full  # rank slices, in order, are the single batch
         seen += full
     assert len(set(seen)) == 96  # disjoint, and cover the epoch (minus the dropped 7)
     assert shards[1].state_dict()["position"] == single.state_dict()["position"] == 8
@@ -122,7 +122,7 @@ def test_two_processes_batch_b_equal_one_process_batch_2b(tmp_path, monkeypatch,
     script.write_text(WORKER)
     run2 = tmp_path / "two"
     r = subprocess.run([*TORCHRUN, str(script), str(cfg_path), str(run2)], env=_env(),
-                       capture_output=True, text=True, timeout=240)
+                       capture_output=True, text=True, timeout=240, check=False)
     assert r.returncode == 0, r.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ring8-nobn.yaml", "two", "worker.py"]
 
@@ -160,7 +160,7 @@ def test_ring8_two_processes_one_run_dir_resumes_on_one(tmp_path, one_thread) ->
     r = subprocess.run([sys.executable, "-m", "ganforge", "train", "gan-ring8", "--nproc", "2",
                         "--run-dir", str(run), "--no-progress", "--set", "train.steps=20",
                         *sets], env=_env(), capture_output=True, text=True, timeout=240,
-                       cwd=tmp_path)
+                       cwd=tmp_path, check=False)
     assert r.returncode == 0, r.stderr[-3000:]
     assert [p.name for p in tmp_path.iterdir()] == ["ring"]  # exactly one run directory
     assert r.stdout.count("run directory:") == 1  # rank 0 reports
@@ -169,7 +169,7 @@ def test_ring8_two_processes_one_run_dir_resumes_on_one(tmp_path, one_thread) ->
     assert steps == [20] and [x["step"] for x in log if x["kind"] == "eval"] == [20]
     r = subprocess.run([sys.executable, "-m", "ganforge", "train", "--resume", str(run),
                         "--no-progress", "--set", "train.steps=40"], env=_env(),
-                       capture_output=True, text=True, timeout=240)
+                       capture_output=True, text=True, timeout=240, check=False)
     assert r.returncode == 0, r.stderr[-3000:]
     assert [p.name for p in ckpt.list_checkpoints(run)][-1] == "step_00000040"
 
@@ -237,6 +237,7 @@ def test_killed_rank_ends_the_run_with_valid_checkpoint(tmp_path) -> None:
             proc.wait()
     assert proc.returncode != 0
     assert elapsed < 60
+    assert "[rank 0] lost contact with the other processes" in err and "--resume" in err
     ckpt.verify_checkpoint(ckpt.latest_checkpoint(run))  # the newest checkpoint is complete
 
 

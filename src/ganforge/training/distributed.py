@@ -34,6 +34,7 @@ seconds. Only rank 0 writes checkpoints, and those are atomic, so the newest one
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime
 import os
 import sys
@@ -450,25 +451,19 @@ class Distributed:
             return
         self._done = True
         self._stop.set()
-        try:
+        with contextlib.suppress(Exception):
             self._store.set(f"done/{self.rank}", "1")
-        except Exception:  # noqa: BLE001
-            pass
 
     def _at_exit(self) -> None:
         if not self._done:
             self._stop.set()
-            try:
+            with contextlib.suppress(Exception):
                 if not self._store.check(["abort"]):
                     self._store.set("abort", f"rank {self.rank} stopped before the end of "
                                              f"training (see its messages)")
-            except Exception:  # noqa: BLE001
-                pass
         if dist.is_initialized():
-            try:
+            with contextlib.suppress(Exception):
                 dist.destroy_process_group()
-            except Exception:  # noqa: BLE001
-                pass
 
 
 def _install_excepthook(ctx: Distributed) -> None:
