@@ -283,3 +283,26 @@ def test_nproc_flag_checks_before_launching(tmp_path) -> None:
     assert main(["train", "gan-ring8", "--nproc", "3", "--run-dir", str(tmp_path / "x")]) == 2
     assert main(["train", "gan-ring8", "--nproc", "0"]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_sigterm_stops_every_rank_at_the_same_step_with_a_checkpoint(tmp_path) -> None:
+    """torchrun forwards SIGTERM to the ranks; they agree on the step to stop at, rank 0
+    writes that step's checkpoint, and the run resumes from it."""
+    import re
+
+    run = tmp_path / "run"
+    proc = subprocess.Popen([*TORCHRUN, "-m", "ganforge", "train", *LONG, "--run-dir", str(run)],
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_checkpoint(run, proc)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    steps = re.findall(r"SIGTERM received: stopped after step (\d+)", err)
+    assert len(steps) == 2 and steps[0] == steps[1], err[-3000:]
+    last = ckpt.latest_checkpoint(run)
+    assert last.name == f"step_{int(steps[0]):08d}"
+    ckpt.verify_checkpoint(last)

@@ -391,6 +391,8 @@ class Distributed:
 
         cb.generate = generate
         cb.evaluate = evaluate
+        if self.rank != 0:
+            cb._restored = True  # rank 0 alone looks after RUN/best
 
     # ----------------------------------------------------------------------- watchdog
     def _connect_store(self) -> None:
