@@ -139,6 +139,12 @@ class TrainConfig(Section):
     nan_lr_factor: float = Field(0.5, gt=0, lt=1, description="learning-rate factor per rollback")
     max_rollbacks: int = Field(3, ge=0, description="rollbacks allowed before stopping")
     deterministic: bool = Field(False, description="deterministic kernels (exact resume)")
+    sync_bn: bool = Field(False, description="several processes: batch-norm statistics over "
+                          "the global batch (SyncBatchNorm)")
+    dist_timeout: float = Field(1800.0, gt=0, description="several processes: seconds a "
+                                "collective may wait (longer than any rank-0-only work)")
+    dist_dead_after: float = Field(60.0, gt=0, description="several processes: seconds without "
+                                   "a heartbeat before a rank counts as dead and the run stops")
 
     @model_validator(mode="after")
     def _budget(self) -> TrainConfig:

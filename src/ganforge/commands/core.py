@@ -19,6 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "--run-dir continues that run if it has checkpoints, else starts it")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_train)
+    p.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="train with N processes on this machine (launches torchrun; see "
+                        "docs/distributed.md for several machines)")
+    p.set_defaults(train_parser=p)
 
     p = sub.add_parser("inspect", help="print the layer-by-layer summary of a config's networks")
     p.add_argument("config", help="preset name or YAML file")
@@ -53,6 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from ganforge import api
 
+    if getattr(args, "nproc", None) is not None:
+        from ganforge.training.launch import launch_train
+
+        return launch_train(args)
     overrides = list(args.overrides)
     if args.no_progress:
         overrides.append("monitor.progress=false")
@@ -62,6 +70,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise GanforgeError(f"--resume: run directory '{args.resume}' does not exist. Give the "
                             f"directory of an earlier run, or --resume auto --run-dir DIR.")
     run = api.train(args.config, overrides=overrides, run_dir=args.run_dir, resume=args.resume)
+    from ganforge.training.distributed import is_writer
+
+    if not is_writer():  # other ranks of a torchrun launch: rank 0 reports
+        return 0
     samples = sorted((run.run_dir / "samples").glob("*.png"))
     ckpts = sorted((run.run_dir / "checkpoints").glob("step_*"))
     print(f"run directory: {run.run_dir}")

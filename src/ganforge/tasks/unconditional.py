@@ -39,6 +39,7 @@ def set_requires_grad(module: nn.Module, flag: bool) -> None:
 
 class UnconditionalTask:
     name = "unconditional"
+    distributed_modules = ("G", "D")  # wrapped in DistributedDataParallel under torchrun
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module,
                  opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, loss: GanLoss,

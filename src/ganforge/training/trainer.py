@@ -22,6 +22,7 @@ from ganforge.monitor.images import save_samples_picture
 from ganforge.monitor.log import MetricLog
 from ganforge.tasks import build_task, task_networks
 from ganforge.training import checkpoint as ckpt
+from ganforge.training import distributed
 from ganforge.training.guard import (
     RunGuard,
     TrainingDiverged,
@@ -84,8 +85,10 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.callbacks = list(callbacks)
-        self.monitor = MonitorCallback(cfg)  # health signals, alarms, TensorBoard, report
-        self.callbacks.append(self.monitor)
+        self.dist = distributed.start(self)  # torchrun: join the process group
+        if self.dist.is_writer:  # rank 0 watches and reports for a multi-process run
+            self.monitor = MonitorCallback(cfg)  # health signals, alarms, TensorBoard, report
+            self.callbacks.append(self.monitor)
         if not resume and run_is_used(self.run_dir):
             raise ConfigError(f"run directory '{self.run_dir}' already holds a run. Continue it "
                               f"with --resume {self.run_dir}, or pick another --run-dir.")
@@ -131,8 +134,11 @@ class Trainer:
                               f"directory path.")
         self.log = MetricLog(self.run_dir / "metrics.jsonl")
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        save_data_info(self.run_dir, self.data)  # sequences: shape, columns, min-max scaling
+        if self.dist.is_writer:
+            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(),
+                                                                     sort_keys=False))
+            save_data_info(self.run_dir, self.data)  # sequences: shape, columns, min-max scaling
+        self.dist.attach(self)  # DDP, data shards, rank-0-only writes (no-op on one process)
         if resume:
             ckpt.clean_stale_temporaries(self.run_dir)
             self.restore(ckpt.latest_checkpoint(self.run_dir))
@@ -160,7 +166,7 @@ class Trainer:
                              self.latent_gen, self.device)
 
     def modules(self) -> dict[str, nn.Module]:
-        return self.task.modules()
+        return {k: distributed.unwrap(m) for k, m in self.task.modules().items()}
 
     def state(self) -> dict[str, Any]:
         return {
@@ -174,6 +180,8 @@ class Trainer:
         }
 
     def save(self) -> Path:
+        if not self.dist.is_writer:  # rank 0 writes the checkpoints of a multi-process run
+            return self.run_dir / ckpt.CKPT_DIR / f"step_{self.step:08d}"
         return ckpt.save_checkpoint(self.run_dir, self.step, self.modules(), self.state(),
                                     keep=self.cfg.train.keep_checkpoints)
 
@@ -202,7 +210,7 @@ class Trainer:
     @property
     def sampling_generator(self) -> nn.Module:
         """G, or its EMA copy when the objective keeps one."""
-        return getattr(self.task, "sampling_generator", self.G)
+        return distributed.unwrap(getattr(self.task, "sampling_generator", self.G))
 
     @torch.no_grad()
     def sample_fixed(self) -> torch.Tensor:
@@ -214,6 +222,8 @@ class Trainer:
         return out
 
     def save_grid(self) -> Path:
+        if not self.dist.is_writer:
+            return self.run_dir / "samples"
         if hasattr(self.task, "save_samples"):  # tables write a CSV, translations strips
             return self.task.save_samples(self)
         ref = None
