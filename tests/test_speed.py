@@ -1,0 +1,66 @@
+"""Speed switches change how a step runs, not what it computes (issue 7; timings live in
+benchmarks/throughput.py, never in tests)."""
+
+import pytest
+import torch
+
+from ganforge.config import apply_overrides, load_config, raw_config
+from ganforge.training.trainer import Trainer
+
+SMALL = ["train.epochs=null", "train.steps=4", "train.batch_size=8", "monitor.progress=false",
+         "monitor.log_every=2", "monitor.sample_every=100", "monitor.report=false",
+         "monitor.tensorboard=false", "device=cpu"]
+
+
+def _run(tmp_path, name, extra):
+    t = Trainer(load_config("dcgan-mnist", SMALL + extra), tmp_path / name)
+    t.fit()
+    return t
+
+
+def _losses(t):
+    return [(r["d_loss"], r["g_loss"]) for r in t.log.read() if r["kind"] == "train"]
+
+
+def _no_dropout(extra):
+    # Dropout masks follow the memory layout, so compare layouts on a D without dropout.
+    raw = raw_config("dcgan-mnist")
+    raw["discriminator"]["layers"] = [e for e in raw["discriminator"]["layers"]
+                                      if not (isinstance(e, dict) and "dropout" in e)]
+    return load_config(apply_overrides(raw, SMALL + extra))
+
+
+def test_channels_last_computes_the_same_step(tmp_path):
+    base = Trainer(_no_dropout([]), tmp_path / "base")
+    base.fit()
+    fast = Trainer(_no_dropout(["train.channels_last=true"]), tmp_path / "cl")
+    fast.fit()
+    assert fast.data.x.is_contiguous(memory_format=torch.channels_last)
+    # Same math, different memory layout: equal up to float reordering.
+    for (a, b), (c, d) in zip(_losses(base), _losses(fast), strict=True):
+        assert a == pytest.approx(c, rel=1e-4) and b == pytest.approx(d, rel=1e-4)
+    # Adam turns float-reordering noise in near-zero gradients into updates of up to lr per
+    # step, so after 4 steps (lr 2e-4) weights agree to 4 * 2e-4, not to float precision.
+    for (k, v), (_, w) in zip(base.G.state_dict().items(), fast.G.state_dict().items(),
+                              strict=True):
+        assert torch.allclose(v.float(), w.float(), atol=8e-4), k
+
+
+def test_bf16_autocast_runs_the_step_in_bf16_with_finite_losses(tmp_path):
+    seen = []
+    t = Trainer(load_config("dcgan-mnist", SMALL + ["train.precision=bf16"]), tmp_path / "bf")
+    hook = t.D.layers[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    t.fit()
+    hook.remove()
+    assert torch.bfloat16 in seen  # the convolutions ran in bf16
+    losses = _losses(t)
+    assert losses and all(torch.isfinite(torch.tensor(x)).all() for x in losses)
+    assert all(p.dtype == torch.float32 for p in t.G.parameters())  # weights stay fp32
+    assert t.sample_fixed().shape == (64, 1, 28, 28)
+
+
+@pytest.mark.slow
+def test_compile_gives_the_same_shapes_and_finite_losses(tmp_path):
+    t = _run(tmp_path, "compiled", ["train.compile=true"])
+    assert all(torch.isfinite(torch.tensor(x)).all() for x in _losses(t))
+    assert t.sample_fixed().shape == (64, 1, 28, 28)
