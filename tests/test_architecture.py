@@ -57,7 +57,9 @@ def _name(entry):
 
 
 def test_every_layer_type_is_covered():
-    assert {_name(e) for e, _ in CASES} == set(LAYERS)
+    # Layers ganforge ships (tests may register their own, e.g. test_monitor's test_zero).
+    shipped = {name for name, lt in LAYERS.items() if lt.infer.__module__.startswith("ganforge.")}
+    assert {_name(e) for e, _ in CASES} == shipped
 
 
 @pytest.mark.parametrize("entry,in_shape", CASES, ids=[str(c[0]) for c in CASES])
