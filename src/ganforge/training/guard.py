@@ -153,6 +153,20 @@ class RunGuard:
                 reasons.append(f"the {name} gradients are not finite")
         return "; ".join(reasons) or None
 
+    def _stop(self, message: str) -> None:
+        """Record the divergence as an alarm (unless the monitor already did), refresh the
+        report, and end the run."""
+        t = self.trainer
+        monitor = getattr(t, "monitor", None)
+        if not any(a.alarm == "divergence" for a in getattr(monitor, "alarms", [])):
+            t.log.write({"kind": "alarm", "step": t.step, "alarm": "divergence",
+                         "message": message})
+        if monitor is not None and monitor.cfg.report:
+            from ganforge.monitor.report import write_report
+
+            write_report(t.run_dir)
+        raise TrainingDiverged(message)
+
     def recover(self, reason: str) -> None:
         """Stop (raise TrainingDiverged) or roll back to the newest good checkpoint."""
         t = self.trainer
@@ -162,9 +176,9 @@ class RunGuard:
         last = (f"The last good checkpoint is in {t.run_dir / ckpt.CKPT_DIR}."
                 if ckpt.list_checkpoints(t.run_dir) else "No checkpoint had been written yet.")
         if self.cfg.on_nan == "stop":
-            raise TrainingDiverged(f"training diverged at step {at}: {reason}. {advice} {last}")
+            self._stop(f"training diverged at step {at}: {reason}. {advice} {last}")
         if self.rollbacks >= self.cfg.max_rollbacks:
-            raise TrainingDiverged(
+            self._stop(
                 f"training diverged at step {at}: {reason}, after {self.rollbacks} rollback(s) "
                 f"(train.max_rollbacks={self.cfg.max_rollbacks}) with learning rates at "
                 f"{self.lr_factor:g}x the configured ones. Lower optim.*.lr, or add a gradient "
