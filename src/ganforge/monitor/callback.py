@@ -83,7 +83,14 @@ class MonitorCallback:
         self.real_div = float("nan")
         fixed_z = getattr(trainer, "fixed_z", None)
         data = getattr(trainer, "data", None)
-        if fixed_z is not None and data is not None and len(data) >= 2:
+        G = getattr(trainer, "sampling_generator", None)
+        # Diversity needs a generator that maps the fixed latents to samples of the data's shape
+        # (not CTGAN's z + condition vector, not a translator's image input).
+        maps_latent = (fixed_z is not None and data is not None
+                       and getattr(G, "in_shape", None) == tuple(fixed_z.shape[1:])
+                       and getattr(G, "out_shape", None) == tuple(data.shape)
+                       and getattr(G, "in_shape", None) != getattr(G, "out_shape", None))
+        if maps_latent and len(data) >= 2:
             n = min(int(fixed_z.shape[0]), len(data))
             gen = torch.Generator().manual_seed(trainer.cfg.seed + 4)
             idx = torch.randperm(len(data), generator=gen)[:n].to(data.x.device)
