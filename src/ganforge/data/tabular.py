@@ -596,7 +596,7 @@ def split_frame(df: Any, split: str, test_fraction: float = 0.2, seed: int = 0,
     if stratify is not None:
         counts = df[stratify].value_counts(dropna=False)
         if len(counts) > 1 and counts.min() >= 2:
-            strat = df[stratify].astype(str)
+            strat = df[stratify].map(str)  # NaN is a class label of its own
     tr, te = train_test_split(df, test_size=test_fraction, random_state=seed, stratify=strat)
     return (tr if split == "train" else te).reset_index(drop=True)
 
