@@ -33,7 +33,7 @@ from ganforge.objectives.tricks import (
     smoothed_targets,
 )
 from ganforge.tasks import register_task
-from ganforge.tasks.unconditional import set_requires_grad
+from ganforge.tasks.unconditional import GeneratorDiscriminatorTask, set_requires_grad
 
 Batch = tuple[torch.Tensor, torch.Tensor | None]
 
@@ -68,7 +68,7 @@ def build_networks(trainer: Any) -> tuple[nn.Module, nn.Module]:
     return G, D
 
 
-class ConditionalTask:
+class ConditionalTask(GeneratorDiscriminatorTask):
     name = "conditional"
 
     def __init__(self, trainer: Any) -> None:
@@ -98,19 +98,6 @@ class ConditionalTask:
             from ganforge.metrics.conditional import ConditionalEvalCallback
 
             trainer.callbacks.append(ConditionalEvalCallback(trainer, self.num_classes))
-
-    def modules(self) -> dict[str, nn.Module]:
-        mods = {"generator": self.G, "discriminator": self.D}
-        if self.ema is not None:
-            mods["generator_ema"] = self.ema.ema
-        return mods
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"generator": self.opt_g, "discriminator": self.opt_d}
-
-    @property
-    def sampling_generator(self) -> nn.Module:
-        return self.ema.ema if self.ema is not None else self.G
 
     def d_input(self, x: torch.Tensor, noise_std: float) -> torch.Tensor:
         if self.augment:

@@ -37,7 +37,32 @@ def set_requires_grad(module: nn.Module, flag: bool) -> None:
         p.requires_grad_(flag)
 
 
-class UnconditionalTask:
+class GeneratorDiscriminatorTask:
+    """What every single-G, single-D task exposes: its modules (with the EMA generator when
+    EMA is on), its optimizers, and the network to sample from."""
+
+    G: nn.Module
+    D: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    ema: Any
+
+    def modules(self) -> dict[str, nn.Module]:
+        mods = {"generator": self.G, "discriminator": self.D}
+        if self.ema is not None:
+            mods["generator_ema"] = self.ema.ema
+        return mods
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"generator": self.opt_g, "discriminator": self.opt_d}
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The network to draw samples from: the EMA generator when EMA is on."""
+        return self.ema.ema if self.ema is not None else self.G
+
+
+class UnconditionalTask(GeneratorDiscriminatorTask):
     name = "unconditional"
     distributed_modules = ("G", "D")  # wrapped in DistributedDataParallel under torchrun
 
@@ -70,20 +95,6 @@ class UnconditionalTask:
         self.augment = list(o.diffaugment) if o is not None else []
         self.ema = (EMA(self.G, o.ema, o.ema_start) if o is not None and o.ema is not None
                     else None)
-
-    def modules(self) -> dict[str, nn.Module]:
-        mods = {"generator": self.G, "discriminator": self.D}
-        if self.ema is not None:
-            mods["generator_ema"] = self.ema.ema
-        return mods
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"generator": self.opt_g, "discriminator": self.opt_d}
-
-    @property
-    def sampling_generator(self) -> nn.Module:
-        """The network to draw samples from: the EMA generator when EMA is on."""
-        return self.ema.ema if self.ema is not None else self.G
 
     # ------------------------------------------------------------------------- pieces
     def d_input(self, x: torch.Tensor, noise_std: float) -> torch.Tensor:
