@@ -6,7 +6,7 @@ TORCH   := torch==2.13.0
 STAMP   := $(VENV)/.installed
 EXTRAS  ?= dev
 
-.PHONY: setup demo test test-slow lint clean chromium
+.PHONY: setup demo test test-slow bench-setup lint clean chromium
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,10 @@ test-slow: setup
 chromium:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium) || \
 		echo "warning: chromium could not be installed; the report rendering test will skip"
+
+# Peers for the side-by-side benchmarks (ctgan, Keras 3); torch stays pinned.
+bench-setup: setup
+	$(BIN)/pip install -e ".[$(EXTRAS),bench]" $(TORCH)
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

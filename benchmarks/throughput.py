@@ -14,6 +14,7 @@ peak; appends a Markdown table to benchmarks/RESULTS.md with --write.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -261,8 +262,8 @@ def run_keras(arch: str, images: np.ndarray, batch: int, warmup: int, steps: int
 
 
 def run_ganforge(arch: str, overrides: list[str], warmup: int) -> float:
-    from ganforge.training.trainer import Trainer
     from ganforge.config import load_config
+    from ganforge.training.trainer import Trainer
 
     cfg = load_config(arch, overrides)
 
@@ -308,6 +309,9 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="append the table to RESULTS.md")
     ap.add_argument("--settings", default="", help="comma list of settings to run (default all)")
     ap.add_argument("--archs", default="dcgan-mnist,dcgan-64")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="repeat every setting this many times, interleaved, and report the "
+                         "median (use 3+ on a machine shared with other jobs)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--setting")
     ap.add_argument("--arch")
@@ -323,11 +327,7 @@ def main() -> None:
     peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
     print(f"matmul peak ({args.threads} threads): fp32 {peak32:.0f} GFLOP/s, "
           f"bf16 {peak16:.0f} GFLOP/s")
-    try:
-        import keras  # noqa: F401
-        have_keras = True
-    except ImportError:
-        have_keras = False
+    have_keras = importlib.util.find_spec("keras") is not None  # imported by the worker only
     settings = ["reference"] + (["keras"] if have_keras else []) + list(GANFORGE_SETTINGS)
     if args.settings:
         settings = [s for s in settings if s in args.settings.split(",")]
@@ -345,27 +345,36 @@ def main() -> None:
             np.save(data64, mnist_images(64))
         for arch, batch, steps in plan:
             flops = step_flops(arch, batch)
+            results: dict[str, list[dict]] = {s: [] for s in settings}
+            errors: dict[str, str] = {}
+            for _ in range(args.rounds):  # interleaved: load changes hit every setting alike
+                for s in settings:
+                    if s in errors:
+                        continue
+                    cmd = [sys.executable, __file__, "--worker", "--setting", s, "--arch", arch,
+                           "--batch", str(batch), "--steps", str(steps), "--warmup", "3",
+                           "--threads", str(args.threads)]
+                    if arch == "dcgan-64":
+                        cmd += ["--data", str(data64)]
+                    env = dict(os.environ, KERAS_BACKEND="torch")
+                    r = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env)
+                    if r.returncode != 0:
+                        errors[s] = (r.stderr.strip().splitlines() or ["?"])[-1][:80]
+                        continue
+                    results[s].append(json.loads(r.stdout.strip().splitlines()[-1]))
             rows = []
-            ref = None
             for s in settings:
-                cmd = [sys.executable, __file__, "--worker", "--setting", s, "--arch", arch,
-                       "--batch", str(batch), "--steps", str(steps), "--warmup", "3",
-                       "--threads", str(args.threads)]
-                if arch == "dcgan-64":
-                    cmd += ["--data", str(data64)]
-                env = dict(os.environ, KERAS_BACKEND="torch")
-                r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-                if r.returncode != 0:
-                    rows.append((s, None, None, r.stderr.strip().splitlines()[-1][:80]))
+                if s in errors:
+                    rows.append((s, None, None, errors[s]))
                     continue
-                res = json.loads(r.stdout.strip().splitlines()[-1])
-                if s == "reference":
-                    ref = res["images_per_s"]
-                rows.append((s, res["images_per_s"], res["rss_mb"], ""))
+                ips = float(np.median([r["images_per_s"] for r in results[s]]))
+                rows.append((s, ips, max(r["rss_mb"] for r in results[s]), ""))
+            ref = next(ips for s, ips, _, _ in rows if s == "reference")
             header = (f"\n{arch}, batch {batch}, {steps} timed steps after 3 warm-up, "
-                      f"{args.threads} threads; step = {flops / batch / 1e6:.1f} MFLOP per image")
-            table = ["| setting | images/s | vs reference | GFLOP/s | % fp32 peak | % bf16 peak "
-                     "| peak RSS MB |", "|---|---|---|---|---|---|---|"]
+                      f"{args.threads} threads, median of {args.rounds} interleaved round(s); "
+                      f"step = {flops / batch / 1e6:.1f} MFLOP per image")
+            table = [("| setting | images/s | vs reference | GFLOP/s | % fp32 peak | % bf16 peak "
+                     "| peak RSS MB |"), "|---|---|---|---|---|---|---|"]
             for s, ips, rss, err in rows:
                 if ips is None:
                     table.append(f"| {s} | failed: {err} | | | | | |")

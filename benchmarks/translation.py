@@ -36,9 +36,8 @@ from ganforge.metrics.image_quality import quality_table
 from ganforge.tasks.translation import strip_picture, translate_tensor
 
 try:  # the Evaluation branch: an MNIST classifier and FID on its features
-    from ganforge.metrics.features import get_extractor as _get_extractor
-
     from ganforge.metrics import fid as _fid
+    from ganforge.metrics.features import get_extractor as _get_extractor
 except ImportError:  # not merged yet: fall back to a local classifier, skip FID
     _fid = None
     _get_extractor = None

@@ -64,3 +64,47 @@ def test_compile_gives_the_same_shapes_and_finite_losses(tmp_path):
     t = _run(tmp_path, "compiled", ["train.compile=true"])
     assert all(torch.isfinite(torch.tensor(x)).all() for x in _losses(t))
     assert t.sample_fixed().shape == (64, 1, 28, 28)
+
+
+def test_dataloader_batcher_draws_the_index_batchers_batches_across_epochs_and_resume():
+    from ganforge.data import DataLoaderBatcher, IndexBatcher, TensorData
+
+    data = TensorData("t", torch.arange(23.0).reshape(23, 1), torch.arange(23) % 3)
+    fast, slow = IndexBatcher(data, 5, seed=7), DataLoaderBatcher(data, 5, seed=7)
+    for _ in range(11):  # 4 batches per epoch: crosses two epoch boundaries
+        (a, ya), (b, yb) = fast.next(), slow.next()
+        assert torch.equal(a, b) and torch.equal(ya, yb)
+    state = slow.state_dict()
+    resumed = DataLoaderBatcher(data, 5, seed=0)
+    resumed.load_state_dict(state)
+    for _ in range(6):
+        a, b = fast.next()[0], resumed.next()[0]
+        assert torch.equal(a, b)
+    assert resumed.epoch == fast.epoch == 4
+
+
+def test_fp32_step_is_identical_with_and_without_the_fast_data_path(tmp_path):
+    fast = _run(tmp_path, "index", [])
+    slow = _run(tmp_path, "loader", ["train.batching=dataloader"])
+    assert _losses(fast) == _losses(slow)  # bit-identical, dropout included
+    for (k, v), (_, w) in zip(fast.G.state_dict().items(), slow.G.state_dict().items(),
+                              strict=True):
+        assert torch.equal(v, w), k
+
+
+def test_fused_adam_follows_the_foreach_adam(tmp_path):
+    ref = _run(tmp_path, "foreach", [])
+    fused = _run(tmp_path, "fused", ["optim.g.impl=fused", "optim.d.impl=fused"])
+    assert isinstance(fused.opt_g, torch.optim.Adam) and fused.opt_g.defaults["fused"]
+    for (a, b), (c, d) in zip(_losses(ref), _losses(fused), strict=True):
+        assert a == pytest.approx(c, rel=1e-4) and b == pytest.approx(d, rel=1e-4)
+    for (k, v), (_, w) in zip(ref.D.state_dict().items(), fused.D.state_dict().items(),
+                              strict=True):
+        assert torch.allclose(v, w, atol=8e-4), k
+
+
+def test_fused_rmsprop_is_a_config_error():
+    from ganforge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="fused"):
+        load_config("dcgan-mnist", ["optim.d.name=rmsprop", "optim.d.impl=fused"])

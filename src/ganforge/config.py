@@ -108,6 +108,9 @@ class OptimizerConfig(Section):
     alpha: float = Field(0.99, gt=0, lt=1, description="RMSprop smoothing constant")
     weight_decay: float = Field(0.0, ge=0)
     eps: float = Field(1e-8, gt=0)
+    impl: Literal["foreach", "fused", "loop"] = Field(
+        "foreach", description="update kernel: foreach (multi-tensor), fused (adam/sgd), or "
+        "loop (per parameter)")
 
     @model_validator(mode="after")
     def _sane(self) -> OptimizerConfig:
@@ -115,6 +118,9 @@ class OptimizerConfig(Section):
         for i, b in enumerate(self.betas):
             if not 0.0 <= b < 1.0:
                 raise ValueError(f"betas[{i}] must be in [0, 1), got {b}")
+        if self.impl == "fused" and self.name == "rmsprop":
+            raise ValueError("impl 'fused' exists for adam and sgd only; use impl: foreach "
+                             "with rmsprop")
         return self
 
 
@@ -133,6 +139,9 @@ class TrainConfig(Section):
         "fp32", description="bf16 runs the step under torch.autocast (CPU with AVX-512 bf16, CUDA)")
     compile: bool = Field(False, description="torch.compile the generator and discriminator")
     channels_last: bool = Field(False, description="channels-last memory format for conv nets")
+    batching: Literal["index", "dataloader"] = Field(
+        "index", description="index: one index_select per batch from the in-memory tensors; "
+        "dataloader: a torch DataLoader over the same seeded permutation (same batches, slower)")
     keep_checkpoints: int = Field(3, ge=1, description="newest checkpoints kept (the best by monitor.best_metric lives in RUN/best/)")
     on_nan: Literal["stop", "rollback"] = Field(
         "stop", description="non-finite loss/weights: stop, or restore the last good checkpoint")

@@ -83,3 +83,41 @@ class IndexBatcher:
         self.position = int(state["position"])
         self._perm = state["perm"].clone()
         self.generator.set_state(state["generator"])
+
+
+class DataLoaderBatcher(IndexBatcher):
+    """The same batches as ``IndexBatcher`` (same seeded permutations, same state), drawn
+    through ``torch.utils.data.DataLoader`` the way hand-written loops do: one ``__getitem__``
+    per sample and a collate per batch. Kept to measure and test the fast path against
+    (``train.batching: dataloader``)."""
+
+    def __init__(self, data: TensorData, batch_size: int, seed: int) -> None:
+        super().__init__(data, batch_size, seed)
+        self._iter: Any = None
+
+    def _loader(self) -> Any:
+        from torch.utils.data import DataLoader, TensorDataset
+
+        tensors = (self.data.x,) if self.data.y is None else (self.data.x, self.data.y)
+        order = self._perm[self.position * self.batch_size:
+                           self.batches_per_epoch * self.batch_size].tolist()
+        # A private generator: creating the iterator draws a seed, which must not move the
+        # global RNG (dropout masks) or the run would differ from the index path.
+        return iter(DataLoader(TensorDataset(*tensors), batch_size=self.batch_size,
+                               sampler=order, drop_last=True, generator=torch.Generator()))
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.position >= self.batches_per_epoch:
+            self.epoch += 1
+            self.position = 0
+            self._perm = torch.randperm(len(self.data), generator=self.generator)
+            self._iter = None
+        if self._iter is None:
+            self._iter = self._loader()
+        batch = next(self._iter)
+        self.position += 1
+        return batch[0], (batch[1] if len(batch) > 1 else None)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._iter = None

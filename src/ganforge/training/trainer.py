@@ -14,7 +14,7 @@ from torch import nn
 
 from ganforge.architecture import build_network
 from ganforge.config import RunConfig, check_networks, discriminator_input_shape
-from ganforge.data import IndexBatcher, TensorData, load_dataset
+from ganforge.data import DataLoaderBatcher, IndexBatcher, TensorData, load_dataset
 from ganforge.data.sequences import save_data_info
 from ganforge.errors import ConfigError
 from ganforge.monitor.callback import MonitorCallback
@@ -49,16 +49,21 @@ class Callback(Protocol):
 
 
 def build_optimizer(params: Iterable[nn.Parameter], cfg: Any) -> torch.optim.Optimizer:
+    """Adam / RMSprop / SGD with the implementation ``cfg.impl`` picks: ``foreach`` (one
+    multi-tensor kernel per update step), ``fused`` (one fused kernel; Adam and SGD) or
+    ``loop`` (PyTorch's per-parameter reference implementation)."""
     params = list(params)
+    impl = {"foreach": {"foreach": True}, "fused": {"fused": True},
+            "loop": {"foreach": False}}[getattr(cfg, "impl", "foreach")]
     if cfg.name == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
-                                weight_decay=cfg.weight_decay, foreach=True)
+                                weight_decay=cfg.weight_decay, **impl)
     if cfg.name == "rmsprop":
         return torch.optim.RMSprop(params, lr=cfg.lr, alpha=cfg.alpha, eps=cfg.eps,
                                    momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                                   foreach=True)
+                                   **impl)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
-                           weight_decay=cfg.weight_decay, foreach=True)
+                           weight_decay=cfg.weight_decay, **impl)
 
 
 def load_training_data(cfg: RunConfig) -> TensorData:
@@ -115,7 +120,8 @@ class Trainer:
         self._apply_speed_switches()
         self.opt_g = build_optimizer(self.G.parameters(), cfg.optim.g)
         self.opt_d = build_optimizer(self.D.parameters(), cfg.optim.d)
-        self.batcher = IndexBatcher(self.data, cfg.train.batch_size, seed=cfg.seed + 1)
+        batcher_cls = DataLoaderBatcher if cfg.train.batching == "dataloader" else IndexBatcher
+        self.batcher = batcher_cls(self.data, cfg.train.batch_size, seed=cfg.seed + 1)
         self.latent_gen = torch.Generator().manual_seed(cfg.seed + 2)
         self.fixed_z = sample_latent(cfg.monitor.grid_size, latent_shape, cfg.latent.distribution,
                                      torch.Generator().manual_seed(cfg.seed + 3), self.device)
