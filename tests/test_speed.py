@@ -108,3 +108,34 @@ def test_fused_rmsprop_is_a_config_error():
 
     with pytest.raises(ConfigError, match="fused"):
         load_config("dcgan-mnist", ["optim.d.name=rmsprop", "optim.d.impl=fused"])
+
+
+def test_fp16_runs_in_half_with_loss_scaling_and_resumes_exactly(tmp_path):
+    import ganforge
+
+    common = SMALL + ["train.precision=fp16", "train.checkpoint_every=2"]
+    seen = []
+    straight = Trainer(load_config("dcgan-mnist", common), tmp_path / "straight")
+    hook = straight.D.layers[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    straight.fit()
+    hook.remove()
+    assert torch.float16 in seen  # D's first convolution ran in half precision
+    assert all(torch.isfinite(torch.tensor(x)).all() for x in _losses(straight))
+    scale = straight.scalers["d"].get_scale()
+    assert 0 < scale <= 2.0 ** 16 and straight.scalers["g"].get_scale() > 0
+    ganforge.train("dcgan-mnist", overrides=common[:1] + ["train.steps=2"] + common[2:],
+                   run_dir=tmp_path / "split")
+    resumed = ganforge.train(resume=tmp_path / "split", overrides=["train.steps=4"])
+    assert resumed.step == 4
+    for (k, v), (_, w) in zip(straight.G.state_dict().items(),
+                              resumed.generator.state_dict().items(), strict=True):
+        assert torch.equal(v, w), k
+
+
+def test_fp16_with_a_gradient_penalty_is_a_config_error():
+    from ganforge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="fp16"):
+        load_config("wgan-gp-mnist", ["train.precision=fp16"])
+    with pytest.raises(ConfigError, match="fp16"):
+        load_config("ctgan", ["train.precision=fp16"])

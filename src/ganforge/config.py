@@ -135,8 +135,9 @@ class TrainConfig(Section):
     batch_size: int = Field(64, ge=1)
     d_steps: int = Field(1, ge=1, description="discriminator updates per generator update")
     checkpoint_every: int = Field(1000, ge=1, description="steps between checkpoints")
-    precision: Literal["fp32", "bf16"] = Field(
-        "fp32", description="bf16 runs the step under torch.autocast (CPU with AVX-512 bf16, CUDA)")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="bf16 runs the step under torch.autocast (CPU with AVX-512 bf16, "
+        "CUDA); fp16 adds a gradient scaler per network (meant for CUDA)")
     compile: bool = Field(False, description="torch.compile the generator and discriminator")
     channels_last: bool = Field(False, description="channels-last memory format for conv nets")
     batching: Literal["index", "dataloader"] = Field(
@@ -285,6 +286,19 @@ class RunConfig(Section):
         if self.conditioning is not None and self.task != "conditional":
             raise ValueError(f"a conditioning section needs task: conditional (task is "
                              f"'{self.task}'); set task: conditional or drop conditioning")
+        return self
+
+    @model_validator(mode="after")
+    def _fp16_scope(self) -> RunConfig:
+        if self.train.precision != "fp16":
+            return self
+        if self.task not in ("unconditional", "conditional"):
+            raise ValueError(f"train.precision fp16 (with gradient scaling) is supported by the "
+                             f"unconditional and conditional tasks, not '{self.task}'; use "
+                             f"precision: bf16 (no scaling needed) or fp32")
+        if self.objective.gradient_penalty or self.objective.r1:
+            raise ValueError("train.precision fp16 does not scale the inner gradients of a "
+                             "gradient penalty or R1; use precision: bf16 or fp32 with them")
         return self
 
     @model_validator(mode="after")

@@ -24,13 +24,10 @@ from torch import nn
 from ganforge.architecture.conditioning import build_conditional_networks, cycle_labels
 from ganforge.errors import CheckpointError, ConfigError, DataError, GanforgeError
 from ganforge.objectives import get_loss
-from ganforge.objectives.penalties import clip_weights, gradient_penalty, r1_penalty
 from ganforge.objectives.tricks import (
-    EMA,
     add_instance_noise,
     diff_augment,
     instance_noise_std,
-    smoothed_targets,
 )
 from ganforge.tasks import register_task
 from ganforge.tasks.unconditional import GeneratorDiscriminatorTask, set_requires_grad
@@ -76,7 +73,7 @@ class ConditionalTask(GeneratorDiscriminatorTask):
         o, c = cfg.objective, cfg.conditioning
         self.G, self.D = trainer.G, trainer.D
         self.opt_g, self.opt_d = trainer.opt_g, trainer.opt_d
-        self.loss = get_loss(o.loss)
+        self.init_objective(o, get_loss(o.loss))
         self.latent: Callable[[int], torch.Tensor] = trainer.latent
         self.label_gen: torch.Generator = trainer.latent_gen
         self.num_classes = int(c.num_classes)
@@ -84,15 +81,6 @@ class ConditionalTask(GeneratorDiscriminatorTask):
         self.aux_weight = float(c.aux_weight)
         self.d_steps = int(cfg.train.d_steps)
         self.step = lambda: trainer.step
-        self.gp, self.gp_center = float(o.gradient_penalty or 0.0), float(o.gp_center)
-        self.r1, self.r1_every = float(o.r1), int(o.r1_every)
-        self.clip = float(o.clip or 0.0)
-        smoothing = o.label_smoothing if self.loss.targets else "none"
-        self.real_target, self.fake_target = smoothed_targets(smoothing, o.smooth_real,
-                                                              o.smooth_fake)
-        self.noise, self.noise_steps = float(o.instance_noise), int(o.instance_noise_steps)
-        self.augment = list(o.diffaugment)
-        self.ema = EMA(self.G, o.ema, o.ema_start) if o.ema is not None else None
         mon = cfg.monitor
         if mon.eval_every and any(m in mon.eval_metrics for m in ("cas", "intra_fid")):
             from ganforge.metrics.conditional import ConditionalEvalCallback
@@ -131,35 +119,18 @@ class ConditionalTask(GeneratorDiscriminatorTask):
                 aux = F.cross_entropy(real_cls, y) + F.cross_entropy(fake_cls, yf)
                 aux_acc = (real_cls.detach().argmax(1) == y).float().mean()
                 total = total + self.aux_weight * aux
-            penalty = None
 
             def d_real(x: torch.Tensor, y: torch.Tensor = y) -> torch.Tensor:
                 return self.D(x, y)[0]
 
-            if self.gp:
-                penalty = gradient_penalty(d_real, real_in, fake_in, self.gp, self.gp_center)
-            if self.r1 and (step * self.d_steps + i) % self.r1_every == 0:
-                r1 = self.r1_every * r1_penalty(d_real, real_in, self.r1)
-                penalty = r1 if penalty is None else penalty + r1
-            if penalty is not None:
-                total = total + penalty
-            self.opt_d.zero_grad(set_to_none=True)
-            total.backward()
-            self.opt_d.step()
-            if self.clip:
-                clip_weights(self.D, self.clip)
+            penalty = self.d_update(d_real, real_in, fake_in, total, step * self.d_steps + i)
 
         set_requires_grad(self.D, False)
         g_logits, g_cls = self.D(self.d_input(fake, std), yf)
         g_loss = self.loss.g_loss(g_logits)
         if self.acgan:
             g_loss = g_loss + self.aux_weight * F.cross_entropy(g_cls, yf)
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt_g.step()
-        set_requires_grad(self.D, True)
-        if self.ema is not None:
-            self.ema.update(step + 1)
+        self.g_update(g_loss, step)
 
         to_p = torch.sigmoid if self.loss.probabilities else (lambda t: t)
         stats: dict[str, Any] = {

@@ -46,6 +46,8 @@ class GeneratorDiscriminatorTask:
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     ema: Any
+    # fp16: {"d": GradScaler, "g": GradScaler}, set by the Trainer; None: unscaled updates
+    scalers: dict[str, Any] | None = None
 
     def modules(self) -> dict[str, nn.Module]:
         mods = {"generator": self.G, "discriminator": self.D}
@@ -61,6 +63,65 @@ class GeneratorDiscriminatorTask:
         """The network to draw samples from: the EMA generator when EMA is on."""
         return self.ema.ema if self.ema is not None else self.G
 
+    # ------------------------------------------------------- shared objective pieces
+    def init_objective(self, o: Any, loss: GanLoss) -> None:
+        """Read the objective switches every G/D task shares (``o`` an ObjectiveConfig, or
+        None for the plain loss): penalties, clipping, label smoothing, instance noise,
+        DiffAugment and EMA of G (``self.G`` must be set)."""
+        self.loss = loss
+        self.gp = float(o.gradient_penalty or 0.0) if o is not None else 0.0
+        self.gp_center = float(o.gp_center) if o is not None else 1.0
+        self.r1 = float(o.r1) if o is not None else 0.0
+        self.r1_every = int(o.r1_every) if o is not None else 1
+        self.clip = float(o.clip or 0.0) if o is not None else 0.0
+        smoothing = o.label_smoothing if o is not None and loss.targets else "none"
+        self.real_target, self.fake_target = smoothed_targets(
+            smoothing, *((o.smooth_real, o.smooth_fake) if o is not None else ()))
+        self.noise = float(o.instance_noise) if o is not None else 0.0
+        self.noise_steps = int(o.instance_noise_steps) if o is not None else 0
+        self.augment = list(o.diffaugment) if o is not None else []
+        self.ema = (EMA(self.G, o.ema, o.ema_start) if o is not None and o.ema is not None
+                    else None)
+
+    def d_update(self, d_fn: Callable[[torch.Tensor], torch.Tensor], real_in: torch.Tensor,
+                 fake_in: torch.Tensor, d_loss: torch.Tensor, d_index: int
+                 ) -> torch.Tensor | None:
+        """One D update: ``d_loss`` plus the gradient penalty and lazy R1 (every
+        ``r1_every``-th D update, scaled by it) of ``d_fn`` (x -> logits), then the optimizer
+        step and weight clipping. Returns the penalty (None when none applied)."""
+        penalty = None
+        if self.gp:
+            penalty = gradient_penalty(d_fn, real_in, fake_in, self.gp, self.gp_center)
+        if self.r1 and d_index % self.r1_every == 0:
+            r1 = self.r1_every * r1_penalty(d_fn, real_in, self.r1)
+            penalty = r1 if penalty is None else penalty + r1
+        total = d_loss if penalty is None else d_loss + penalty
+        self.opt_d.zero_grad(set_to_none=True)
+        self._backward_step(total, self.opt_d, "d")
+        if self.clip:
+            clip_weights(self.D, self.clip)
+        return penalty
+
+    def g_update(self, g_loss: torch.Tensor, step: int) -> None:
+        """One G update (D frozen by the caller), then unfreeze D and update the EMA of G."""
+        self.opt_g.zero_grad(set_to_none=True)
+        self._backward_step(g_loss, self.opt_g, "g")
+        set_requires_grad(self.D, True)
+        if self.ema is not None:
+            self.ema.update(step + 1)
+
+    def _backward_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, net: str) -> None:
+        """backward + optimizer step; under fp16 through that network's gradient scaler (the
+        step is skipped, and the scale lowered, when the scaled gradients overflow)."""
+        scaler = self.scalers[net] if self.scalers else None
+        if scaler is None:
+            loss.backward()
+            opt.step()
+            return
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
 
 class UnconditionalTask(GeneratorDiscriminatorTask):
     name = "unconditional"
@@ -74,27 +135,14 @@ class UnconditionalTask(GeneratorDiscriminatorTask):
         number of finished iterations (it drives annealing, lazy R1 and EMA warm-up)."""
         self.G, self.D = generator, discriminator
         self.opt_g, self.opt_d = opt_g, opt_d
-        self.loss = loss
         self.latent = latent
         self.d_steps = d_steps
         self.step = step or (lambda: 0)
         o = objective
-        self.gp = float(o.gradient_penalty or 0.0) if o is not None else 0.0
-        self.gp_center = float(o.gp_center) if o is not None else 1.0
-        self.r1 = float(o.r1) if o is not None else 0.0
-        self.r1_every = int(o.r1_every) if o is not None else 1
-        self.clip = float(o.clip or 0.0) if o is not None else 0.0
-        smoothing = o.label_smoothing if o is not None and loss.targets else "none"
-        self.real_target, self.fake_target = smoothed_targets(
-            smoothing, *((o.smooth_real, o.smooth_fake) if o is not None else ()))
-        self.noise = float(o.instance_noise) if o is not None else 0.0
-        self.noise_steps = int(o.instance_noise_steps) if o is not None else 0
+        self.init_objective(o, loss)
         self.fm = o.feature_matching if o is not None else "off"
         self.fm_weight = float(o.feature_matching_weight) if o is not None else 1.0
         self.packing = int(o.packing) if o is not None else 1
-        self.augment = list(o.diffaugment) if o is not None else []
-        self.ema = (EMA(self.G, o.ema, o.ema_start) if o is not None and o.ema is not None
-                    else None)
 
     # ------------------------------------------------------------------------- pieces
     def d_input(self, x: torch.Tensor, noise_std: float) -> torch.Tensor:
@@ -134,20 +182,7 @@ class UnconditionalTask(GeneratorDiscriminatorTask):
             fake_logits = self.D(fake_in)
             d_loss = self.loss.d_loss(real_logits, fake_logits, self.real_target,
                                       self.fake_target)
-            total, penalty = d_loss, None
-            if self.gp:
-                penalty = gradient_penalty(self.D, real_in, fake_in, self.gp, self.gp_center)
-            d_index = step * self.d_steps + i
-            if self.r1 and d_index % self.r1_every == 0:
-                r1 = self.r1_every * r1_penalty(self.D, real_in, self.r1)
-                penalty = r1 if penalty is None else penalty + r1
-            if penalty is not None:
-                total = d_loss + penalty
-            self.opt_d.zero_grad(set_to_none=True)
-            total.backward()
-            self.opt_d.step()
-            if self.clip:
-                clip_weights(self.D, self.clip)
+            penalty = self.d_update(self.D, real_in, fake_in, d_loss, step * self.d_steps + i)
 
         set_requires_grad(self.D, False)
         g_logits, g_feats = self._d(self.d_input(fake, std), want_features)
@@ -160,12 +195,7 @@ class UnconditionalTask(GeneratorDiscriminatorTask):
             g_loss = self.loss.g_loss(g_logits)
             if fm is not None:
                 g_loss = g_loss + self.fm_weight * fm
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt_g.step()
-        set_requires_grad(self.D, True)
-        if self.ema is not None:
-            self.ema.update(step + 1)
+        self.g_update(g_loss, step)
 
         to_p = torch.sigmoid if self.loss.probabilities else (lambda t: t)
         stats: dict[str, Any] = {

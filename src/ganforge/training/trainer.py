@@ -126,6 +126,10 @@ class Trainer:
         self.fixed_z = sample_latent(cfg.monitor.grid_size, latent_shape, cfg.latent.distribution,
                                      torch.Generator().manual_seed(cfg.seed + 3), self.device)
         self.task = build_task(cfg.task, self)
+        self.scalers: dict[str, Any] | None = None
+        if cfg.train.precision == "fp16":  # one loss scale per network (config: G/D tasks)
+            self.scalers = {k: torch.amp.GradScaler(self.device.type) for k in ("d", "g")}
+            self.task.scalers = self.scalers
         # under packing m, one D step draws m batches
         self.total_steps = cfg.train.total_steps(
             max(1, self.batcher.batches_per_epoch // cfg.objective.packing))
@@ -163,9 +167,10 @@ class Trainer:
             self.D.compile()
 
     def autocast(self) -> Any:
-        """The precision context of a training step (bf16 autocast or a no-op)."""
-        enabled = self.cfg.train.precision == "bf16"
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+        """The precision context of a training step (bf16/fp16 autocast or a no-op)."""
+        precision = self.cfg.train.precision
+        dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+        return torch.autocast(self.device.type, dtype=dtype, enabled=precision != "fp32")
 
     def latent(self, n: int) -> torch.Tensor:
         return sample_latent(n, self.cfg.latent.full_shape, self.cfg.latent.distribution,
@@ -183,6 +188,8 @@ class Trainer:
             "guard": self.guard.state_dict(),
             "callbacks": callback_states(self.callbacks),
             **({"task": self.task.state_dict()} if hasattr(self.task, "state_dict") else {}),
+            **({"scalers": {k: v.state_dict() for k, v in self.scalers.items()}}
+               if self.scalers else {}),
         }
 
     def save(self) -> Path:
@@ -205,6 +212,9 @@ class Trainer:
             load_callback_states(self.callbacks, state.get("callbacks") or {})
             if hasattr(self.task, "load_state_dict"):  # task-owned state (pools, data order)
                 self.task.load_state_dict(state["task"])
+            if self.scalers:  # fp16 loss scales
+                for k, v in self.scalers.items():
+                    v.load_state_dict(state["scalers"][k])
         except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as exc:
             from ganforge.errors import CheckpointError
 
