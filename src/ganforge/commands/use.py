@@ -92,7 +92,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ganforge.apps.export import load_for_use
-    from ganforge.apps.latent import interpolation_method, latent_walk
+    from ganforge.apps.latent import interpolation_method, is_conditional, latent_walk
 
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".npy"):
@@ -118,11 +118,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
         _, y, x = label_sweep(run, args.pairs, args.seed, classes, args.truncation,
                               args.truncation_method)
-    else:
-        from ganforge.apps.latent import is_conditional, row_labels
-
-        if args.label is not None or is_conditional(run):
-            row_labels(run, args.pairs, args.label)  # clear errors before generating
+    else:  # labels are checked before anything is generated
         _, x = latent_walk(run, args.pairs, steps, args.seed, args.method, args.truncation,
                            args.truncation_method, labels=args.label)
     out.parent.mkdir(parents=True, exist_ok=True)
