@@ -6,8 +6,7 @@ and recall-like scores fall as PSI goes down.
 
 - ``--preset dcgan-mnist`` (default): as many samples as there are real MNIST test digits,
   improved precision and recall (Kynkaenniemi et al. 2019, k = 3) in the MNIST-classifier
-  feature space. Needs ``ganforge.metrics.precision_recall(real, fake, k=3, extractor="mnist")``
-  from the metrics issue; without it the script stops with a message saying so.
+  feature space, with ``ganforge.metrics.precision_recall(real, fake, k=3, extractor="mnist")``.
 - ``--preset gan-ring8``: PacGAN's protocol on 2,500 samples (``ganforge.metrics.mode_coverage``):
   share of high-quality samples (within 3 std of a mode: precision) and modes covered and
   reverse KL (recall), available on every branch.

@@ -17,6 +17,8 @@
 
 Everything above works on tensors of shape ``(N, *latent_shape)`` and never touches the
 generator, so it is usable for any spec; ``latent_walk(run, ...)`` applies it to a loaded run.
+For class-conditional runs (task ``conditional``) a walk keeps one class per row, and
+``label_sweep(run, ...)`` holds each row's latent fixed while the class changes column by column.
 """
 
 from __future__ import annotations
@@ -233,8 +235,43 @@ def describe_truncation(psi: float | None, method: str) -> dict[str, Any] | None
 
 
 # ---------------------------------------------------------------------------- with a run
+def is_conditional(run: Any) -> bool:
+    """Whether a loaded run's generator takes a class label (``ConditionalRun``)."""
+    return hasattr(run, "num_classes")
+
+
+def row_labels(run: Any, rows: int, labels: int | Sequence[int] | None = None) -> torch.Tensor:
+    """One class per row for a conditional run: ``None`` cycles 0..K-1 over the rows, an int is
+    every row's class, a sequence gives each row's class. (rows,) int64."""
+    if not is_conditional(run):
+        raise GanforgeError(f"class labels apply to conditional runs (task conditional, e.g. the "
+                            f"cgan-mnist preset); this run's task is '{run.config.task}'. Drop "
+                            f"the label option.")
+    return run.labels_for(rows, labels)
+
+
+def check_classes(run: Any, classes: Sequence[int] | None) -> torch.Tensor:
+    """The sweep's columns: ``None`` = every class 0..K-1, else distinct classes in 0..K-1."""
+    if not is_conditional(run):
+        raise GanforgeError(f"a label sweep needs a conditional run (task conditional, e.g. the "
+                            f"cgan-mnist preset); this run's task is '{run.config.task}'.")
+    k = int(run.num_classes)
+    if classes is None:
+        return torch.arange(k)
+    y = torch.as_tensor(list(classes), dtype=torch.long).reshape(-1)
+    if y.numel() == 0:
+        raise GanforgeError(f"give at least one class to sweep (0..{k - 1}).")
+    bad = [int(c) for c in y if not 0 <= int(c) < k]
+    if bad:
+        raise GanforgeError(f"classes must be in 0..{k - 1}, got {bad}.")
+    if len(set(y.tolist())) != y.numel():
+        raise GanforgeError(f"classes to sweep must be distinct, got {y.tolist()}.")
+    return y
+
+
 def latent_walk(run: Any, pairs: int = 8, steps: int = 10, seed: int = 0, method: str = "auto",
-                truncation: float | None = None, truncation_method: str = "scale"
+                truncation: float | None = None, truncation_method: str = "scale",
+                labels: int | Sequence[int] | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Walks between ``pairs`` pairs of random latents of a run (``ganforge.api.Run``).
 
@@ -242,9 +279,14 @@ def latent_walk(run: Any, pairs: int = 8, steps: int = 10, seed: int = 0, method
     (pairs, steps, *data_shape). Endpoints are drawn with ``run.latent(2 * pairs, seed)`` (first
     half start, second half end) and truncated first when ``truncation`` is given, so
     ``x[:, 0]`` and ``x[:, -1]`` are the samples of those two latents.
+
+    Conditional runs: walk ``i`` keeps one class, ``row_labels(run, pairs, labels)[i]`` (by
+    default 0..K-1 cycled over the walks), so only the latent changes along a row. ``labels``
+    on an unconditional run is an error.
     """
     if pairs < 1:
         raise GanforgeError(f"--pairs must be >= 1, got {pairs}.")
+    y = row_labels(run, pairs, labels) if (labels is not None or is_conditional(run)) else None
     cfg = run.config.latent
     how = interpolation_method(cfg.distribution, method)
     ends = run.latent(2 * pairs, seed)
@@ -253,5 +295,32 @@ def latent_walk(run: Any, pairs: int = 8, steps: int = 10, seed: int = 0, method
                         seed=seed + 1_000_003)
     z = interpolation_path(ends[:pairs], ends[pairs:], steps, how)
     flat = z.reshape(pairs * steps, *z.shape[2:])
-    x = run.generate(flat)
+    if y is None:
+        x = run.generate(flat)
+    else:
+        x = run.generate(flat, labels=y.repeat_interleave(steps))
     return z, x.reshape(pairs, steps, *x.shape[1:])
+
+
+def label_sweep(run: Any, rows: int = 8, seed: int = 0, classes: Sequence[int] | None = None,
+                truncation: float | None = None, truncation_method: str = "scale"
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fixed-z sweep across labels of a conditional run: row ``i`` holds one latent
+    ``run.latent(rows, seed)[i]`` (truncated first when ``truncation`` is given, as in
+    ``Run.sample``) and column ``j`` asks for class ``classes[j]`` (default every class).
+
+    Returns ``(z, y, x)``: latents (rows, *latent_shape), classes (C,) and samples
+    (rows, C, *data_shape), ``x[i, j] = G(z[i], y[j])``. What stays the same along a row is
+    what the generator took from z (style, stroke, pose); what changes is the class.
+    """
+    if rows < 1:
+        raise GanforgeError(f"the number of rows (latents) must be >= 1, got {rows}.")
+    y = check_classes(run, classes)
+    z = run.latent(rows, seed)
+    if truncation is not None:
+        z = truncate(z, truncation, run.config.latent.distribution, truncation_method,
+                     seed=seed + 1_000_003)
+    c = y.numel()
+    flat = z.repeat_interleave(c, dim=0)
+    x = run.generate(flat, labels=y.repeat(rows))
+    return z, y, x.reshape(rows, c, *x.shape[1:])

@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default=None, help="a checkpoint directory (default: latest)")
     p.add_argument("--no-log", action="store_true", help="do not append to metrics.jsonl")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    from ganforge.commands.use import add_truncation_args
+
+    add_truncation_args(p)
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -37,6 +40,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.n < 2:
         raise GanforgeError(f"--n must be >= 2, got {args.n}.")
     names = parse_metrics(args.metrics)  # bad names fail before any model is loaded
+    if args.truncation is not None:
+        from ganforge.apps.latent import check_truncation
+
+        check_truncation(args.truncation, args.truncation_method)
     extractor = args.extractor
     if args.inception_path is not None:
         if extractor not in ("auto", "inception"):
@@ -44,7 +51,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         extractor = get_extractor("inception", path=args.inception_path)
     result = evaluate_run(args.run_dir, metrics=names if args.metrics else None, extractor=extractor, n=args.n,
                           seed=args.seed, real_split=args.real_split, checkpoint=args.checkpoint,
-                          log=not args.no_log)
+                          log=not args.no_log, truncation=args.truncation,
+                          truncation_method=args.truncation_method)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

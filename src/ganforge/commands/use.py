@@ -37,14 +37,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="replace existing files")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("interpolate", help="latent walks between random pairs of latents")
+    p = sub.add_parser("interpolate", help="latent walks between random pairs of latents; "
+                                           "for conditional runs also a fixed-z label sweep")
     p.add_argument("run_dir")
-    p.add_argument("--steps", type=int, default=10, help="samples per walk, endpoints included")
-    p.add_argument("--pairs", type=int, default=8, help="number of walks (rows)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="samples per walk, endpoints included (default 10)")
+    p.add_argument("--pairs", type=int, default=8,
+                   help="number of walks (rows); with --labels, the number of fixed latents")
     p.add_argument("--out", required=True, help="a .png picture (one walk per row) or .npy "
                                                 "array (pairs, steps, *sample_shape)")
     p.add_argument("--method", choices=("auto", "slerp", "lerp"), default="auto",
                    help="auto: slerp for normal latents, lerp for uniform ones")
+    p.add_argument("--label", type=int, default=None, metavar="K",
+                   help="conditional runs: walk inside class K (default: walk i keeps class "
+                        "i mod num_classes)")
+    p.add_argument("--labels", nargs="?", const="all", default=None, metavar="CLASSES",
+                   help="conditional runs: instead of walks, a fixed-z sweep across labels: row "
+                        "i = one latent, column j = one class (all classes, or the "
+                        "comma-separated CLASSES); .npy shape (pairs, classes, *sample_shape)")
     p.add_argument("--seed", type=int, default=0)
     add_truncation_args(p)
     _add_weights_args(p)
@@ -82,13 +92,19 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ganforge.apps.export import load_for_use
-    from ganforge.apps.latent import interpolation_method, latent_walk
+    from ganforge.apps.latent import interpolation_method, is_conditional, latent_walk
 
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".npy"):
         raise GanforgeError(f"cannot write '{out}': use a .png or .npy file name.")
-    if args.steps < 2:
-        raise GanforgeError(f"--steps must be >= 2 (both endpoints), got {args.steps}.")
+    sweep = args.labels is not None
+    classes = _parse_classes(args.labels) if sweep else None
+    if sweep and (args.steps is not None or args.method != "auto" or args.label is not None):
+        raise GanforgeError("--labels draws one column per class from fixed latents; it does "
+                            "not take --steps, --method or --label.")
+    steps = 10 if args.steps is None else args.steps
+    if steps < 2:
+        raise GanforgeError(f"--steps must be >= 2 (both endpoints), got {steps}.")
     if args.pairs < 1:
         raise GanforgeError(f"--pairs must be >= 1, got {args.pairs}.")
     if args.truncation is not None:
@@ -97,17 +113,44 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
         check_truncation(args.truncation, args.truncation_method)
     usable = load_for_use(args.run_dir, checkpoint=args.checkpoint, weights=args.weights)
     run = usable.run
-    _, x = latent_walk(run, args.pairs, args.steps, args.seed, args.method, args.truncation,
-                       args.truncation_method)
+    if sweep:
+        from ganforge.apps.latent import label_sweep
+
+        _, y, x = label_sweep(run, args.pairs, args.seed, classes, args.truncation,
+                              args.truncation_method)
+    else:  # labels are checked before anything is generated
+        _, x = latent_walk(run, args.pairs, steps, args.seed, args.method, args.truncation,
+                           args.truncation_method, labels=args.label)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".npy":
         np.save(out, x.numpy())
     else:
         save_walk_picture(x, out, run.data_kind)
+    if sweep:
+        shown = ", ".join(str(c) for c in y.tolist())
+        print(f"wrote {args.pairs} fixed latents x {y.numel()} classes ({shown}; one latent per "
+              f"row, one class per column, {usable.weights} weights) to {out}")
+        return 0
     how = interpolation_method(run.config.latent.distribution, args.method)
-    print(f"wrote {args.pairs} walks of {args.steps} steps ({how}, {usable.weights} weights) "
-          f"to {out}")
+    within = ""
+    if args.label is not None:
+        within = f", class {args.label}"
+    elif is_conditional(run):
+        within = f", walk i in class i mod {run.num_classes}"
+    print(f"wrote {args.pairs} walks of {steps} steps ({how}{within}, {usable.weights} "
+          f"weights) to {out}")
     return 0
+
+
+def _parse_classes(text: str) -> list[int] | None:
+    """``--labels`` value: ``all`` -> None (every class), else comma-separated integers."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise GanforgeError(f"--labels takes comma-separated class numbers (or nothing, for "
+                            f"every class), got '{text}'.") from None
 
 
 def save_walk_picture(x: object, out: Path, kind: str) -> Path:

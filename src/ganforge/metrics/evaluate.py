@@ -119,8 +119,12 @@ def evaluate_run(run_dir: str | Path, metrics: str | list[str] | None = None,
                  extractor: Any = "auto", n: int = 5000, seed: int = 0,
                  real_split: str | None = None, checkpoint: str | Path | None = None,
                  log: bool = True, cache: str | Path | bool | None = None,
-                 device: str = "cpu") -> dict[str, Any]:
-    """Score a run's generator; append an ``eval`` line to its metrics.jsonl (``log=True``)."""
+                 device: str = "cpu", truncation: float | None = None,
+                 truncation_method: str = "scale") -> dict[str, Any]:
+    """Score a run's generator; append an ``eval`` line to its metrics.jsonl (``log=True``).
+
+    ``truncation`` (psi) truncates the latents of every generated sample scored (see
+    ``ganforge.apps.latent.truncate``); the protocol then records it as ``truncation``."""
     import ganforge
     from ganforge.data.registry import SPLITS, load_dataset
     from ganforge.errors import GanforgeError
@@ -131,7 +135,15 @@ def evaluate_run(run_dir: str | Path, metrics: str | list[str] | None = None,
     names = parse_metrics(metrics)
     if n < 2:
         raise GanforgeError(f"--n must be >= 2 samples, got {n}.")
+    trunc: dict[str, Any] = {}
+    if truncation is not None:
+        from ganforge.apps.latent import check_truncation
+
+        check_truncation(truncation, truncation_method)  # before any model is loaded
+        trunc = {"truncation": truncation, "truncation_method": truncation_method}
     run = ganforge.load(run_dir, device=device, checkpoint=checkpoint)
+    if trunc and run.data_kind == "table":
+        raise ConfigError("--truncation applies to latent-sampled runs, not tables; drop it.")
     cfg = run.config
     split = real_split or cfg.data.split
     if split not in SPLITS:
@@ -150,7 +162,7 @@ def evaluate_run(run_dir: str | Path, metrics: str | list[str] | None = None,
         options["image_size"] = list(cfg.data.image_size)
     real_feats, _ = real_features(cfg.data.source, split, ext, n=n, seed=seed,
                                           options=options, cache=cache, data=data.x)
-    fake = run.sample(n, seed=seed)
+    fake = run.sample(n, seed=seed, **trunc)
     scores, proto = score_samples(fake, real_feats, names, ext, data_kind=data.kind,
                                   data_info=data.info, seed=seed)
     if metrics is None and hasattr(run, "num_classes"):
@@ -162,7 +174,7 @@ def evaluate_run(run_dir: str | Path, metrics: str | list[str] | None = None,
             raise ConfigError(f"metrics {', '.join(cond)} score class-conditional runs (task "
                               f"conditional) on labelled data; drop them from --metrics.")
         c_scores, c_proto = conditional_scores(
-            lambda y: run.sample(len(y), seed=seed, labels=y), data.x, data.y, cond,
+            lambda y: run.sample(len(y), seed=seed, labels=y, **trunc), data.x, data.y, cond,
             run.num_classes, n, "mnist" if extractor == "auto" else ext, seed)
         scores.update(c_scores)
         proto.update(c_proto)
@@ -177,6 +189,10 @@ def evaluate_run(run_dir: str | Path, metrics: str | list[str] | None = None,
         "ganforge": ganforge.__version__,
         **proto,
     }
+    if trunc:
+        from ganforge.apps.latent import describe_truncation
+
+        protocol["truncation"] = describe_truncation(truncation, truncation_method)
     record = {"kind": "eval", "step": int(run.step), **scores, "protocol": protocol}
     if log:
         MetricLog(Path(run_dir) / "metrics.jsonl").write(record)
@@ -200,4 +216,7 @@ def format_table(result: dict[str, Any]) -> str:
                      f"{real.get('split')} n={p.get('n_real')}, fake n={p.get('n_fake')}, "
                      f"seed {p.get('seed')}, checkpoint step {p.get('checkpoint_step')}")
         lines.append(f"preprocessing: {p.get('preprocessing')}")
+        if t := p.get("truncation"):
+            lines.append(f"truncation: psi {t['psi']:g} ({t['method']}) on the generated "
+                         f"samples' latents")
     return "\n".join(lines)
