@@ -191,10 +191,10 @@ def load(run_dir: str | Path, device: str = "cpu", checkpoint: str | Path | None
         data_shape, kind = data.shape, data.kind
     dev = resolve_device(device)
     from ganforge.config import discriminator_input_shape
-    from ganforge.tasks import TASK_MODULES
+    from ganforge.tasks import task_modules
 
-    if cfg.task in TASK_MODULES:  # tasks with their own networks (timegan)
-        mods = TASK_MODULES[cfg.task](cfg, tuple(data_shape))
+    if (build_modules := task_modules(cfg.task)) is not None:  # own networks (timegan)
+        mods = build_modules(cfg, tuple(data_shape))
         G, D = mods["generator"].to(dev), mods["discriminator"].to(dev)
     else:
         G = build_network(cfg.generator.model_dump(), cfg.latent.full_shape, "generator").to(dev)

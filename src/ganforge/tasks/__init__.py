@@ -48,9 +48,14 @@ def task_run_loader(name: str) -> Callable[..., Any] | None:
     return getattr(TASKS.get(name), "load_run", None)
 
 
-# Tasks whose networks are not the spec-built G and D: ``fn(cfg, data_shape)`` returns the
-# checkpointed modules by name ("generator" must map the latent to data, for sampling).
-TASK_MODULES: dict[str, Callable[[Any, tuple[int, ...]], dict[str, Any]]] = {}
+def task_modules(name: str) -> Callable[[Any, tuple[int, ...]], dict[str, Any]] | None:
+    """The task's own ``build_modules(cfg, data_shape) -> {name: module}`` for loading a run
+    whose networks are not the spec-built G and D ("generator" maps the latent to data, for
+    sampling), or None.
+
+    All three hooks (``build_networks``, ``load_run``, ``build_modules``) are attributes set on
+    the task's registered factory, next to the task's code."""
+    return getattr(TASKS.get(name), "build_modules", None)
 
 
 @register_task("timegan")
@@ -66,7 +71,7 @@ def _timegan_modules(cfg: Any, data_shape: tuple[int, ...]) -> dict[str, Any]:
     return build_modules(cfg, data_shape)
 
 
-TASK_MODULES["timegan"] = _timegan_modules
+_timegan.build_modules = _timegan_modules  # type: ignore[attr-defined]
 
 
 def _check_timegan(cfg: Any, data_shape: tuple[int, ...] | None) -> None:
@@ -123,5 +128,5 @@ def build_task(name: str, trainer: Any) -> Any:
 from ganforge.tasks import conditional as _conditional  # noqa: F401  (conditional task)
 from ganforge.tasks import ctgan as _ctgan  # noqa: F401  (registers the ctgan task)
 
-__all__ = ["TASKS", "TASK_CHECKS", "TASK_MODULES", "UnconditionalTask", "build_task",
-           "register_task", "task_networks", "task_run_loader"]
+__all__ = ["TASKS", "TASK_CHECKS", "UnconditionalTask", "build_task",
+           "register_task", "task_modules", "task_networks", "task_run_loader"]
