@@ -132,6 +132,9 @@ def test_stage_shapes():
     ids[:, 9:] = 0
     emb = G.encode(ids)
     assert emb.shape == (5, 128)
+    # the sentence vector is the GRU state after the last word (padding is never read)
+    out, _ = G.encoder.gru(G.encoder.embed(ids[:1, :9]))
+    torch.testing.assert_close(emb[:1], out[:, -1])
     z = torch.randn(5, 32)
     img1, mu, lv = G.stage1(z, emb)
     assert img1.shape == (5, 1, 14, 14) and mu.shape == lv.shape == (5, 32)
@@ -167,7 +170,8 @@ def test_bad_stage_config_is_a_clear_error():
 def trained(tmp_path_factory):
     import ganforge
 
-    torch.set_num_threads(2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small convolutions: one thread wastes nothing on a busy machine
     run_dir = tmp_path_factory.mktemp("stackgan") / "run"
     steps = TRAIN_STEPS_STAGE1 + TRAIN_STEPS_STAGE2
     run = ganforge.train("stackgan-mnist", run_dir=run_dir, overrides=[
@@ -176,7 +180,8 @@ def trained(tmp_path_factory):
         f"train.checkpoint_every={TRAIN_STEPS_STAGE1}", "train.keep_checkpoints=5",
         "monitor.progress=false", "monitor.tensorboard=false", "monitor.report=false",
         "monitor.log_every=20", f"monitor.sample_every={steps}"])
-    return run
+    yield run
+    torch.set_num_threads(threads)
 
 
 def test_short_training_draws_the_named_digit(trained):
@@ -216,34 +221,41 @@ def test_stage1_is_frozen_while_stage2_trains(trained):
     assert sum(float((w1[k] - w2[k]).abs().max()) > 0 for k in moved) > len(moved) // 2
 
 
-def _cli(*args: str) -> tuple[int, str, str]:
-    import subprocess
-    import sys
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    from ganforge.cli import main
 
-    p = subprocess.run([sys.executable, "-m", "ganforge", *args], capture_output=True,
-                       text=True, timeout=120, check=False)
-    return p.returncode, p.stdout, p.stderr
+    capsys.readouterr()
+    rc = main(list(args))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
 
 
-def test_cli_sample_text_and_its_errors(trained, tmp_path):
+def test_cli_sample_text_and_its_errors(trained, tmp_path, capsys):
     run = str(trained.run_dir)
     out = tmp_path / "sevens.png"
-    rc, so, se = _cli("sample", run, "--text", "a thick slanted seven", "-n", "16",
+    rc, so, se = _cli(capsys, "sample", run, "--text", "a thick slanted seven", "-n", "16",
                       "--out", str(out))
     assert rc == 0, se
     assert out.is_file() and "16 samples" in so
-    assert "slanted" not in se  # known words: no <unk> note
-    rc, _, se = _cli("sample", run, "--text", "a wobbly seven", "-n", "2", "--out",
+    assert "<unk>" not in se  # every word known
+    from PIL import Image
+
+    with Image.open(out) as im:  # a 4x4 grid of 28x28 digits
+        assert min(im.size) >= 4 * 28
+    rc, _, se = _cli(capsys, "sample", run, "--text", "a wobbly seven", "-n", "2", "--out",
                      str(tmp_path / "w.png"))
     assert rc == 0 and "wobbly" in se and "<unk>" in se
     cases = [("", "empty"), ("   ", "empty"), (" ".join(["seven"] * 40), "limit of 32"),
              ("a thick slanted digit", "names no digit"), ("a 3 or an 8", "names 2 digits")]
     for text, msg in cases:
         bad = tmp_path / "bad.png"
-        rc, _, se = _cli("sample", run, "--text", text, "-n", "2", "--out", str(bad))
+        rc, _, se = _cli(capsys, "sample", run, "--text", text, "-n", "2", "--out", str(bad))
         assert rc == 2, (text, se)
         assert msg in se and "Traceback" not in se, se
         assert not bad.exists()
+    rc, _, se = _cli(capsys, "sample", run, "--text", "a seven", "--label", "3", "-n", "2",
+                     "--out", str(tmp_path / "x.png"))
+    assert rc == 2 and "--label" in se
 
 
 def test_text_images_differ_by_digit(trained):
@@ -273,3 +285,14 @@ def test_minilm_embeddings_and_limit(tmp_path, monkeypatch):
     torch.testing.assert_close(minilm_embed(texts), e)  # read back from the cache
     with pytest.raises(TextError, match="limit of 256"):
         check_text("seven " * 300, "minilm")
+
+
+def test_inspect_prints_the_four_networks_with_their_inputs(capsys):
+    from ganforge.cli import main
+
+    assert main(["inspect", "stackgan-mnist", "--set", "task_options.encoder=gru"]) == 0
+    out = capsys.readouterr().out
+    assert "text encoder gru" in out
+    assert "Stage-I generator: [z (32), c1 (32)]" in out and "Stage-II generator" in out
+    assert out.count("input") == 4
+    assert "1x28x28" in out and "33x14x14" in out  # Stage-II G's input: image + 32 c maps

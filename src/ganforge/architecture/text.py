@@ -114,6 +114,7 @@ class GRUTextEncoder(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         lengths = (ids != 0).sum(1).clamp_min(1)
+        ids = ids[:, :int(lengths.max())]  # padding past the longest text is never read
         out, _ = self.gru(self.embed(ids))
         return out[torch.arange(ids.shape[0], device=ids.device), lengths - 1]
 

@@ -98,6 +98,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         from ganforge.training.trainer import load_training_data
 
         shape = load_training_data(cfg).shape
+    if cfg.task == "stackgan":  # four networks around a text embedding
+        from ganforge.tasks.stackgan import print_summary
+
+        return print_summary(cfg, tuple(shape))
     g = build_network(cfg.generator.model_dump(), cfg.latent.full_shape, "generator")
     from ganforge.config import discriminator_input_shape
 

@@ -4,10 +4,10 @@
 Every dataset returns a :class:`~ganforge.data.base.TensorData`.
 """
 
+from ganforge.data import captions as _captions  # noqa: F401  (mnist-captions)
 from ganforge.data import sequences as _sequences  # noqa: F401  (registers sines, ...)
 from ganforge.data import tabular as _tabular  # noqa: F401  (sklearn:, csv:, frame:)
 from ganforge.data import translation as _translation  # noqa: F401  (paired/unpaired sets)
-from ganforge.data import captions as _captions  # noqa: F401  (mnist-captions)
 from ganforge.data.base import IndexBatcher, TensorData
 from ganforge.data.registry import DATASETS, load_dataset, register_dataset
 

@@ -249,6 +249,28 @@ def make_networks(cfg: Any, data_shape: tuple[int, ...], encoder: str, vocab_siz
     return G, D
 
 
+def print_summary(cfg: Any, data_shape: tuple[int, ...]) -> int:
+    """``ganforge inspect``: the four spec-built networks with their real input shapes."""
+    from ganforge.architecture import summary
+
+    o = parse_options(cfg)
+    encoder = resolve_encoder(o.encoder)
+    G, D = make_networks(cfg, tuple(data_shape), encoder, vocab_size=2)
+    z = int(cfg.latent.full_shape[0])
+    print(f"{cfg.name}: {cfg.description}".rstrip(": "))
+    print(f"text encoder {encoder}; conditioning augmentation c ({o.ca_dim}) per stage; "
+          f"Stage-I {o.stage1_steps} steps, then Stage-II (Stage-I frozen)")
+    parts = [(f"Stage-I generator: [z ({z}), c1 ({o.ca_dim})] -> image", G.g1),
+             (f"Stage-II generator: Stage-I image + c2 maps ({o.ca_dim})", G.stage2.body),
+             ("Stage-I discriminator body (+ text-matching head)", D.d1.body),
+             ("Stage-II discriminator body (+ text-matching head)", D.d2.body)]
+    for title, net in parts:
+        print()
+        print(title)
+        print(summary(net))
+    return 0
+
+
 # ---------------------------------------------------------------------- text of a run
 class RunText:
     """What a run needs to turn text into G's input: the encoder kind and the GRU vocabulary."""
