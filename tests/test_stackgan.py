@@ -196,8 +196,10 @@ def test_short_training_draws_the_named_digit(trained):
     images = run.sample_texts(texts, seed=0, stage=1)
     assert images.shape == (len(texts), 1, 28, 28)
     scores = agreement(images, sub)
-    # Measured on the shared 2-core machine: 0.43-0.52 at this budget (chance 0.10).
-    assert scores["digit_acc"] > 0.25, scores
+    # Measured (seed 0, one thread): digit 0.334, thickness 0.51, slant 0.73 at this budget
+    # (chance 0.10 and ~0.33; 0.20 is 7 binomial standard deviations above chance at n=500).
+    assert scores["digit_acc"] > 0.20, scores
+    assert scores["slant_agree"] > 0.45, scores
     # the same texts with shuffled digits score near chance: the text decides the digit
     perm = np.random.default_rng(0).permutation(len(texts))
     assert agreement(images, {**sub, "digit": sub["digit"][perm]})["digit_acc"] < 0.2
@@ -296,3 +298,29 @@ def test_inspect_prints_the_four_networks_with_their_inputs(capsys):
     assert "Stage-I generator: [z (32), c1 (32)]" in out and "Stage-II generator" in out
     assert out.count("input") == 4
     assert "1x28x28" in out and "33x14x14" in out  # Stage-II G's input: image + 32 c maps
+
+
+def test_resumed_run_equals_uninterrupted(tmp_path):
+    """Stop in Stage-II and resume: the same weights as a run that never stopped (caption
+    picks, CA noise, data order and the Stage-I freeze all survive the checkpoint)."""
+    import ganforge
+    from ganforge.training import checkpoint as ckpt
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    base = ["task_options.encoder=gru", "task_options.stage1_steps=6", "train.batch_size=16",
+            "monitor.progress=false", "monitor.tensorboard=false", "monitor.report=false",
+            "monitor.sample_every=1000", "train.checkpoint_every=1000"]
+    try:
+        ganforge.train("stackgan-mnist", run_dir=tmp_path / "full",
+                       overrides=[*base, "train.steps=12"])
+        ganforge.train("stackgan-mnist", run_dir=tmp_path / "part",
+                       overrides=[*base, "train.steps=9"])
+        ganforge.train(resume=tmp_path / "part", overrides=["train.steps=12"])
+    finally:
+        torch.set_num_threads(threads)
+    _, wa, _ = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / "full"))
+    _, wb, _ = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / "part"))
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0, msg=k)
