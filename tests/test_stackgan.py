@@ -179,7 +179,8 @@ def trained(tmp_path_factory):
         f"train.steps={steps}", "optim.g.lr=0.0005", "optim.d.lr=0.0005",
         f"train.checkpoint_every={TRAIN_STEPS_STAGE1}", "train.keep_checkpoints=5",
         "monitor.progress=false", "monitor.tensorboard=false", "monitor.report=false",
-        "monitor.log_every=20", f"monitor.sample_every={steps}"])
+        "monitor.log_every=20", f"monitor.sample_every={steps}",
+        f"monitor.eval_every={steps}", "monitor.eval_n=200", "monitor.eval_metrics=[fid]"])
     yield run
     torch.set_num_threads(threads)
 
@@ -203,6 +204,19 @@ def test_short_training_draws_the_named_digit(trained):
     # the same texts with shuffled digits score near chance: the text decides the digit
     perm = np.random.default_rng(0).permutation(len(texts))
     assert agreement(images, {**sub, "digit": sub["digit"][perm]})["digit_acc"] < 0.2
+
+
+def test_monitor_and_evaluation_sample_the_fixed_texts(trained):
+    """Code that samples from latents alone (health signals, metrics while training) gets
+    images of the ten fixed texts: the metric log has diversity and an FID line."""
+    import json
+
+    recs = [json.loads(line) for line in (trained.run_dir / "metrics.jsonl").open()]
+    train = [r for r in recs if r["kind"] == "train"]
+    evals = [r for r in recs if r["kind"] == "eval"]
+    assert all(np.isfinite(r["diversity_ratio"]) for r in train)
+    assert train[-1]["stage"] == 2.0 and train[0]["stage"] == 1.0
+    assert len(evals) == 1 and 0 < evals[0]["fid"] < 1000
 
 
 def test_stage1_is_frozen_while_stage2_trains(trained):
@@ -268,6 +282,19 @@ def test_text_images_differ_by_digit(trained):
     b = trained.sample_texts(["a regular, upright zero"] * 40, seed=5, stage=1)
     pred = get_extractor("mnist").logits(torch.cat([a, b])).argmax(1)
     assert float((pred[:40] == 1).float().mean()) > float((pred[40:] == 1).float().mean())
+
+
+def test_text_on_a_run_without_text_is_an_error():
+    from types import SimpleNamespace
+
+    from ganforge.commands.text import sample_text
+    from ganforge.errors import GanforgeError
+
+    run = SimpleNamespace(config=SimpleNamespace(task="unconditional"))
+    args = SimpleNamespace(run_dir="R", text="a seven", label=None, grid_by_class=False, n=2,
+                           seed=0, out="x.png")
+    with pytest.raises(GanforgeError, match="task stackgan"):
+        sample_text(run, args, {})
 
 
 # ------------------------------------------------------------------------------- MiniLM

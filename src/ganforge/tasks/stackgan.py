@@ -285,7 +285,10 @@ class RunText:
         if self.encoder == "gru":
             assert self.vocab is not None
             return self.vocab.encode(texts, GRU_MAX_TOKENS)
-        return minilm_embed(texts, cache=cache)
+        uniq = sorted(set(texts))  # each distinct text embedded once
+        emb = minilm_embed(uniq, cache=cache)
+        where = {t: i for i, t in enumerate(uniq)}
+        return emb[torch.tensor([where[t] for t in texts], dtype=torch.long)]
 
     def save(self, path: Path) -> None:
         data = {"encoder": self.encoder, "max_tokens": GRU_MAX_TOKENS, "bins": self.bins,
@@ -387,11 +390,21 @@ class StackGANTask:
         self.fixed_text = self.run_text.inputs(list(FIXED_TEXTS)).to(trainer.device)
         self._frozen = False
 
+        self.sampler = FixedTextSampler(self.G, self.fixed_text,
+                                        lambda: 1 if trainer.step <= self.opts.stage1_steps else 2,
+                                        cfg.latent.full_shape, trainer.data.shape, cfg.seed + 6)
+
     def modules(self) -> dict[str, nn.Module]:
         return {"generator": self.G, "discriminator": self.D}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return dict(self.opt)
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """z -> images of the ten fixed texts cycled (health signals, evaluation while
+        training)."""
+        return self.sampler
 
     def stage(self, step: int) -> int:
         return 1 if step < self.opts.stage1_steps else 2
@@ -484,6 +497,28 @@ class StackGANTask:
         path.parent.mkdir(parents=True, exist_ok=True)
         image_grid(x, nrow=per, scale=2).save(path)
         return path
+
+
+class FixedTextSampler(nn.Module):
+    """``z -> images`` for code that samples a generator from latents alone (the monitor's
+    diversity signal, metrics during training): text i is ``texts[i % T]``, CA noise is
+    seeded, the stage is the one training (Stage-I upsampled until Stage-II starts)."""
+
+    def __init__(self, G: StackGANGenerator, texts: torch.Tensor, stage: Any,
+                 latent_shape: tuple[int, ...], data_shape: tuple[int, ...], seed: int) -> None:
+        super().__init__()
+        self.G = G
+        self.texts = texts
+        self.stage = stage
+        self.seed = seed
+        self.in_shape = tuple(latent_shape)
+        self.out_shape = tuple(data_shape)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        idx = torch.arange(z.shape[0], device=self.texts.device) % self.texts.shape[0]
+        out = generate(self.G, self.texts[idx], z, self.stage(), seed=self.seed,
+                       size=self.out_shape[-1], repeat_text=False)
+        return out.to(z.device)
 
 
 @torch.no_grad()
