@@ -165,6 +165,20 @@ def test_bad_stage_config_is_a_clear_error():
                       (1, 28, 28), "gru", 40)
 
 
+def test_training_config_errors_are_clear(tmp_path):
+    import ganforge
+    from ganforge.errors import ConfigError, DataError
+
+    base = ["task_options.encoder=gru", "monitor.progress=false"]
+    with pytest.raises(DataError, match="mnist-captions"):
+        ganforge.train("stackgan-mnist", run_dir=tmp_path / "a",
+                       overrides=[*base, "data.source=mnist", "data.options={}"])
+    with pytest.raises(ConfigError, match=r"stage1_steps \(2000\) exceeds train.steps"):
+        ganforge.train("stackgan-mnist", run_dir=tmp_path / "b",
+                       overrides=[*base, "task_options.stage1_steps=2000"])
+    assert not (tmp_path / "a" / "checkpoints").exists()
+
+
 # ---------------------------------------------------------------------------- training
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
