@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import platform
 import time
 from pathlib import Path
@@ -119,7 +120,9 @@ def main() -> None:
                      f"| {r['wall_s']:.0f} |")
     table = "\n".join(lines)
     print(table)
-    (out / "results.json").write_text(json.dumps(rows, indent=1))
+    clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+             for r in rows]  # NaN (no training time for the real digits) -> null
+    (out / "results.json").write_text(json.dumps(clean, indent=1))
     if not args.no_append:
         with open("benchmarks/RESULTS.md", "a") as f:
             f.write(f"\n## Text-to-image: StackGAN Stage-I vs both stages "
