@@ -34,7 +34,8 @@ KEYS = ("fit_s", "sample_s", "ml_efficacy", "fidelity", "ks_mean", "corr_diff",
 
 
 def run_ganforge(preset: str, source: str, train: Any, epochs: int, batch: int, pac: int,
-                 seed: int, workdir: Path, draws: int = 1) -> tuple[list[Any], float, float]:
+                 seed: int, workdir: Path, draws: int = 1, report: bool = False
+                 ) -> tuple[list[Any], float, float]:
     import ganforge
 
     run_dir = workdir / f"{preset}-{seed}"
@@ -42,6 +43,8 @@ def run_ganforge(preset: str, source: str, train: Any, epochs: int, batch: int, 
     over = [f"data.source={source}", "data.target=target", f"train.epochs={epochs}",
             f"train.batch_size={batch}", f"seed={seed}", "monitor.progress=false",
             "device=cpu"]
+    if not report:  # report.html's matplotlib panels cost ~2.4 s per run; the package has none
+        over += ["monitor.report=false", "monitor.tensorboard=false"]
     if preset == "ctgan":
         over.append(f"tabular.pac={pac}")
     t0 = time.perf_counter()
@@ -86,6 +89,9 @@ def main() -> None:
     ap.add_argument("--systems", nargs="+", default=["ganforge-ctgan", "ctgan-package",
                                                       "ganforge-tabular-mlp"])
     ap.add_argument("--out", default="benchmarks/out/tabular.json")
+    ap.add_argument("--report", action="store_true",
+                    help="let ganforge write report.html and TensorBoard events (its defaults; "
+                         "off here because the package writes neither)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -125,7 +131,7 @@ def main() -> None:
                     preset = system.removeprefix("ganforge-")
                     synths, fit, samp = run_ganforge(preset, source, train, args.epochs,
                                                      args.batch, args.pac, seed, workdir,
-                                                     args.draws)
+                                                     args.draws, args.report)
                 per = [evaluate_table(s[train.columns], train, test, kinds, "target", seed)
                        for s in synths]
                 scores = {k: float(np.mean([p[k] for p in per])) for k in KEYS[2:]}
