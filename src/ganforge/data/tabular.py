@@ -207,8 +207,8 @@ def fit_vgm(values: np.ndarray, present: np.ndarray, max_modes: int = 10,
     = column variance). Components start from k-means with greedy k-means++ seeding (``seed``),
     numbered in seeding order as scikit-learn's k-means numbers them (see ``_kmeans_pp``);
     starting from k-means on sorted quantile centres instead leaves near-duplicate components
-    that 100 iterations do not merge. Returns weights (C, K), means (C, K) and standard deviations (C, K) in the
-    column's units.
+    that 100 iterations do not merge. Returns weights (C, K), means (C, K) and standard
+    deviations (C, K) in the column's units.
     """
     c = values.shape[1]
     k = max_modes
