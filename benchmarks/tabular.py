@@ -3,7 +3,12 @@
 Same tables, same train/test split (ganforge's fixed stratified 80/20, seed 0), same epochs,
 batch size and pac; several seeds. Per run: end-to-end fit time (data encoding + training),
 sampling time (as many rows as the training split), ML efficacy (SDGym protocol), column
-fidelity (1 - mean KS/TV), pairwise correlation difference and the DCR privacy check.
+fidelity (1 - mean KS/TV), pairwise correlation difference and the DCR privacy check. Each
+trained model draws ``--draws`` synthetic tables (default 5, each as many rows as the train
+split) and the scores are their mean: one table's ML efficacy moves by about ±0.1 between
+draws of the same model, which one draw per seed mistook for differences between systems.
+Each system samples its own way (ganforge: eval-mode batch norm, conditions at the empirical
+class frequencies; the package: train-mode batch norm, log-frequency conditions).
 
     python benchmarks/tabular.py --datasets breast_cancer wine --seeds 0 1 2 --epochs 300
 
@@ -29,7 +34,8 @@ KEYS = ("fit_s", "sample_s", "ml_efficacy", "fidelity", "ks_mean", "corr_diff",
 
 
 def run_ganforge(preset: str, source: str, train: Any, epochs: int, batch: int, pac: int,
-                 seed: int, workdir: Path) -> tuple[Any, float, float]:
+                 seed: int, workdir: Path, draws: int = 1, report: bool = False
+                 ) -> tuple[list[Any], float, float]:
     import ganforge
 
     run_dir = workdir / f"{preset}-{seed}"
@@ -37,6 +43,8 @@ def run_ganforge(preset: str, source: str, train: Any, epochs: int, batch: int, 
     over = [f"data.source={source}", "data.target=target", f"train.epochs={epochs}",
             f"train.batch_size={batch}", f"seed={seed}", "monitor.progress=false",
             "device=cpu"]
+    if not report:  # report.html's matplotlib panels cost ~2.4 s per run; the package has none
+        over += ["monitor.report=false", "monitor.tensorboard=false"]
     if preset == "ctgan":
         over.append(f"tabular.pac={pac}")
     t0 = time.perf_counter()
@@ -44,11 +52,13 @@ def run_ganforge(preset: str, source: str, train: Any, epochs: int, batch: int, 
     fit = time.perf_counter() - t0
     t0 = time.perf_counter()
     synth = run.sample(len(train), seed=seed)
-    return synth, fit, time.perf_counter() - t0
+    samp = time.perf_counter() - t0
+    more = [run.sample(len(train), seed=1000 * (seed + 1) + k) for k in range(1, draws)]
+    return [synth, *more], fit, samp
 
 
-def run_ctgan_package(train: Any, epochs: int, batch: int, pac: int, seed: int
-                      ) -> tuple[Any, float, float]:
+def run_ctgan_package(train: Any, epochs: int, batch: int, pac: int, seed: int,
+                      draws: int = 1) -> tuple[list[Any], float, float]:
     from ctgan import CTGAN
 
     torch.manual_seed(seed)
@@ -60,7 +70,8 @@ def run_ctgan_package(train: Any, epochs: int, batch: int, pac: int, seed: int
     fit = time.perf_counter() - t0
     t0 = time.perf_counter()
     synth = model.sample(len(train))
-    return synth, fit, time.perf_counter() - t0
+    samp = time.perf_counter() - t0
+    return [synth, *(model.sample(len(train)) for _ in range(1, draws))], fit, samp
 
 
 def main() -> None:
@@ -71,9 +82,16 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--pac", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--draws", type=int, default=5,
+                    help="synthetic tables (each as many rows as the train split) drawn per "
+                         "trained model; the scores are their mean (one table's ML efficacy "
+                         "varies by about ±0.1 between draws of the same model)")
     ap.add_argument("--systems", nargs="+", default=["ganforge-ctgan", "ctgan-package",
                                                       "ganforge-tabular-mlp"])
     ap.add_argument("--out", default="benchmarks/out/tabular.json")
+    ap.add_argument("--report", action="store_true",
+                    help="let ganforge write report.html and TensorBoard events (its defaults; "
+                         "off here because the package writes neither)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -104,19 +122,22 @@ def main() -> None:
             for system in args.systems:
                 if system == "ctgan-package":
                     try:
-                        synth, fit, samp = run_ctgan_package(train, args.epochs, args.batch,
-                                                             args.pac, seed)
+                        synths, fit, samp = run_ctgan_package(train, args.epochs, args.batch,
+                                                              args.pac, seed, args.draws)
                     except ImportError:
                         print("ctgan package not installed: skipped (pip install -e .[bench])")
                         continue
                 else:
                     preset = system.removeprefix("ganforge-")
-                    synth, fit, samp = run_ganforge(preset, source, train, args.epochs,
-                                                    args.batch, args.pac, seed, workdir)
-                synth = synth[train.columns]
-                scores = evaluate_table(synth, train, test, kinds, "target", seed)
+                    synths, fit, samp = run_ganforge(preset, source, train, args.epochs,
+                                                     args.batch, args.pac, seed, workdir,
+                                                     args.draws, args.report)
+                per = [evaluate_table(s[train.columns], train, test, kinds, "target", seed)
+                       for s in synths]
+                scores = {k: float(np.mean([p[k] for p in per])) for k in KEYS[2:]}
                 row = {"dataset": name, "system": system, "seed": seed, "fit_s": fit,
-                       "sample_s": samp, **{k: scores.get(k) for k in KEYS[2:]}}
+                       "sample_s": samp, **scores,
+                       "ml_efficacy_draws": [round(p["ml_efficacy"], 4) for p in per]}
                 results.append(row)
                 print(json.dumps(row), flush=True)
     shutil.rmtree(workdir, ignore_errors=True)
@@ -126,7 +147,8 @@ def main() -> None:
     out.write_text(json.dumps({"args": vars(args), "rows": results}, indent=1))
     print()
     print(f"train rows, epochs {args.epochs}, batch {args.batch}, pac {args.pac}, "
-          f"{args.threads} thread(s); mean ± std over seeds {args.seeds}")
+          f"{args.threads} thread(s); scores: mean of {args.draws} synthetic tables per model; "
+          f"mean ± std over seeds {args.seeds}")
     head = ["dataset", "system", *KEYS]
     print(" | ".join(head))
     print(" | ".join("---" for _ in head))
