@@ -31,10 +31,11 @@ def _no_dropout(extra):
 
 
 def test_channels_last_computes_the_same_step(tmp_path):
-    base = Trainer(_no_dropout([]), tmp_path / "base")
+    base = Trainer(_no_dropout(["train.channels_last=false"]), tmp_path / "base")
     base.fit()
     fast = Trainer(_no_dropout(["train.channels_last=true"]), tmp_path / "cl")
     fast.fit()
+    assert base.data.x.is_contiguous()
     assert fast.data.x.is_contiguous(memory_format=torch.channels_last)
     # Same math, different memory layout: equal up to float reordering.
     for (a, b), (c, d) in zip(_losses(base), _losses(fast), strict=True):
@@ -139,3 +140,51 @@ def test_fp16_with_a_gradient_penalty_is_a_config_error():
         load_config("wgan-gp-mnist", ["train.precision=fp16"])
     with pytest.raises(ConfigError, match="fp16"):
         load_config("ctgan", ["train.precision=fp16"])
+
+
+def test_fast_cpu_dropout_keeps_the_right_fraction_and_gradient():
+    from ganforge.architecture.layers import Dropout
+
+    torch.manual_seed(0)
+    d = Dropout(0.3)
+    x = torch.randn(64, 32, 14, 14).requires_grad_()  # 401,408 elements
+    torch.manual_seed(1)
+    y = d(x)
+    kept = y != 0
+    frac = kept.float().mean().item()
+    sd = (0.7 * 0.3 / x.numel()) ** 0.5
+    assert abs(frac - 0.7) < 5 * sd  # binomial: 5 standard deviations
+    assert torch.allclose(y[kept], (x / 0.7)[kept], rtol=1e-6, atol=0)  # kept entries scaled by 1 / keep
+    y.backward(torch.full_like(x, 2.0))
+    assert torch.allclose(x.grad, kept.float() * (2.0 / 0.7), rtol=1e-6, atol=0)  # gradient through the same mask
+    # same seed, same mask; eval mode and p == 0 are the identity
+    torch.manual_seed(1)
+    assert torch.equal(d(x), y)
+    assert torch.equal(d.eval()(x), x) and torch.equal(Dropout(0.0)(x), x)
+    # a channels_last input keeps its layout and the same kept fraction per channel
+    xc = torch.randn(16, 8, 32, 32).to(memory_format=torch.channels_last)
+    yc = Dropout(0.5)(xc)
+    assert yc.is_contiguous(memory_format=torch.channels_last)
+    per_channel = (yc != 0).float().mean(dim=(0, 2, 3))
+    assert (per_channel - 0.5).abs().max() < 5 * (0.25 / (16 * 32 * 32)) ** 0.5
+    # mask bits are independent of position: neighbours agree as often as chance says
+    m = kept.flatten().float()
+    agree = (m[1:] == m[:-1]).float().mean().item()
+    assert abs(agree - (0.7**2 + 0.3**2)) < 0.01
+
+
+def test_dropout_layer_builds_the_fast_dropout():
+    from ganforge.architecture.layers import LAYERS, Dropout
+
+    m = LAYERS["dropout"].build((64,), {"p": 0.25})
+    assert isinstance(m, Dropout) and m.p == 0.25
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_bf16_on_a_cpu_without_bf16_kernels_says_so(tmp_path, monkeypatch, capsys, fast):
+    from ganforge.training import trainer as trainer_mod
+
+    monkeypatch.setattr(trainer_mod, "cpu_has_fast_bf16", lambda: fast)
+    Trainer(load_config("dcgan-mnist", SMALL + ["train.precision=bf16"]), tmp_path / "bf")
+    err = capsys.readouterr().err
+    assert ("train.precision=fp32" in err) is (not fast)

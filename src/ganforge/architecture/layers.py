@@ -320,7 +320,46 @@ def _dropout(shape: Shape, a: dict[str, Any]) -> Shape:
 
 @_dropout.builder
 def _dropout_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
-    return nn.Dropout(float(a["p"]))
+    return Dropout(float(a["p"]))
+
+
+class _BitsDropout(torch.autograd.Function):
+    """x * mask / keep with the mask drawn as 16-bit random integers below a threshold; saves
+    the boolean mask (1 byte per element) and rebuilds the scaled mask in backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, keep: float) -> torch.Tensor:
+        n = x.numel()
+        # int32 draws cover [-2**31, 2**31 - 1): each viewed as two uniform int16 halves
+        bits = torch.randint(-2**31, 2**31 - 1, ((n + 1) // 2,), dtype=torch.int32,
+                             device=x.device).view(torch.int16)[:n]
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+            b, c, h, w = x.shape  # the mask in x's own layout: elementwise ops stay dense
+            bits = bits.view(b, h, w, c).permute(0, 3, 1, 2)
+        else:
+            bits = bits.view(x.shape)
+        mask = bits < round(keep * 65536) - 32768
+        ctx.save_for_backward(mask)
+        ctx.scale = 1.0 / keep
+        return x * mask.to(x.dtype).mul_(ctx.scale)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (mask,) = ctx.saved_tensors
+        return grad * mask.to(grad.dtype).mul_(ctx.scale), None
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout with a faster CPU path: on CPU, ``bernoulli_`` (what nn.Dropout draws with)
+    took about 27 ms for 3.2M elements on 2 cores, while 16-bit integer draws compared to a
+    threshold take about a third of that (benchmarks/throughput.py, docs/performance.md). The
+    keep probability is quantized to 1/65536 (|error| <= 2**-17). Other devices, eval mode and
+    p == 0 behave exactly as nn.Dropout. No state: checkpoints are those of nn.Dropout."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0 or x.device.type != "cpu" or self.inplace:
+            return super().forward(x)
+        return _BitsDropout.apply(x, 1.0 - self.p)
 
 
 # -------------------------------------------------------------------------- activations

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganforge.architecture.layers import Shape, ShapeError, _fmt, _need, register_layer
+from ganforge.architecture.layers import Dropout, Shape, ShapeError, _fmt, _need, register_layer
 
 
 # ------------------------------------------------------------------------------- residual
@@ -123,7 +123,7 @@ class UNet(nn.Module):
             if not outermost:
                 layers.append(_norm(norm, out_ch))
                 if dropout > 0 and 1 <= j <= dropout_levels:
-                    layers.append(nn.Dropout(dropout))
+                    layers.append(Dropout(dropout))
             self.up.append(nn.Sequential(*layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
