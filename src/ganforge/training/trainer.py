@@ -3,6 +3,7 @@ checkpoint, resume."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -84,6 +85,15 @@ def run_is_used(run_dir: Path) -> bool:
     return (run_dir / "metrics.jsonl").exists() or bool(ckpt.list_checkpoints(run_dir))
 
 
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether oneDNN has bf16 kernels for this CPU (AVX-512, fastest with AVX-512 BF16 or AMX).
+    On an AVX2-only CPU bf16 convolutions measured 5-50x slower than fp32 (docs/performance.md)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch without the probe: assume it is native
+        return True
+
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: str | Path, resume: bool = False,
                  callbacks: Iterable[Callback] = ()) -> None:
@@ -157,6 +167,13 @@ class Trainer:
     def _apply_speed_switches(self) -> None:
         """channels_last and torch.compile (in place, so state_dict keys do not change)."""
         t = self.cfg.train
+        if t.precision == "bf16" and self.device.type == "cpu" and not cpu_has_fast_bf16():
+            sys.stderr.write(
+                "ganforge: note: train.precision=bf16 on a CPU without oneDNN bf16 kernels (they "
+                "need AVX-512; this one has "
+                f"{torch.backends.cpu.get_cpu_capability()}): convolutions and matmuls fall back "
+                "to slow paths, many times slower than fp32. Use train.precision=fp32 here; bf16 "
+                "pays off on CPUs with AVX-512 BF16 or AMX and on GPUs (docs/performance.md).\n")
         if t.channels_last and self.data.kind == "image":
             fmt = torch.channels_last
             self.G.to(memory_format=fmt)
