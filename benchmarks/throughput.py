@@ -359,7 +359,8 @@ def main() -> None:
     from ganforge.training.trainer import cpu_has_fast_bf16
 
     skipped = {}
-    if not cpu_has_fast_bf16() and not args.force_bf16:
+    fast_bf16 = cpu_has_fast_bf16()
+    if not fast_bf16 and not args.force_bf16:
         why = (f"skipped: no oneDNN bf16 kernels on this CPU "
                f"({torch.backends.cpu.get_cpu_capability()}); --force-bf16 runs it")
         skipped = {s: why for s in settings if "bf16" in s}
@@ -414,7 +415,7 @@ def main() -> None:
                                  f"| | | | | |")
                     continue
                 gf = ips * flops / batch / 1e9
-                of16 = "n/a" if skipped else f"{100 * gf / peak16:.0f}%"  # emulated bf16: no peak
+                of16 = f"{100 * gf / peak16:.0f}%" if fast_bf16 else "n/a"  # emulated: no peak
                 table.append(f"| {s} | {ips:.0f} | {ips / ref:.2f}x | {gf:.0f} | "
                              f"{100 * gf / peak32:.0f}% | {of16} | {rss:.0f} |")
             print(header)
