@@ -224,11 +224,15 @@ class DistributedGuard(RunGuard):
     def __init__(self, trainer: Any, ctx: Distributed) -> None:
         super().__init__(trainer)
         self.ctx = ctx
+        self.agreed_signal: int | None = None
 
     def check(self, due: bool) -> str | None:
         problem = super().check(due)
         flags = torch.tensor([problem is not None, int(self.signal or 0)], dtype=torch.int64)
         dist.all_reduce(flags, op=dist.ReduceOp.MAX, group=self.ctx.control)
+        # Stop on what every rank saw in this all-reduce, never on a signal that reached this
+        # rank after it: that one is agreed on at the next step.
+        self.agreed_signal = int(flags[1]) or None
         if int(flags[1]) and self.signal is None:
             self.signal = int(flags[1])
         if int(flags[0]) and problem is None:
@@ -241,6 +245,9 @@ class DistributedGuard(RunGuard):
         except GanforgeError:
             self.ctx.finished()  # every rank raises here together: not a lost peer
             raise
+
+    def stop_signal(self) -> int | None:
+        return self.agreed_signal
 
     def stop_for_signal(self, saved_this_step: bool) -> None:
         try:

@@ -235,6 +235,10 @@ class RunGuard:
             raise KeyboardInterrupt
         self.signal = signum
 
+    def stop_signal(self) -> int | None:
+        """The signal to stop for after this step (None: go on)."""
+        return self.signal
+
     def stop_for_signal(self, saved_this_step: bool) -> None:
         """Write a checkpoint (unless one was just written) and raise TrainingInterrupted."""
         t = self.trainer

@@ -320,7 +320,7 @@ class Trainer:
                     self.save()
                 if on_step is not None:
                     on_step(self)
-                if self.guard.signal is not None:
+                if self.guard.stop_signal() is not None:
                     self.guard.stop_for_signal(saved_this_step=due_ckpt)
         finally:
             self.guard.uninstall()
