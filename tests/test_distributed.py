@@ -306,3 +306,28 @@ def test_sigterm_stops_every_rank_at_the_same_step_with_a_checkpoint(tmp_path) -
     last = ckpt.latest_checkpoint(run)
     assert last.name == f"step_{int(steps[0]):08d}"
     ckpt.verify_checkpoint(last)
+
+
+def test_a_signal_after_the_steps_all_reduce_stops_at_the_next_step() -> None:
+    """A rank stops on the signal flag of the step's all-reduce, which every rank saw; a signal
+    that reaches it after that all-reduce must wait for the next one (else this rank stops a
+    step before its peers, which then wait for it in vain)."""
+    import types
+
+    import torch.distributed as dist
+
+    from ganforge.training.distributed import DistributedGuard
+
+    store = dist.HashStore()
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        trainer = types.SimpleNamespace(cfg=types.SimpleNamespace(train=None),
+                                        device=torch.device("cpu"), modules=dict)
+        guard = DistributedGuard(trainer, types.SimpleNamespace(control=None))
+        assert guard.check(due=False) is None and guard.stop_signal() is None
+        guard.signal = int(signal.SIGTERM)  # arrives after this step's all-reduce
+        assert guard.stop_signal() is None
+        guard.check(due=False)  # the next step's all-reduce carries it
+        assert guard.stop_signal() == int(signal.SIGTERM)
+    finally:
+        dist.destroy_process_group()
