@@ -85,7 +85,6 @@ def run_is_used(run_dir: Path) -> bool:
     return (run_dir / "metrics.jsonl").exists() or bool(ckpt.list_checkpoints(run_dir))
 
 
-
 def cpu_has_fast_bf16() -> bool:
     """Whether oneDNN has bf16 kernels for this CPU (AVX-512, fastest with AVX-512 BF16 or AMX).
     On an AVX2-only CPU bf16 convolutions measured 5-50x slower than fp32 (docs/performance.md)."""
@@ -93,6 +92,7 @@ def cpu_has_fast_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a torch without the probe: assume it is native
         return True
+
 
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: str | Path, resume: bool = False,
