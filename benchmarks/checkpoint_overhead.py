@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from ganforge.config import load_config
-from ganforge.training import checkpoint as ckpt
+from ganforge import checkpoint as ckpt
+from ganforge.api import load_config
 from ganforge.training.trainer import Trainer
 
 CASES = {

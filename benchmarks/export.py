@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 import yaml
 
+from ganforge import checkpoint as ckpt
+from ganforge.api import load_config
 from ganforge.apps.export import export_generator
 from ganforge.architecture import build_network
-from ganforge.config import load_config
-from ganforge.training import checkpoint as ckpt
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 

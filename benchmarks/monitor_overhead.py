@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ganforge.config import load_config
+from ganforge.api import load_config
 from ganforge.monitor.report import write_report
 from ganforge.training.trainer import Trainer
 

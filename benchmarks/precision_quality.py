@@ -29,7 +29,7 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 def train_and_score(precision: str, seed: int, steps: int, batch: int, n: int,
                     root: Path) -> dict[str, float]:
     import ganforge
-    from ganforge.metrics.evaluate import evaluate_run
+    from ganforge.evaluate import evaluate_run
 
     run_dir = root / f"{precision}-s{seed}"
     t0 = time.perf_counter()

@@ -95,8 +95,8 @@ def step_flops(arch: str, batch: int) -> float:
 
     Backward costs 2x forward (input and weight gradients); in the G step D is frozen, so D's
     backward there computes input gradients only (1x)."""
+    from ganforge.api import load_config
     from ganforge.architecture import build_network
-    from ganforge.config import load_config
 
     cfg = load_config(arch if arch == "dcgan-mnist" else "dcgan-64")
     shape = (1, 28, 28) if arch == "dcgan-mnist" else (3, 64, 64)
@@ -281,7 +281,7 @@ def run_keras(arch: str, images: np.ndarray, batch: int, warmup: int, steps: int
 
 
 def run_ganforge(arch: str, overrides: list[str], warmup: int) -> float:
-    from ganforge.config import load_config
+    from ganforge.api import load_config
     from ganforge.training.trainer import Trainer
 
     cfg = load_config(arch, overrides)

@@ -3,9 +3,8 @@
 import pytest
 import torch
 
-import ganforge.tasks  # noqa: F401  (tasks register their own layers, e.g. dense_concat)
+from ganforge.api import load_config
 from ganforge.architecture import LAYERS, build_network, plan_network, summary, validate_gan
-from ganforge.config import load_config
 from ganforge.errors import SpecError
 
 # (layer entry, input shape) covering every layer type and padding mode.

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 import ganforge
+from ganforge.api import load_config
 from ganforge.apps.augment import load_augmented
 from ganforge.architecture.conditioning import ConditionalDiscriminator, ConditionalGenerator
 from ganforge.cli import main
-from ganforge.config import load_config, raw_config
+from ganforge.config import raw_config
 from ganforge.data import load_dataset
 from ganforge.errors import ConfigError
 from ganforge.metrics.conditional import classification_accuracy, intra_fid

@@ -18,9 +18,10 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from ganforge.config import PRESET_DIR, load_config
+from ganforge import checkpoint as ckpt
+from ganforge.api import load_config
+from ganforge.config import PRESET_DIR
 from ganforge.monitor.log import read_log
-from ganforge.training import checkpoint as ckpt
 from ganforge.training.distributed import ShardedBatcher, shard_slice
 from ganforge.training.trainer import Trainer
 
@@ -77,7 +78,8 @@ def _no_bn_config(tmp_path: Path) -> Path:
 WORKER = """
 import sys, torch
 import ganforge.tasks.unconditional as u
-from ganforge.config import PRESET_DIR, load_config
+from ganforge.config import PRESET_DIR
+from ganforge.api import load_config
 from ganforge.training.trainer import Trainer
 torch.set_num_threads(1)
 EPS = torch.rand(64, generator=torch.Generator().manual_seed(7))

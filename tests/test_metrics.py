@@ -18,6 +18,7 @@ from ganforge import metrics as M
 from ganforge.cli import main
 from ganforge.data import load_dataset
 from ganforge.errors import ConfigError, DataError, GanforgeError
+from ganforge.evaluate import evaluate_run
 from ganforge.metrics.features import find_inception_torchscript, get_extractor
 from ganforge.metrics.reference import real_features
 from ganforge.monitor.log import read_log
@@ -327,7 +328,7 @@ def _train(tmp_path, name, preset, *overrides):
 def test_evaluate_run_scores_a_ring8_run_and_logs_protocol(tmp_path):
     run = _train(tmp_path, "ring", "gan-ring8", "train.steps=60", "train.checkpoint_every=60",
                  "monitor.sample_every=60")
-    res = M.evaluate_run(run.run_dir, metrics=["fid", "kid", "pr", "dc", "modes"], n=500, seed=2)
+    res = evaluate_run(run.run_dir, metrics=["fid", "kid", "pr", "dc", "modes"], n=500, seed=2)
     # the same numbers computed by hand from the public pieces
     data = load_dataset("ring8", split="train")
     real = data.x[torch.randperm(len(data), generator=torch.Generator().manual_seed(2))[:500]]
@@ -348,7 +349,7 @@ def test_evaluate_mnist_run_and_cli(tmp_path, capsys):
     run = _train(tmp_path, "mn", "dcgan-mnist", "train.epochs=null", "train.steps=3",
                  "train.batch_size=16",
                  "monitor.sample_every=3")
-    res = M.evaluate_run(run.run_dir, metrics="fid,is,modes", n=300, real_split="test")
+    res = evaluate_run(run.run_dir, metrics="fid,is,modes", n=300, real_split="test")
     assert res["protocol"]["extractor"] == "mnist" and res["protocol"]["real"]["split"] == "test"
     assert res["fid"] > 10 * M.fid(load_dataset("mnist", "train").x,
                                    load_dataset("mnist", "test").x, extractor="mnist")
@@ -398,7 +399,7 @@ def test_eval_during_training_keeps_best_and_does_not_change_training(tmp_path):
     assert meta["step"] == best["step"] and meta["value"] == pytest.approx(best["fid"])
     # the kept generator reproduces its logged score on the same fixed latents
     kept = ganforge.load(evald.run_dir, checkpoint=ckpts[0])
-    from ganforge.training.seeding import sample_latent
+    from ganforge.seeding import sample_latent
 
     z = sample_latent(300, (16,), "normal", torch.Generator().manual_seed(0 + 4), "cpu")
     data = load_dataset("ring8", split="train")

@@ -22,9 +22,9 @@ from PIL import Image
 from torch import nn
 
 import ganforge
+from ganforge.api import load_config
 from ganforge.architecture.layers import LAYERS, register_layer
 from ganforge.cli import main as cli_main
-from ganforge.config import load_config
 from ganforge.monitor.alarms import HealthWatch
 from ganforge.monitor.log import read_log
 from ganforge.monitor.report import pick_strip, write_report

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
 
+from ganforge.api import load_config
 from ganforge.architecture import build_network
 from ganforge.architecture.layers_stats import MinibatchDiscrimination, MinibatchStddev
-from ganforge.config import load_config
 from ganforge.errors import ConfigError
 from ganforge.objectives import losses as L
 from ganforge.objectives.penalties import clip_weights, gradient_penalty, interpolates, r1_penalty
@@ -28,6 +29,7 @@ from ganforge.objectives.tricks import (
     smoothed_targets,
     translate,
 )
+from ganforge.tasks.unconditional import UnconditionalTask
 from ganforge.training.trainer import Trainer
 
 torch.set_num_threads(1)
@@ -60,17 +62,20 @@ def test_losses_match_their_formulas() -> None:
         L.get_loss("hinje")
 
 
+def task_context(cfg):
+    """The pieces of the training loop a G/D task reads, around identity networks."""
+    return SimpleNamespace(cfg=cfg, G=nn.Identity(), D=nn.Identity(), opt_g=None, opt_d=None,
+                           latent=lambda n: torch.zeros(n), latent_gen=torch.Generator(),
+                           step=0, scalers=None)
+
+
 def test_smoothed_targets_reach_the_loss() -> None:
     assert smoothed_targets("none") == (1.0, 0.0)
     assert smoothed_targets("one_sided") == (0.9, 0.0)
     assert smoothed_targets("two_sided", 0.8, 0.2) == (0.8, 0.2)
     cfg = load_config("gan-ring8", QUICK + ["train.steps=1", "objective.label_smoothing=two_sided",
                                             "objective.smooth_real=0.85", "objective.smooth_fake=0.05"])
-    from ganforge.tasks.unconditional import UnconditionalTask
-
-    task = UnconditionalTask(nn.Identity(), nn.Identity(), None, None,  # type: ignore[arg-type]
-                             L.get_loss(cfg.objective.loss), lambda n: torch.zeros(n), 1,
-                             objective=cfg.objective)
+    task = UnconditionalTask(task_context(cfg))
     assert (task.real_target, task.fake_target) == (0.85, 0.05)
     # BCE with target t on logit 0 is log 2 whatever t is; on logit x it is softplus(x) - t*x
     x = torch.tensor([[1.3]])
@@ -104,6 +109,33 @@ def test_r1_of_quadratic_critic_is_analytic() -> None:
     assert r1_penalty(d, x, gamma=10.0).item() == pytest.approx(want.item(), rel=1e-6)
 
 
+def test_r2_penalises_d_gradients_on_generated_samples_only() -> None:
+    """objective.r2 adds gamma/2 E||grad D(G(z))||^2 to D's loss in the shared D update: for a
+    quadratic critic that is analytic on the fakes and ignores the reals."""
+    class Quadratic(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(()))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # grad_x = scale * x
+            return 0.5 * self.scale * (x ** 2).sum(1, keepdim=True)
+
+    real, fake = torch.randn(8, 2, generator=gen(1)), 3 * torch.randn(8, 2, generator=gen(2))
+    for r2, want in ((4.0, 0.5 * 4.0 * (fake ** 2).sum(1).mean().item()), (0.0, None)):
+        cfg = load_config("gan-ring8", QUICK + ["train.steps=1", f"objective.r2={r2}"])
+        ctx = task_context(cfg)
+        ctx.D = Quadratic()
+        ctx.opt_d = torch.optim.SGD(ctx.D.parameters(), lr=0.0)
+        task = UnconditionalTask(ctx)
+        penalty = task.d_update(task.D, real, fake.requires_grad_(), torch.zeros(()), 0)
+        if want is None:
+            assert penalty is None
+        else:
+            assert penalty.item() == pytest.approx(want, rel=1e-6)
+            # the penalty's gradient reached D: d/dscale of gamma/2 scale^2 E||x||^2
+            assert ctx.D.scale.grad.item() == pytest.approx(2 * want, rel=1e-5)
+
+
 def test_clipping_bounds_every_weight() -> None:
     net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 1))
     with torch.no_grad():
@@ -130,13 +162,9 @@ def test_instance_noise_follows_its_schedule() -> None:
     assert [instance_noise_std(s, 0.2, 100) for s in (0, 25, 50, 100, 150)] == \
         pytest.approx([0.2, 0.15, 0.1, 0.0, 0.0])
     assert instance_noise_std(10_000, 0.2, 0) == 0.2
-    from ganforge.tasks.unconditional import UnconditionalTask
-
     cfg = load_config("gan-ring8", QUICK + ["train.steps=1", "objective.instance_noise=0.5",
                                             "objective.instance_noise_steps=100"])
-    task = UnconditionalTask(nn.Identity(), nn.Identity(), None, None,  # type: ignore[arg-type]
-                             L.get_loss("non_saturating"), lambda n: torch.zeros(n), 1,
-                             objective=cfg.objective)
+    task = UnconditionalTask(task_context(cfg))
     torch.manual_seed(0)
     x = torch.zeros(200_000, 2)
     std = instance_noise_std(60, task.noise, task.noise_steps)
@@ -376,7 +404,7 @@ def test_ema_generator_is_checkpointed_resumed_and_sampled(tmp_path) -> None:
     assert torch.equal(a, b)
     loaded = ganforge.load(tmp_path / "full")
     assert torch.equal(loaded.sample(50, seed=3), a)
-    from ganforge.training import checkpoint as ckpt
+    from ganforge import checkpoint as ckpt
 
     _, w, _ = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / "full"))
     ema_keys = [k for k in w if k.startswith("generator_ema.")]

@@ -28,13 +28,14 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file
 
 import ganforge
+from ganforge import checkpoint as ckpt
 from ganforge import cli
-from ganforge.config import load_config, raw_config, validate_config
+from ganforge.api import load_config
+from ganforge.config import raw_config, validate_config
 from ganforge.data import load_dataset
 from ganforge.data.registry import DATASETS
 from ganforge.errors import CheckpointError, DataError, GanforgeError
 from ganforge.monitor.log import read_log
-from ganforge.training import checkpoint as ckpt
 from ganforge.training.trainer import Trainer, TrainingDiverged
 
 SRC = Path(__file__).resolve().parents[1] / "src"

@@ -13,10 +13,11 @@ import torch
 import torch.nn.functional as F
 
 import ganforge
+from ganforge.api import load_config
 from ganforge.architecture import build_network
 from ganforge.architecture.builder import plan_network
+from ganforge.checkpoint import latest_checkpoint, load_checkpoint, load_module_weights
 from ganforge.cli import main as cli_main
-from ganforge.config import load_config
 from ganforge.data import load_dataset
 from ganforge.data.sequences import (
     minmax_apply,
@@ -33,7 +34,6 @@ from ganforge.metrics.sequences import (
     repeated_score,
 )
 from ganforge.tasks.timegan import build_modules
-from ganforge.training.checkpoint import latest_checkpoint, load_checkpoint, load_module_weights
 from ganforge.training.trainer import Trainer
 
 torch.set_num_threads(1)

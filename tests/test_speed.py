@@ -4,7 +4,8 @@ benchmarks/throughput.py, never in tests)."""
 import pytest
 import torch
 
-from ganforge.config import apply_overrides, load_config, raw_config
+from ganforge.api import load_config
+from ganforge.config import apply_overrides, raw_config
 from ganforge.training.trainer import Trainer
 
 SMALL = ["train.epochs=null", "train.steps=4", "train.batch_size=8", "monitor.progress=false",

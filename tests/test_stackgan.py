@@ -123,7 +123,7 @@ def test_kl_term_equals_torch_distributions():
 
 # ----------------------------------------------------------------------------- stages
 def test_stage_shapes():
-    from ganforge.config import load_config
+    from ganforge.api import load_config
     from ganforge.tasks.stackgan import make_networks
 
     cfg = load_config("stackgan-mnist")
@@ -149,7 +149,7 @@ def test_stage_shapes():
 
 
 def test_bad_stage_config_is_a_clear_error():
-    from ganforge.config import load_config
+    from ganforge.api import load_config
     from ganforge.errors import ConfigError, SpecError
     from ganforge.tasks.stackgan import make_networks
 
@@ -234,7 +234,7 @@ def test_monitor_and_evaluation_sample_the_fixed_texts(trained):
 
 
 def test_stage1_is_frozen_while_stage2_trains(trained):
-    from ganforge.training import checkpoint as ckpt
+    from ganforge import checkpoint as ckpt
 
     ck = sorted((trained.run_dir / "checkpoints").glob("step_*"))
     assert [p.name for p in ck][-2:] == [f"step_{TRAIN_STEPS_STAGE1:08d}",
@@ -345,7 +345,7 @@ def test_resumed_run_equals_uninterrupted(tmp_path):
     """Stop in Stage-II and resume: the same weights as a run that never stopped (caption
     picks, CA noise, data order and the Stage-I freeze all survive the checkpoint)."""
     import ganforge
-    from ganforge.training import checkpoint as ckpt
+    from ganforge import checkpoint as ckpt
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -275,7 +275,7 @@ def test_conditional_sampling_where(ctgan_run, tmp_path, capsys) -> None:
 
 
 def test_resume_equals_uninterrupted_run(tmp_path) -> None:
-    from ganforge.training import checkpoint as ckpt
+    from ganforge import checkpoint as ckpt
 
     over = ["data.source=sklearn:wine", "train.epochs=null", "train.steps=6",
             "train.checkpoint_every=3", *SHORT]

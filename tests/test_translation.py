@@ -11,8 +11,8 @@ from PIL import Image
 from torch import nn
 
 import ganforge
+from ganforge.api import load_config
 from ganforge.architecture import build_network, plan_network
-from ganforge.config import load_config
 from ganforge.data import load_dataset
 from ganforge.data.translation import downscale_upscale
 from ganforge.errors import ConfigError, DataError, GanforgeError, SpecError

@@ -14,7 +14,9 @@ import yaml
 from PIL import Image
 
 from ganforge import api
-from ganforge.apps import latent as L
+from ganforge import checkpoint as ckpt
+from ganforge import latent as L
+from ganforge.api import load_config
 from ganforge.apps.card import render_card, summarize_alarms, summarize_training, write_card
 from ganforge.apps.export import (
     conditioning_inputs,
@@ -25,9 +27,7 @@ from ganforge.apps.export import (
 )
 from ganforge.architecture import build_network
 from ganforge.cli import main
-from ganforge.config import load_config
 from ganforge.errors import GanforgeError
-from ganforge.training import checkpoint as ckpt
 
 STEPS_ONLY = ["train.epochs=null", "train.steps=100"]
 

@@ -15,15 +15,16 @@ from PIL import Image
 
 import ganforge
 from ganforge import api
+from ganforge import checkpoint as ckpt
+from ganforge import latent as L
 from ganforge import metrics as M
-from ganforge.apps import latent as L
+from ganforge.api import load_config
 from ganforge.architecture.conditioning import build_conditional_networks
 from ganforge.cli import main
-from ganforge.config import load_config
+from ganforge.data import load_training_data
 from ganforge.errors import GanforgeError
+from ganforge.evaluate import evaluate_run
 from ganforge.metrics.reference import subsample
-from ganforge.training import checkpoint as ckpt
-from ganforge.training.trainer import load_training_data
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -212,10 +213,10 @@ def test_evaluate_truncation_scores_truncated_samples_and_records_psi(ring_run) 
     n, seed = 300, 1
     run = api.load(ring_run.run_dir)
     kw: dict = {"metrics": ["fid", "pr"], "n": n, "seed": seed, "cache": False}
-    free = M.evaluate_run(run.run_dir, log=False, **kw)
-    one = M.evaluate_run(run.run_dir, log=False, truncation=1.0, **kw)
-    half = M.evaluate_run(run.run_dir, log=False, truncation=0.5, **kw)
-    zero = M.evaluate_run(run.run_dir, truncation=0.0, **kw)
+    free = evaluate_run(run.run_dir, log=False, **kw)
+    one = evaluate_run(run.run_dir, log=False, truncation=1.0, **kw)
+    half = evaluate_run(run.run_dir, log=False, truncation=0.5, **kw)
+    zero = evaluate_run(run.run_dir, truncation=0.0, **kw)
     assert "truncation" not in free["protocol"]
     assert one["protocol"]["truncation"] == {"psi": 1.0, "method": "scale"}
     assert zero["protocol"]["truncation"] == {"psi": 0.0, "method": "scale"}
@@ -243,7 +244,7 @@ def test_evaluate_truncation_scores_truncated_samples_and_records_psi(ring_run) 
 def test_evaluate_truncation_reaches_conditional_metrics(cond_runs) -> None:
     run_dir, G = cond_runs["cgan-mnist"]
     n = 40
-    res = M.evaluate_run(run_dir, metrics=["cas", "intra_fid"], n=n, seed=2, log=False,
+    res = evaluate_run(run_dir, metrics=["cas", "intra_fid"], n=n, seed=2, log=False,
                          cache=False, truncation=0.0)
     assert res["protocol"]["truncation"] == {"psi": 0.0, "method": "scale"}
     # cas by hand: the mnist classifier on G(mean latent, k) for labels 0..9 cycled
@@ -259,7 +260,7 @@ def test_evaluate_truncation_reaches_conditional_metrics(cond_runs) -> None:
     ref, _ = conditional_scores(lambda y: _direct(G, torch.zeros(len(y), 64), y), data.x,
                                 data.y, ["intra_fid"], 10, n, "mnist", 2)
     assert res["intra_fid"] == pytest.approx(ref["intra_fid"], rel=1e-9)
-    free = M.evaluate_run(run_dir, metrics=["intra_fid"], n=n, seed=2, log=False, cache=False)
+    free = evaluate_run(run_dir, metrics=["intra_fid"], n=n, seed=2, log=False, cache=False)
     assert abs(free["intra_fid"] - ref["intra_fid"]) > 1e-3 * ref["intra_fid"]
 
 

@@ -1,8 +1,9 @@
 """ganforge: design, train, watch and judge Generative Adversarial Networks."""
 
-from ganforge.api import Run, load, train
-from ganforge.config import RunConfig, list_presets, load_config
+from ganforge.api import Run, load, load_config, train
+from ganforge.config import RunConfig, list_presets
 from ganforge.errors import GanforgeError
+from ganforge.version import __version__
 
-__version__ = "0.1.0"
-__all__ = ["GanforgeError", "Run", "RunConfig", "list_presets", "load", "load_config", "train"]
+__all__ = ["GanforgeError", "Run", "RunConfig", "__version__", "list_presets", "load", "load_config",
+           "train"]

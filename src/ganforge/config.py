@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ganforge.architecture.builder import replace_batch_norm
 from ganforge.errors import ConfigError, did_you_mean
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -73,6 +74,8 @@ class ObjectiveConfig(Section):
     gp_center: float = Field(1.0, ge=0, description="target gradient norm of the penalty")
     r1: float = Field(0.0, ge=0, description="R1 gamma on real samples (0 = off)")
     r1_every: int = Field(1, ge=1, description="lazy R1: apply every k D steps, scaled by k")
+    r2: float = Field(0.0, ge=0, description="R2 gamma: the zero-centred gradient penalty on "
+                      "generated samples (Mescheder et al. 2018; 0 = off)")
     clip: float | None = Field(
         None, ge=0, description="clip D's weights to [-clip, clip] (wasserstein: 0.01; 0 = off)")
     label_smoothing: Literal["none", "one_sided", "two_sided"] = "none"
@@ -296,7 +299,7 @@ class RunConfig(Section):
             raise ValueError(f"train.precision fp16 (with gradient scaling) is supported by the "
                              f"unconditional and conditional tasks, not '{self.task}'; use "
                              f"precision: bf16 (no scaling needed) or fp32")
-        if self.objective.gradient_penalty or self.objective.r1:
+        if self.objective.gradient_penalty or self.objective.r1 or self.objective.r2:
             raise ValueError("train.precision fp16 does not scale the inner gradients of a "
                              "gradient penalty or R1; use precision: bf16 or fp32 with them")
         return self
@@ -304,8 +307,6 @@ class RunConfig(Section):
     @model_validator(mode="after")
     def _discriminator_norm(self) -> RunConfig:
         if self.objective.d_norm is not None:
-            from ganforge.objectives.compat import replace_batch_norm
-
             layers = replace_batch_norm(self.discriminator.layers, self.objective.d_norm)
             if layers != self.discriminator.layers:
                 self.discriminator.layers = layers
@@ -417,37 +418,7 @@ def validate_config(raw: dict[str, Any]) -> RunConfig:
         cfg = RunConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from None
-    check_networks(cfg)
     return cfg
-
-
-def check_networks(cfg: RunConfig, data_shape: tuple[int, ...] | None = None) -> None:
-    """Shape-infer both networks (data shape from image_size or the bundled dataset)."""
-    from ganforge.architecture import validate_gan
-    from ganforge.objectives.compat import check_objective
-    from ganforge.objectives.tricks import packed_shape
-    from ganforge.tasks import TASK_CHECKS, task_networks
-
-    if task_networks(cfg.task) is not None:
-        return  # the task builds (and checks) its own networks from the loaded data
-    if data_shape is None:
-        data_shape = known_data_shape(cfg)
-    if cfg.task in TASK_CHECKS:  # tasks whose networks are not latent -> data, data -> logit
-        TASK_CHECKS[cfg.task](cfg, data_shape)
-        return
-    check_objective(cfg, data_shape)
-    if data_shape is None:
-        return  # user files: checked once the data is loaded, before training
-    validate_gan(cfg.generator.model_dump(), cfg.discriminator.model_dump(),
-                 cfg.latent.full_shape, data_shape,
-                 d_in_shape=packed_shape(data_shape, cfg.objective.packing))
-
-
-def discriminator_input_shape(cfg: RunConfig, data_shape: tuple[int, ...]) -> tuple[int, ...]:
-    """D's input shape: the data shape, or m samples concatenated under packing m."""
-    from ganforge.objectives.tricks import packed_shape
-
-    return packed_shape(data_shape, cfg.objective.packing)
 
 
 def known_data_shape(cfg: RunConfig) -> tuple[int, ...] | None:

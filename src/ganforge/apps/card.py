@@ -152,10 +152,10 @@ def _cell(text: str) -> str:
 # ---------------------------------------------------------------------------------- render
 def render_card(run_dir: str | Path) -> str:
     """The text of a run's model card."""
+    from ganforge import checkpoint as ckpt
     from ganforge.api import read_run_config
     from ganforge.architecture import build_network, count_params, summary
     from ganforge.monitor.log import read_log
-    from ganforge.training import checkpoint as ckpt
 
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ganforge.errors import CheckpointError, GanforgeError
+from ganforge.version import __version__
 
 FORMATS = ("onnx", "torchscript", "safetensors")
 SUFFIXES = {"onnx": (".onnx",), "torchscript": (".pt", ".ts", ".torchscript"),
@@ -84,7 +85,7 @@ def load_for_use(run_dir: str | Path, checkpoint: str | Path | None = None,
     from safetensors.torch import load_file
 
     from ganforge import api
-    from ganforge.training import checkpoint as ckpt
+    from ganforge import checkpoint as ckpt
 
     if weights not in WEIGHT_CHOICES:
         raise GanforgeError(f"unknown weights choice '{weights}'; use one of "
@@ -149,8 +150,6 @@ def latent_distribution(distribution: str) -> dict[str, Any]:
 
 def describe(usable: UsableRun, fmt: str, file_name: str) -> dict[str, Any]:
     """The JSON written beside an export (see docs/using.md for every field)."""
-    import ganforge
-
     run, cfg, G = usable.run, usable.run.config, usable.run.generator
     latent_shape = list(cfg.latent.full_shape)
     data_shape = list(G.out_shape)
@@ -194,7 +193,7 @@ def describe(usable: UsableRun, fmt: str, file_name: str) -> dict[str, Any]:
                 "checkpoint": str(usable.checkpoint), "step": run.step,
                 "weights": usable.weights},
         "generator_spec": cfg.generator.model_dump(mode="json"),
-        "versions": {"ganforge": ganforge.__version__, "torch": torch.__version__.split("+")[0],
+        "versions": {"ganforge": __version__, "torch": torch.__version__.split("+")[0],
                      "python": platform.python_version()},
     }
 

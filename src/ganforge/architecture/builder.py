@@ -196,3 +196,20 @@ def summary(net: SpecNet) -> str:
             out.append(line)
     out += [line, f"total params: {total:,}   trainable: {trainable:,}"]
     return "\n".join(out)
+
+
+def replace_batch_norm(layers: list[Any], norm: str) -> list[Any]:
+    """D's layer list with every ``batch_norm`` replaced by ``norm`` (``layer_norm``,
+    ``instance_norm``) or dropped (``none``); its ``eps`` is kept."""
+    out: list[Any] = []
+    for i, entry in enumerate(layers):
+        try:
+            name, args = parse_layer(entry, f"discriminator.layers[{i}]")
+        except SpecError:
+            out.append(entry)  # reported with its path when the spec is planned
+            continue
+        if name != "batch_norm":
+            out.append(entry)
+        elif norm != "none":
+            out.append({norm: {"eps": args["eps"]}} if "eps" in args else norm)
+    return out

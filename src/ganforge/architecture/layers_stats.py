@@ -8,6 +8,8 @@
   (and pixels) and append it as one extra constant channel (images) or feature (vectors).
 - ``maxout`` (Goodfellow et al. 2013): a dense layer with ``units * pieces`` outputs followed by
   the max over each unit's ``pieces`` (PacGAN's 2-D discriminator uses 5 pieces).
+- ``dense_concat`` (CTGAN's generator block): dense + batch_norm + relu, concatenated with
+  the input.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ganforge.architecture.layers import Shape, ShapeError, _need, register_layer
@@ -117,3 +120,30 @@ def _maxout(shape: Shape, a: dict[str, Any]) -> Shape:
 @_maxout.builder
 def _maxout_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
     return Maxout(shape[-1], int(a["units"]), int(a["pieces"]), bool(a["bias"]))
+
+
+# ------------------------------------------------------------------- the residual block
+@register_layer("dense_concat", {"units": None}, required=("units",),
+                doc="CTGAN's generator block: dense + batch_norm + relu, output concatenated "
+                    "with the input (F -> F + units)")
+def _dense_concat(shape: Shape, a: dict[str, Any]) -> Shape:
+    if len(shape) != 1:
+        raise ShapeError(f"needs a vector (F) input, got shape {'x'.join(map(str, shape))}")
+    if int(a["units"]) < 1:
+        raise ShapeError("units must be >= 1")
+    return (shape[0] + int(a["units"]),)
+
+
+class DenseConcat(nn.Module):
+    def __init__(self, in_features: int, units: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(in_features, units)
+        self.bn = nn.BatchNorm1d(units)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([F.relu(self.bn(self.fc(x))), x], dim=1)
+
+
+@_dense_concat.builder
+def _dense_concat_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
+    return DenseConcat(shape[0], int(a["units"]))

@@ -61,7 +61,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ganforge import api
 
     if getattr(args, "nproc", None) is not None:
-        from ganforge.training.launch import launch_train
+        from ganforge.commands.launch import launch_train
 
         return launch_train(args)
     overrides = list(args.overrides)
@@ -89,13 +89,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from ganforge.api import load_config
     from ganforge.architecture import build_network, summary
-    from ganforge.config import known_data_shape, load_config
+    from ganforge.config import known_data_shape
 
     cfg = load_config(args.config, args.overrides)
     shape = known_data_shape(cfg)
     if shape is None:
-        from ganforge.training.trainer import load_training_data
+        from ganforge.data import load_training_data
 
         shape = load_training_data(cfg).shape
     if cfg.task == "stackgan":  # four networks around a text embedding
@@ -103,9 +104,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
         return print_summary(cfg, tuple(shape))
     g = build_network(cfg.generator.model_dump(), cfg.latent.full_shape, "generator")
-    from ganforge.config import discriminator_input_shape
+    from ganforge.tasks.base import d_input_shape
 
-    d = build_network(cfg.discriminator.model_dump(), discriminator_input_shape(cfg, shape),
+    d = build_network(cfg.discriminator.model_dump(), d_input_shape(cfg, shape),
                       "discriminator")
     if cfg.conditioning is not None:  # the spec bodies inside the conditional wrappers
         from ganforge.architecture.conditioning import build_conditional_networks

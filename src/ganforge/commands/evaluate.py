@@ -34,14 +34,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ganforge.errors import GanforgeError
-    from ganforge.metrics.evaluate import evaluate_run, format_table, parse_metrics
+    from ganforge.evaluate import evaluate_run
+    from ganforge.metrics.evaluate import format_table, parse_metrics
     from ganforge.metrics.features import get_extractor
 
     if args.n < 2:
         raise GanforgeError(f"--n must be >= 2, got {args.n}.")
     names = parse_metrics(args.metrics)  # bad names fail before any model is loaded
     if args.truncation is not None:
-        from ganforge.apps.latent import check_truncation
+        from ganforge.latent import check_truncation
 
         check_truncation(args.truncation, args.truncation_method)
     extractor = args.extractor

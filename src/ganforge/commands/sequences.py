@@ -25,13 +25,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_seqscore(args: argparse.Namespace) -> int:
-    from ganforge.metrics.sequences import evaluate_run
+    from ganforge.evaluate import evaluate_sequences
 
     for flag in ("repeats", "disc_iterations", "pred_iterations"):
         if getattr(args, flag) < 1:
             raise GanforgeError(f"--{flag.replace('_', '-')} must be >= 1, got "
                                 f"{getattr(args, flag)}.")
-    rec = evaluate_run(args.run_dir, args.repeats, args.disc_iterations, args.pred_iterations,
+    rec = evaluate_sequences(args.run_dir, args.repeats, args.disc_iterations, args.pred_iterations,
                        args.n, args.seed, picture=not args.no_picture)
     for name, s in rec["scores"].items():
         print(f"{name:15s} {s.mean:.4f} +- {s.std:.4f}  ({s.protocol['repeats']} seeds, "

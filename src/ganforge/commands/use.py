@@ -92,7 +92,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ganforge.apps.export import load_for_use
-    from ganforge.apps.latent import interpolation_method, is_conditional, latent_walk
+    from ganforge.latent import interpolation_method, is_conditional, latent_walk
 
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".npy"):
@@ -108,13 +108,13 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     if args.pairs < 1:
         raise GanforgeError(f"--pairs must be >= 1, got {args.pairs}.")
     if args.truncation is not None:
-        from ganforge.apps.latent import check_truncation
+        from ganforge.latent import check_truncation
 
         check_truncation(args.truncation, args.truncation_method)
     usable = load_for_use(args.run_dir, checkpoint=args.checkpoint, weights=args.weights)
     run = usable.run
     if sweep:
-        from ganforge.apps.latent import label_sweep
+        from ganforge.latent import label_sweep
 
         _, y, x = label_sweep(run, args.pairs, args.seed, classes, args.truncation,
                               args.truncation_method)

@@ -9,6 +9,7 @@ from ganforge.data import sequences as _sequences  # noqa: F401  (registers sine
 from ganforge.data import tabular as _tabular  # noqa: F401  (sklearn:, csv:, frame:)
 from ganforge.data import translation as _translation  # noqa: F401  (paired/unpaired sets)
 from ganforge.data.base import DataLoaderBatcher, IndexBatcher, TensorData
-from ganforge.data.registry import DATASETS, load_dataset, register_dataset
+from ganforge.data.registry import DATASETS, load_dataset, load_training_data, register_dataset
 
-__all__ = ["DATASETS", "DataLoaderBatcher", "IndexBatcher", "TensorData", "load_dataset", "register_dataset"]
+__all__ = ["DATASETS", "DataLoaderBatcher", "IndexBatcher", "TensorData", "load_dataset",
+           "load_training_data", "register_dataset"]

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ganforge.data.base import TensorData
-from ganforge.errors import DataError, did_you_mean
+from ganforge.errors import ConfigError, DataError, did_you_mean
 
 Loader = Callable[..., TensorData]
 DATASETS: dict[str, Loader] = {}
@@ -52,6 +52,22 @@ def load_dataset(source: str, split: str = "train", **options: Any) -> TensorDat
             f"{names}; or use folder:PATH (images) or npy:PATH (arrays)."
         )
     return DATASETS[source](split=split, **options)
+
+
+def load_training_data(cfg: Any) -> TensorData:
+    """The training split of a run config's ``data`` section (source, split, options,
+    image_size, discrete columns, target)."""
+    opts = dict(cfg.data.options)
+    if cfg.data.image_size is not None:
+        opts["image_size"] = tuple(cfg.data.image_size)
+    if cfg.data.discrete is not None:
+        opts["discrete"] = list(cfg.data.discrete)
+    if cfg.data.target is not None:
+        opts["target"] = cfg.data.target
+    try:
+        return load_dataset(cfg.data.source, split=cfg.data.split, **opts)
+    except TypeError as exc:
+        raise ConfigError(f"data.options do not fit dataset '{cfg.data.source}': {exc}") from None
 
 
 # --------------------------------------------------------------------- 2-D Gaussian mixtures

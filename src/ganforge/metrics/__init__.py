@@ -2,11 +2,12 @@
 
     from ganforge import metrics
     metrics.fid(real_images, fake_images, extractor="mnist")
-    metrics.evaluate_run("runs/my-run", metrics=["fid", "kid"], n=5000)
+
+Scoring a run directory: ``ganforge.evaluate.evaluate_run``.
 """
 
 from ganforge.metrics.classes import ClassModes, class_modes
-from ganforge.metrics.evaluate import METRICS, evaluate_run
+from ganforge.metrics.evaluate import METRICS
 from ganforge.metrics.features import Extractor, get_extractor, register_extractor
 from ganforge.metrics.modes import ModeCoverage, mode_coverage
 from ganforge.metrics.scores import (
@@ -25,7 +26,6 @@ __all__ = [
     "ModeCoverage",
     "class_modes",
     "density_coverage",
-    "evaluate_run",
     "fid",
     "frechet_distance",
     "get_extractor",

@@ -91,7 +91,7 @@ class ConditionalEvalCallback:
         self.n = int(mon.eval_n)
         self.k = num_classes
         self.seed = trainer.cfg.seed
-        from ganforge.training.seeding import sample_latent
+        from ganforge.seeding import sample_latent
 
         self.z = sample_latent(self.n, trainer.cfg.latent.full_shape,
                                trainer.cfg.latent.distribution,

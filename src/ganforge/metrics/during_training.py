@@ -23,7 +23,7 @@ import torch
 from ganforge.errors import ConfigError, DataError
 from ganforge.metrics.evaluate import DIRECTION, auto_extractor, parse_metrics, score_samples
 from ganforge.metrics.features import get_extractor
-from ganforge.training.seeding import sample_latent
+from ganforge.seeding import sample_latent
 
 # Which --metrics entry produces each best_metric key.
 PRODUCER = {"fid": "fid", "kid": "kid", "is": "is", "precision": "pr", "recall": "pr",
@@ -93,7 +93,7 @@ class EvalCallback:
         return value * DIRECTION[self.best_metric] > self.best_value * DIRECTION[self.best_metric]
 
     def _save_best(self, trainer: Any, value: float) -> None:
-        from ganforge.training.checkpoint import list_checkpoints, save_checkpoint
+        from ganforge.checkpoint import list_checkpoints, save_checkpoint
 
         path = save_checkpoint(self.best_dir, trainer.step, trainer.modules(), trainer.state())
         for old in list_checkpoints(self.best_dir):

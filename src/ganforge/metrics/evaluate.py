@@ -1,15 +1,9 @@
-"""Score a run (or samples) against real data, with the protocol written next to every score.
-
-``evaluate_run(run_dir, metrics=["fid", "kid"], extractor="mnist", n=5000, seed=0)`` draws
-``n`` samples from the run's latest checkpoint (latents from ``torch.Generator`` seeded with
-``seed``), compares them with up to ``n`` real samples of the run's dataset (reference features
-cached on disk), appends an ``eval`` line to the run's ``metrics.jsonl`` and returns the scores
-plus ``protocol``.
-"""
+"""Score samples against real features, with the protocol written next to every score:
+the metric names, their parsing, ``score_samples`` and the text table. Scoring a whole run
+directory is ``ganforge.evaluate.evaluate_run``."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -113,90 +107,6 @@ def score_samples(fake: torch.Tensor, real_feats: np.ndarray, metrics: list[str]
             raise ConfigError("metric 'modes' needs a 2-D mixture (ring8, grid25) or images "
                               "classified by the mnist classifier; drop it from --metrics.")
     return out, proto
-
-
-def evaluate_run(run_dir: str | Path, metrics: str | list[str] | None = None,
-                 extractor: Any = "auto", n: int = 5000, seed: int = 0,
-                 real_split: str | None = None, checkpoint: str | Path | None = None,
-                 log: bool = True, cache: str | Path | bool | None = None,
-                 device: str = "cpu", truncation: float | None = None,
-                 truncation_method: str = "scale") -> dict[str, Any]:
-    """Score a run's generator; append an ``eval`` line to its metrics.jsonl (``log=True``).
-
-    ``truncation`` (psi) truncates the latents of every generated sample scored (see
-    ``ganforge.apps.latent.truncate``); the protocol then records it as ``truncation``."""
-    import ganforge
-    from ganforge.data.registry import SPLITS, load_dataset
-    from ganforge.errors import GanforgeError
-    from ganforge.metrics.reference import real_features
-    from ganforge.monitor.log import MetricLog
-    from ganforge.training.trainer import load_training_data
-
-    names = parse_metrics(metrics)
-    if n < 2:
-        raise GanforgeError(f"--n must be >= 2 samples, got {n}.")
-    trunc: dict[str, Any] = {}
-    if truncation is not None:
-        from ganforge.apps.latent import check_truncation
-
-        check_truncation(truncation, truncation_method)  # before any model is loaded
-        trunc = {"truncation": truncation, "truncation_method": truncation_method}
-    run = ganforge.load(run_dir, device=device, checkpoint=checkpoint)
-    if trunc and run.data_kind == "table":
-        raise ConfigError("--truncation applies to latent-sampled runs, not tables; drop it.")
-    cfg = run.config
-    split = real_split or cfg.data.split
-    if split not in SPLITS:
-        raise ConfigError(f"unknown real split '{split}'; use one of {', '.join(SPLITS)}.")
-    if split == cfg.data.split:
-        data = load_training_data(cfg)
-    else:
-        opts = dict(cfg.data.options)
-        if cfg.data.image_size is not None:
-            opts["image_size"] = tuple(cfg.data.image_size)
-        data = load_dataset(cfg.data.source, split=split, **opts)
-    ext_name = auto_extractor(data.kind, data.shape) if extractor == "auto" else extractor
-    ext = get_extractor(ext_name)
-    options = dict(cfg.data.options)
-    if cfg.data.image_size is not None:
-        options["image_size"] = list(cfg.data.image_size)
-    real_feats, _ = real_features(cfg.data.source, split, ext, n=n, seed=seed,
-                                          options=options, cache=cache, data=data.x)
-    fake = run.sample(n, seed=seed, **trunc)
-    scores, proto = score_samples(fake, real_feats, names, ext, data_kind=data.kind,
-                                  data_info=data.info, seed=seed)
-    if metrics is None and hasattr(run, "num_classes"):
-        names += list(CONDITIONAL_METRICS)
-    if cond := [m for m in names if m in CONDITIONAL_METRICS]:
-        from ganforge.metrics.conditional import conditional_scores
-
-        if not hasattr(run, "num_classes") or data.y is None:
-            raise ConfigError(f"metrics {', '.join(cond)} score class-conditional runs (task "
-                              f"conditional) on labelled data; drop them from --metrics.")
-        c_scores, c_proto = conditional_scores(
-            lambda y: run.sample(len(y), seed=seed, labels=y, **trunc), data.x, data.y, cond,
-            run.num_classes, n, "mnist" if extractor == "auto" else ext, seed)
-        scores.update(c_scores)
-        proto.update(c_proto)
-    protocol = {
-        **ext.describe(),
-        "metrics": names,
-        "real": {"dataset": cfg.data.source, "split": split, "n": len(real_feats)},
-        "n_real": len(real_feats),
-        "n_fake": int(fake.shape[0]),
-        "seed": seed,
-        "checkpoint_step": int(run.step),
-        "ganforge": ganforge.__version__,
-        **proto,
-    }
-    if trunc:
-        from ganforge.apps.latent import describe_truncation
-
-        protocol["truncation"] = describe_truncation(truncation, truncation_method)
-    record = {"kind": "eval", "step": int(run.step), **scores, "protocol": protocol}
-    if log:
-        MetricLog(Path(run_dir) / "metrics.jsonl").write(record)
-    return {**scores, "protocol": protocol}
 
 
 def format_table(result: dict[str, Any]) -> str:

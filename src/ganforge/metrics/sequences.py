@@ -265,33 +265,3 @@ def score_summary(scores: dict[str, RepeatedScore]) -> dict[str, Any]:
         rec[f"{name}_std"] = s.std
     rec["protocol"] = {name: s.protocol for name, s in scores.items()}
     return rec
-
-
-def evaluate_run(run_dir: str | Path, repeats: int = REPEATS,
-                 disc_iterations: int = DISC_ITERATIONS, pred_iterations: int = PRED_ITERATIONS,
-                 n: int | None = None, seed: int = 0, picture: bool = True) -> dict[str, Any]:
-    """Score a trained sequence run against its training data (TimeGAN scores on the whole
-    real set, with as many synthetic sequences); log an ``eval`` record to ``metrics.jsonl``
-    and write ``sequences_step_N.png`` (PCA and t-SNE) in the run directory."""
-    from ganforge import api
-    from ganforge.monitor.log import MetricLog
-    from ganforge.training.trainer import load_training_data
-
-    run = api.load(run_dir)
-    real = load_training_data(run.config).x
-    if real.ndim != 3:
-        raise DataError(f"'{run_dir}' was trained on {tuple(real.shape[1:])} data, not on "
-                        f"sequences (T, F); the sequence scores do not apply.")
-    count = len(real) if n is None else int(n)
-    if count < 2:
-        raise DataError(f"need at least 2 synthetic sequences, got n={count}.")
-    fake = run.sample(count, seed=seed)
-    scores = sequence_scores(real, fake, repeats, disc_iterations, pred_iterations, seed)
-    record: dict[str, Any] = {"kind": "eval", "step": int(run.step), **score_summary(scores)}
-    if picture:
-        pic = embedding_picture(real, fake, Path(run_dir) / f"sequences_step_{run.step:08d}.png",
-                                seed=seed)
-        record["picture"] = pic.name
-    MetricLog(Path(run_dir) / "metrics.jsonl").write(record)
-    record["scores"] = scores
-    return record

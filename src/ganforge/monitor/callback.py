@@ -62,7 +62,7 @@ class MonitorCallback:
         self.alarms: list[Alarm] = []
         self.overhead_s = 0.0  # time spent in this callback (measured for the benchmark)
         self.tb: Any = None
-        self.evals_seen = 0
+        self.log_offset = 0  # bytes of metrics.jsonl already read for evaluations
         self.grids_sent: set[str] = set()
 
     # ------------------------------------------------------------------------ set-up
@@ -70,9 +70,8 @@ class MonitorCallback:
         cfg = trainer.cfg.monitor
         self.cfg = cfg
         self.loss_name = str(getattr(trainer.cfg.objective, "loss", ""))
-        probs = getattr(getattr(trainer.task, "loss", None), "probabilities", None)
-        self.probabilities = probs if isinstance(probs, bool) else is_probability_loss(
-            self.loss_name)
+        probs = trainer.task.probabilities  # declared by the task; None: judge by the loss name
+        self.probabilities = probs if probs is not None else is_probability_loss(self.loss_name)
         self.watch = HealthWatch(window=cfg.alarm_window, warmup=cfg.alarm_warmup,
                                  d_fake_floor=cfg.d_fake_floor, grad_drop=cfg.grad_drop,
                                  collapse_ratio=cfg.collapse_ratio,
@@ -98,7 +97,8 @@ class MonitorCallback:
             with torch.no_grad():
                 self.real_div = mean_pairwise_distance(self.extract(self.real_ref))
         # Resume: replay the kept log so windows, peaks and fired alarms continue.
-        for rec in trainer.log.read():
+        kept, self.log_offset = trainer.log.read_from(0)
+        for rec in kept:
             kind = rec.get("kind")
             if kind == "train":
                 self.watch.update(rec)
@@ -106,7 +106,6 @@ class MonitorCallback:
                 self.watch.fired.add(str(rec.get("alarm")))
             elif kind == "eval":
                 self.watch.update_eval(rec)
-                self.evals_seen += 1
         if cfg.tensorboard:
             from ganforge.monitor.tensorboard import TensorBoardWriter, tensorboard_available
 
@@ -196,9 +195,10 @@ class MonitorCallback:
             record["diversity_ratio"] = div / self.real_div if self.real_div > 0 else float("nan")
 
     def _read_new_evals(self, trainer: Any) -> list[dict[str, Any]]:
-        evals = [r for r in trainer.log.read() if r.get("kind") == "eval"]
-        new = evals[self.evals_seen:]
-        self.evals_seen = len(evals)
+        """Evaluation records logged since the last call (read incrementally, not the whole
+        log at every log step)."""
+        records, self.log_offset = trainer.log.read_from(self.log_offset)
+        new = [r for r in records if r.get("kind") == "eval"]
         return new
 
     def _raise(self, trainer: Any, alarm: Alarm) -> None:

@@ -32,6 +32,22 @@ class MetricLog:
     def read(self) -> list[dict[str, Any]]:
         return read_log(self.path)
 
+    def read_from(self, offset: int) -> tuple[list[dict[str, Any]], int]:
+        """The complete lines written after byte ``offset`` and the offset after them, so a
+        reader that polls the log reads each line once. A log rewritten shorter than
+        ``offset`` (truncated on resume or rollback) yields nothing and its current end."""
+        if not self.path.exists():
+            return [], 0
+        with self.path.open("rb") as f:
+            f.seek(0, 2)
+            end = f.tell()
+            if end < offset:
+                return [], end
+            f.seek(offset)
+            data = f.read()
+        complete = data[:data.rfind(b"\n") + 1]  # a line being written is read next time
+        return _parse(complete.decode()), offset + len(complete)
+
     def truncate_after(self, step: int) -> None:
         """Drop lines logged after ``step`` (used on resume, so the log has no duplicates)."""
         if not self.path.exists():
@@ -46,8 +62,12 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         return []
+    return _parse(path.read_text())
+
+
+def _parse(text: str) -> list[dict[str, Any]]:
     out = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         line = line.strip()
         if not line:
             continue

@@ -1,7 +1,7 @@
 """Checks that a config's loss, penalties, tricks and discriminator spec fit together.
 
-Called from ``config.check_networks`` (so both ``load_config`` and the Trainer run it); every
-rejection says what clashes and how to fix it.
+Called from ``Task.check`` (so ``ganforge.load_config``, ``ganforge inspect`` and the Trainer run
+it for every task); every rejection says what clashes and how to fix it.
 """
 
 from __future__ import annotations
@@ -20,25 +20,6 @@ def _d_layers(cfg: Any) -> list[tuple[str, dict[str, Any]]]:
             out.append(parse_layer(entry, f"discriminator.layers[{i}]"))
         except SpecError:  # the builder reports malformed layers with their spec path
             return out
-    return out
-
-
-def replace_batch_norm(layers: list[Any], norm: str) -> list[Any]:
-    """D's layer list with every ``batch_norm`` replaced by ``norm`` (``layer_norm``,
-    ``instance_norm``) or dropped (``none``); its ``eps`` is kept."""
-    from ganforge.architecture.builder import parse_layer
-
-    out: list[Any] = []
-    for i, entry in enumerate(layers):
-        try:
-            name, args = parse_layer(entry, f"discriminator.layers[{i}]")
-        except SpecError:
-            out.append(entry)  # reported with its path when the spec is planned
-            continue
-        if name != "batch_norm":
-            out.append(entry)
-        elif norm != "none":
-            out.append({norm: {"eps": args["eps"]}} if "eps" in args else norm)
     return out
 
 
@@ -83,7 +64,7 @@ def check_objective(cfg: Any, data_shape: tuple[int, ...] | None = None) -> None
         raise ConfigError(
             f"objective.smooth_real ({o.smooth_real}) must be above objective.smooth_fake "
             f"({o.smooth_fake}).")
-    if (o.gradient_penalty or o.r1) and "batch_norm" in types:
+    if (o.gradient_penalty or o.r1 or o.r2) and "batch_norm" in types:
         raise ConfigError(
             "a gradient penalty (gradient_penalty or r1) is taken per sample, but batch_norm in "
             "the discriminator mixes the samples of a batch (Gulrajani et al. use none). Replace "

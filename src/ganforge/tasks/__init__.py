@@ -1,133 +1,73 @@
-"""What one training step is, per GAN family.
+"""GAN families as tasks: each a subclass of ``ganforge.tasks.base.Task``.
 
-A task factory takes the Trainer (which has built the data, G, D and optimizers from the
-config) and returns an object with ``train_step(next_batch) -> dict``, ``modules()`` and
-``optimizers()``. Register new families with ``register_task``; the config picks one with
-``task: NAME``.
+The registry maps a task name to ``"module:Class"`` and imports the module when the task is
+first asked for. A config picks a task with ``task: NAME``; a task outside the package works
+without registering it, as ``task: mypackage.tasks:MyTask``. ``register_task(name, target)``
+adds a short name. ``tasks/template.py`` is a commented task to copy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from typing import Any
 
-from ganforge.tasks.unconditional import UnconditionalTask
+from ganforge.config import known_data_shape
+from ganforge.errors import ConfigError, did_you_mean
+from ganforge.tasks.base import StepStats, Task, TaskContext
 
-TaskFactory = Callable[[Any], Any]
-TASKS: dict[str, TaskFactory] = {}
-# Optional per-task spec check ``fn(cfg, data_shape | None)``, used by config.check_networks
-# instead of the latent -> data / data -> logit check (translation tasks map images to images).
-TASK_CHECKS: dict[str, Callable[[Any, Any], None]] = {}
-
-
-def register_task(name: str) -> Callable[[TaskFactory], TaskFactory]:
-    def deco(fn: TaskFactory) -> TaskFactory:
-        TASKS[name] = fn
-        return fn
-
-    return deco
+TASKS: dict[str, str | type[Task]] = {
+    "unconditional": "ganforge.tasks.unconditional:UnconditionalTask",
+    "conditional": "ganforge.tasks.conditional:ConditionalTask",
+    "ctgan": "ganforge.tasks.ctgan:CTGANTask",
+    "timegan": "ganforge.tasks.timegan:TimeGANTask",
+    "cyclegan": "ganforge.tasks.cyclegan:CycleGANTask",
+    "pix2pix": "ganforge.tasks.pix2pix:Pix2PixTask",
+    "stackgan": "ganforge.tasks.stackgan:StackGANTask",
+}
 
 
-@register_task("unconditional")
-def _unconditional(trainer: Any) -> UnconditionalTask:
-    from ganforge.objectives import get_loss
-
-    return UnconditionalTask(trainer.G, trainer.D, trainer.opt_g, trainer.opt_d,
-                             get_loss(trainer.cfg.objective.loss), trainer.latent,
-                             trainer.cfg.train.d_steps, objective=trainer.cfg.objective,
-                             step=lambda: trainer.step)
-
-
-def task_networks(name: str) -> Callable[[Any], tuple[Any, Any]] | None:
-    """The task's own ``build_networks(trainer) -> (G, D)``, or None to build from the specs."""
-    return getattr(TASKS.get(name), "build_networks", None)
+def register_task(name: str, target: str | type[Task]) -> None:
+    """Make ``task: NAME`` pick ``target``: a Task subclass or a ``"module:Class"`` path."""
+    if not isinstance(target, str) and not (isinstance(target, type)
+                                            and issubclass(target, Task)):
+        raise TypeError(f"register_task('{name}', ...) needs a Task subclass or a "
+                        f"'module:Class' path, got {target!r}")
+    TASKS[name] = target
 
 
-def task_run_loader(name: str) -> Callable[..., Any] | None:
-    """The task's own ``load_run(run_dir, cfg, device, checkpoint) -> Run``, if it has one."""
-    return getattr(TASKS.get(name), "load_run", None)
+def _import(path: str, name: str) -> Any:
+    module, _, attr = path.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"task '{name}': cannot import '{path}' ({type(exc).__name__}: "
+                          f"{exc}). Give task as 'package.module:ClassName' of an importable "
+                          f"module.") from None
 
 
-def task_modules(name: str) -> Callable[[Any, tuple[int, ...]], dict[str, Any]] | None:
-    """The task's own ``build_modules(cfg, data_shape) -> {name: module}`` for loading a run
-    whose networks are not the spec-built G and D ("generator" maps the latent to data, for
-    sampling), or None.
-
-    All three hooks (``build_networks``, ``load_run``, ``build_modules``) are attributes set on
-    the task's registered factory, next to the task's code."""
-    return getattr(TASKS.get(name), "build_modules", None)
-
-
-@register_task("timegan")
-def _timegan(trainer: Any) -> Any:
-    from ganforge.tasks.timegan import TimeGANTask
-
-    return TimeGANTask(trainer)
-
-
-def _timegan_modules(cfg: Any, data_shape: tuple[int, ...]) -> dict[str, Any]:
-    from ganforge.tasks.timegan import build_modules
-
-    return build_modules(cfg, data_shape)
+def task_class(name: str) -> type[Task]:
+    """The Task subclass a config's ``task`` names (a registered name or ``module:Class``)."""
+    if name in TASKS:
+        target = TASKS[name]
+    elif ":" in name:
+        target = name
+    else:
+        raise ConfigError(f"unknown task '{name}'.{did_you_mean(name, TASKS)} Tasks: "
+                          f"{', '.join(TASKS)}; or your own as 'package.module:ClassName'.")
+    cls = _import(target, name) if isinstance(target, str) else target
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise ConfigError(f"task '{name}' is {cls!r}, not a subclass of "
+                          f"ganforge.tasks.base.Task; see tasks/template.py.")
+    return cls
 
 
-_timegan.build_modules = _timegan_modules  # type: ignore[attr-defined]
+def check_config(cfg: Any, data_shape: tuple[int, ...] | None = None) -> None:
+    """The chosen task's checks of a schema-valid config (shapes from ``data_shape``, or from
+    the config where the data is bundled or sized)."""
+    cls = task_class(cfg.task)
+    cls.check_sections(cfg)
+    cls.check(cfg, data_shape if data_shape is not None else known_data_shape(cfg))
 
 
-def _check_timegan(cfg: Any, data_shape: tuple[int, ...] | None) -> None:
-    from ganforge.objectives.compat import check_objective
-    from ganforge.tasks.timegan import check_timegan
-
-    check_objective(cfg, data_shape)
-    if data_shape is not None:  # user files: checked once the data is loaded
-        check_timegan(cfg, tuple(data_shape))
-
-
-TASK_CHECKS["timegan"] = _check_timegan
-
-
-@register_task("cyclegan")
-def _cyclegan(trainer: Any) -> Any:
-    from ganforge.tasks.cyclegan import CycleGANTask
-
-    return CycleGANTask(trainer)
-
-
-@register_task("pix2pix")
-def _pix2pix(trainer: Any) -> Any:
-    from ganforge.tasks.pix2pix import Pix2PixTask
-
-    return Pix2PixTask(trainer)
-
-
-def _check_cyclegan(cfg: Any, data_shape: Any) -> None:
-    from ganforge.tasks.translation import check_cyclegan
-
-    check_cyclegan(cfg, data_shape)
-
-
-def _check_pix2pix(cfg: Any, data_shape: Any) -> None:
-    from ganforge.tasks.translation import check_pix2pix
-
-    check_pix2pix(cfg, data_shape)
-
-
-TASK_CHECKS["cyclegan"] = _check_cyclegan
-TASK_CHECKS["pix2pix"] = _check_pix2pix
-
-
-def build_task(name: str, trainer: Any) -> Any:
-    from ganforge.errors import ConfigError, did_you_mean
-
-    if name not in TASKS:
-        raise ConfigError(f"unknown task '{name}'.{did_you_mean(name, TASKS)} "
-                          f"Tasks: {', '.join(TASKS)}.")
-    return TASKS[name](trainer)
-
-
-from ganforge.tasks import conditional as _conditional  # noqa: F401  (conditional task)
-from ganforge.tasks import ctgan as _ctgan  # noqa: F401  (registers the ctgan task)
-from ganforge.tasks import stackgan as _stackgan  # noqa: F401  (text-to-image, two stages)
-
-__all__ = ["TASKS", "TASK_CHECKS", "UnconditionalTask", "build_task",
-           "register_task", "task_modules", "task_networks", "task_run_loader"]
+__all__ = ["TASKS", "StepStats", "Task", "TaskContext", "check_config", "register_task",
+           "task_class"]

@@ -22,14 +22,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforge.architecture.conditioning import build_conditional_networks, cycle_labels
-from ganforge.errors import CheckpointError, ConfigError, DataError, GanforgeError
-from ganforge.objectives import get_loss
+from ganforge.errors import ConfigError, GanforgeError
+from ganforge.latent import truncate
+from ganforge.metrics.conditional import ConditionalEvalCallback
+from ganforge.monitor.images import image_grid, save_samples_picture
+from ganforge.objectives.compat import check_objective
 from ganforge.objectives.tricks import (
     add_instance_noise,
     diff_augment,
     instance_noise_std,
 )
-from ganforge.tasks import register_task
+from ganforge.run import Run
+from ganforge.tasks.base import TaskContext
 from ganforge.tasks.unconditional import GeneratorDiscriminatorTask, set_requires_grad
 
 Batch = tuple[torch.Tensor, torch.Tensor | None]
@@ -54,38 +58,42 @@ def check_labels(cfg: Any, y: torch.Tensor | None, source: str) -> None:
                           f"{hi + 1}.")
 
 
-def build_networks(trainer: Any) -> tuple[nn.Module, nn.Module]:
-    cfg = trainer.cfg
-    check_labels(cfg, trainer.data.y, cfg.data.source)
-    o = cfg.objective
-    if o.packing != 1 or o.feature_matching != "off":
-        raise ConfigError("task 'conditional' does not support objective.packing or "
-                          "objective.feature_matching; set packing: 1 and feature_matching: off.")
-    G, D = build_conditional_networks(cfg, trainer.data.shape)
-    return G, D
-
-
 class ConditionalTask(GeneratorDiscriminatorTask):
     name = "conditional"
 
-    def __init__(self, trainer: Any) -> None:
-        cfg = trainer.cfg
-        o, c = cfg.objective, cfg.conditioning
-        self.G, self.D = trainer.G, trainer.D
-        self.opt_g, self.opt_d = trainer.opt_g, trainer.opt_d
-        self.init_objective(o, get_loss(o.loss))
-        self.latent: Callable[[int], torch.Tensor] = trainer.latent
-        self.label_gen: torch.Generator = trainer.latent_gen
+    @classmethod
+    def check(cls, cfg: Any, data_shape: tuple[int, ...] | None) -> None:
+        """The objective's rules; the networks are checked when built from the labelled data."""
+        check_objective(cfg, data_shape)
+        o = cfg.objective
+        if o.packing != 1 or o.feature_matching != "off":
+            raise ConfigError("task 'conditional' does not support objective.packing or "
+                              "objective.feature_matching; set packing: 1 and "
+                              "feature_matching: off.")
+
+    @classmethod
+    def build_networks(cls, ctx: TaskContext) -> tuple[nn.Module, nn.Module]:
+        check_labels(ctx.cfg, ctx.data.y, ctx.cfg.data.source)
+        return build_conditional_networks(ctx.cfg, ctx.data.shape)
+
+    @classmethod
+    def build_modules(cls, cfg: Any, data_shape: tuple[int, ...]) -> dict[str, nn.Module]:
+        G, D = build_conditional_networks(cfg, tuple(data_shape))
+        return {"generator": G, "discriminator": D}
+
+    def __init__(self, ctx: TaskContext) -> None:
+        super().__init__(ctx)
+        c = ctx.cfg.conditioning
+        self.label_gen: torch.Generator = ctx.latent_gen
         self.num_classes = int(c.num_classes)
         self.acgan = c.method == "acgan"
         self.aux_weight = float(c.aux_weight)
-        self.d_steps = int(cfg.train.d_steps)
-        self.step = lambda: trainer.step
-        mon = cfg.monitor
-        if mon.eval_every and any(m in mon.eval_metrics for m in ("cas", "intra_fid")):
-            from ganforge.metrics.conditional import ConditionalEvalCallback
 
-            trainer.callbacks.append(ConditionalEvalCallback(trainer, self.num_classes))
+    def callbacks(self, ctx: TaskContext) -> list[Any]:
+        mon = ctx.cfg.monitor
+        if mon.eval_every and any(m in mon.eval_metrics for m in ("cas", "intra_fid")):
+            return [ConditionalEvalCallback(ctx, self.num_classes)]
+        return []
 
     def d_input(self, x: torch.Tensor, noise_std: float) -> torch.Tensor:
         if self.augment:
@@ -96,7 +104,7 @@ class ConditionalTask(GeneratorDiscriminatorTask):
         return torch.randint(self.num_classes, (n,), generator=self.label_gen).to(device)
 
     def train_step(self, next_batch: Callable[[], Batch]) -> dict[str, Any]:
-        step = self.step()
+        step = self.ctx.step
         std = instance_noise_std(step, self.noise, self.noise_steps)
         set_requires_grad(self.D, True)
         aux = aux_acc = None
@@ -148,8 +156,6 @@ class ConditionalTask(GeneratorDiscriminatorTask):
 
     def save_samples(self, trainer: Any) -> Path:
         """A class-by-row grid: row k holds class k, from the fixed latents."""
-        from ganforge.monitor.images import save_samples_picture
-
         k = self.num_classes
         per = max(1, trainer.fixed_z.shape[0] // k)
         z = trainer.fixed_z[:per].repeat(k, *([1] * (trainer.fixed_z.dim() - 1)))
@@ -161,8 +167,6 @@ class ConditionalTask(GeneratorDiscriminatorTask):
             x = G(z, labels)
         G.train(was)
         path = trainer.run_dir / "samples" / f"step_{trainer.step:08d}.png"
-        from ganforge.monitor.images import image_grid
-
         if trainer.data.kind == "image":
             path.parent.mkdir(parents=True, exist_ok=True)
             image_grid(x, nrow=per, scale=2).save(path)
@@ -171,101 +175,59 @@ class ConditionalTask(GeneratorDiscriminatorTask):
 
 
 # ---------------------------------------------------------------------------- loaded runs
-def _run_class() -> type:
-    from ganforge.api import Run
+class ConditionalRun(Run):
+    """A trained class-conditional run: ``sample(n, labels=...)``."""
 
-    class ConditionalRun(Run):
-        """A trained class-conditional run: ``sample(n, labels=...)``."""
+    @property
+    def num_classes(self) -> int:
+        return int(self.config.conditioning.num_classes)
 
-        @property
-        def num_classes(self) -> int:
-            return int(self.config.conditioning.num_classes)
+    def labels_for(self, n: int, labels: Any = None) -> torch.Tensor:
+        """n labels: None = the cycle 0..K-1, an int = all that class, or a sequence."""
+        k = self.num_classes
+        if labels is None:
+            return cycle_labels(n, k)
+        if isinstance(labels, int):
+            y = torch.full((n,), labels, dtype=torch.long)
+        else:
+            y = torch.as_tensor(labels).long().reshape(-1)
+            if y.numel() != n:
+                raise GanforgeError(f"got {y.numel()} labels for {n} samples; give one "
+                                    f"label per sample or a single class.")
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= k):
+            raise GanforgeError(f"labels must be classes 0..{k - 1}, got "
+                                f"{int(y.min())}..{int(y.max())}.")
+        return y
 
-        def labels_for(self, n: int, labels: Any = None) -> torch.Tensor:
-            """n labels: None = the cycle 0..K-1, an int = all that class, or a sequence."""
-            k = self.num_classes
-            if labels is None:
-                return cycle_labels(n, k)
-            if isinstance(labels, int):
-                y = torch.full((n,), labels, dtype=torch.long)
-            else:
-                y = torch.as_tensor(labels).long().reshape(-1)
-                if y.numel() != n:
-                    raise GanforgeError(f"got {y.numel()} labels for {n} samples; give one "
-                                        f"label per sample or a single class.")
-            if y.numel() and (int(y.min()) < 0 or int(y.max()) >= k):
-                raise GanforgeError(f"labels must be classes 0..{k - 1}, got "
-                                    f"{int(y.min())}..{int(y.max())}.")
-            return y
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, batch_size: int = 512,
+                 labels: torch.Tensor | None = None) -> torch.Tensor:
+        self.generator.eval()
+        y = cycle_labels(z.shape[0], self.num_classes) if labels is None else labels
+        outs = [self.generator(z[i:i + batch_size].to(self.device),
+                               y[i:i + batch_size].to(self.device)).float().cpu()
+                for i in range(0, z.shape[0], batch_size)]
+        return torch.cat(outs) if outs else torch.empty(0, *self.data_shape)
 
-        @torch.no_grad()
-        def generate(self, z: torch.Tensor, batch_size: int = 512,
-                     labels: torch.Tensor | None = None) -> torch.Tensor:
-            self.generator.eval()
-            y = cycle_labels(z.shape[0], self.num_classes) if labels is None else labels
-            outs = [self.generator(z[i:i + batch_size].to(self.device),
-                                   y[i:i + batch_size].to(self.device)).float().cpu()
-                    for i in range(0, z.shape[0], batch_size)]
-            return torch.cat(outs) if outs else torch.empty(0, *self.data_shape)
+    def sample(self, n: int, seed: int = 0, truncation: float | None = None,
+               truncation_method: str = "scale", labels: Any = None) -> torch.Tensor:
+        """n samples of the given labels (int, sequence, or None for 0..K-1 cycled)."""
+        if n < 1:
+            raise GanforgeError(f"the number of samples must be >= 1, got {n}.")
+        y = self.labels_for(n, labels)
+        z = self.latent(n, seed)
+        if truncation is not None:
+            z = truncate(z, truncation, self.config.latent.distribution, truncation_method,
+                         seed=seed + 1_000_003)
+        return self.generate(z, labels=y)
 
-        def sample(self, n: int, seed: int = 0, truncation: float | None = None,
-                   truncation_method: str = "scale", labels: Any = None) -> torch.Tensor:
-            """n samples of the given labels (int, sequence, or None for 0..K-1 cycled)."""
-            if n < 1:
-                raise GanforgeError(f"the number of samples must be >= 1, got {n}.")
-            y = self.labels_for(n, labels)
-            z = self.latent(n, seed)
-            if truncation is not None:
-                from ganforge.apps.latent import truncate
-
-                z = truncate(z, truncation, self.config.latent.distribution, truncation_method,
-                             seed=seed + 1_000_003)
-            return self.generate(z, labels=y)
-
-        def grid_by_class(self, per_class: int = 8, seed: int = 0) -> torch.Tensor:
-            """K * per_class samples, class k in row k, the same latents in every row."""
-            z = self.latent(per_class, seed).repeat(self.num_classes, 1)
-            y = torch.arange(self.num_classes).repeat_interleave(per_class)
-            return self.generate(z, labels=y)
-
-    return ConditionalRun
+    def grid_by_class(self, per_class: int = 8, seed: int = 0) -> torch.Tensor:
+        """K * per_class samples, class k in row k, the same latents in every row."""
+        z = self.latent(per_class, seed).repeat(self.num_classes, 1)
+        y = torch.arange(self.num_classes).repeat_interleave(per_class)
+        return self.generate(z, labels=y)
 
 
-def load_run(run_dir: str | Path, cfg: Any, device: str = "cpu",
-             checkpoint: str | Path | None = None) -> Any:
-    from ganforge.config import known_data_shape
-    from ganforge.training import checkpoint as ckpt
-    from ganforge.training.seeding import resolve_device
+ConditionalTask.run_class = ConditionalRun
 
-    data_shape = known_data_shape(cfg)
-    kind = "image" if data_shape is not None and len(data_shape) == 3 else "vector"
-    if data_shape is None:
-        from ganforge.training.trainer import load_training_data
-
-        try:
-            data = load_training_data(cfg)
-        except DataError as exc:
-            raise CheckpointError(f"cannot infer the data shape of '{run_dir}': {exc}") from None
-        data_shape, kind = data.shape, data.kind
-    G, D = build_conditional_networks(cfg, tuple(data_shape))
-    dev = resolve_device(device)
-    G, D = G.to(dev), D.to(dev)
-    path = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(Path(run_dir))
-    step, weights, _ = ckpt.load_checkpoint(path)
-    g_name = "generator_ema" if cfg.objective.ema is not None else "generator"
-    ckpt.load_module_weights(G, weights, g_name, path)
-    ckpt.load_module_weights(D, weights, "discriminator", path)
-    G.eval()
-    D.eval()
-    return _run_class()(run_dir, cfg, G, D, step, tuple(data_shape), kind)
-
-
-@register_task("conditional")
-def _conditional(trainer: Any) -> ConditionalTask:
-    return ConditionalTask(trainer)
-
-
-_conditional.build_networks = build_networks  # type: ignore[attr-defined]
-_conditional.load_run = load_run  # type: ignore[attr-defined]
-
-__all__ = ["ConditionalTask", "build_networks", "check_labels", "load_run"]
+__all__ = ["ConditionalRun", "ConditionalTask", "check_labels"]

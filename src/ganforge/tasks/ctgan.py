@@ -29,39 +29,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforge.architecture import build_network
-from ganforge.architecture.layers import Shape, ShapeError, register_layer
+from ganforge.data.tabular import TableTransformer
 from ganforge.errors import CheckpointError, ConfigError, DataError, GanforgeError
-from ganforge.tasks import register_task
+from ganforge.objectives.compat import check_objective
+from ganforge.run import Run
+from ganforge.tasks.base import Task, TaskContext, load_weights
 from ganforge.tasks.unconditional import set_requires_grad
 
 TRANSFORMER_FILE = "table.json"
-
-
-# ------------------------------------------------------------------- the residual block
-@register_layer("dense_concat", {"units": None}, required=("units",),
-                doc="CTGAN's generator block: dense + batch_norm + relu, output concatenated "
-                    "with the input (F -> F + units)")
-def _dense_concat(shape: Shape, a: dict[str, Any]) -> Shape:
-    if len(shape) != 1:
-        raise ShapeError(f"needs a vector (F) input, got shape {'x'.join(map(str, shape))}")
-    if int(a["units"]) < 1:
-        raise ShapeError("units must be >= 1")
-    return (shape[0] + int(a["units"]),)
-
-
-class DenseConcat(nn.Module):
-    def __init__(self, in_features: int, units: int) -> None:
-        super().__init__()
-        self.fc = nn.Linear(in_features, units)
-        self.bn = nn.BatchNorm1d(units)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([F.relu(self.bn(self.fc(x))), x], dim=1)
-
-
-@_dense_concat.builder
-def _dense_concat_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
-    return DenseConcat(shape[0], int(a["units"]))
 
 
 # ------------------------------------------------------------------------ span layout
@@ -234,19 +209,46 @@ def _check(cfg: Any, data: Any) -> Any:
     return data.info["transformer"]
 
 
-def build_networks(trainer: Any) -> tuple[nn.Module, nn.Module]:
-    transformer = _check(trainer.cfg, trainer.data)
-    G, D = make_networks(trainer.cfg, transformer)
-    trainer.run_dir.mkdir(parents=True, exist_ok=True)
-    transformer.save(trainer.run_dir / TRANSFORMER_FILE)
-    return G, D
-
-
 # ------------------------------------------------------------------------------ task
-class CTGANTask:
+class CTGANTask(Task):
     name = "ctgan"
+    sections = ("tabular",)
+
+    @classmethod
+    def check(cls, cfg: Any, data_shape: tuple[int, ...] | None) -> None:
+        """The objective's rules; the networks are built (and checked) from the table."""
+        check_objective(cfg, None)
+
+    @classmethod
+    def build_networks(cls, ctx: TaskContext) -> tuple[nn.Module, nn.Module]:
+        transformer = _check(ctx.cfg, ctx.data)
+        G, D = make_networks(ctx.cfg, transformer)
+        ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        transformer.save(ctx.run_dir / TRANSFORMER_FILE)
+        return G, D
+
+    @classmethod
+    def load_run(cls, run_dir: str | Path, cfg: Any, device: str = "cpu",
+                 checkpoint: str | Path | None = None) -> Run:
+        path_t = Path(run_dir) / TRANSFORMER_FILE
+        if not path_t.is_file():
+            raise CheckpointError(f"'{run_dir}' has no {TRANSFORMER_FILE} (the table's "
+                                  f"encoding); it was not trained with the ctgan task, or is "
+                                  f"incomplete.")
+        try:
+            transformer = TableTransformer.load(path_t)
+        except DataError as exc:
+            raise CheckpointError(str(exc)) from None
+        G, D = make_networks(cfg, transformer)
+        step = load_weights(run_dir, {"generator": G, "discriminator": D}, device, checkpoint)
+        return TableRun(run_dir, cfg, G, D, step, (transformer.width,), "table",
+                        transformer=transformer)
+
+    def trained_run(self, ctx: TaskContext) -> Run:
+        return type(self).load_run(ctx.run_dir, ctx.cfg, str(ctx.device))
 
     def __init__(self, trainer: Any) -> None:
+        super().__init__(trainer)
         cfg = trainer.cfg
         self.cfg = cfg.tabular
         self.G, self.D = trainer.G, trainer.D
@@ -261,6 +263,7 @@ class CTGANTask:
         self.fresh_g_batch = bool(getattr(self.cfg, "fresh_g_batch", False))
         self.grid_size = cfg.monitor.grid_size
         self.seed = cfg.seed
+        self.probabilities = self.cfg.loss != "wgan_gp"
 
     def modules(self) -> dict[str, nn.Module]:
         return {"generator": self.G, "discriminator": self.D}
@@ -408,66 +411,28 @@ def generate_table(G: nn.Module, transformer: Any, cfg: Any, n: int, seed: int =
     return df.reset_index(drop=True) if isinstance(df, pd.DataFrame) else df
 
 
-def _run_class() -> type:
-    from ganforge.api import Run
+class TableRun(Run):
+    """A trained table model: ``sample`` returns a DataFrame, ``save_samples`` a CSV."""
 
-    class TableRun(Run):
-        """A trained table model: ``sample`` returns a DataFrame, ``save_samples`` a CSV."""
+    def __init__(self, *args: Any, transformer: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.transformer = transformer
 
-        def __init__(self, *args: Any, transformer: Any, **kw: Any) -> None:
-            super().__init__(*args, **kw)
-            self.transformer = transformer
+    def sample(self, n: int, seed: int = 0, where: str | None = None) -> Any:
+        return generate_table(self.generator, self.transformer, self.config, n, seed, where)
 
-        def sample(self, n: int, seed: int = 0, where: str | None = None) -> Any:
-            return generate_table(self.generator, self.transformer, self.config, n, seed, where)
-
-        def save_samples(self, samples: Any, out: str | Path) -> Path:
-            out = Path(out)
-            if out.suffix.lower() != ".csv":
-                raise GanforgeError(f"cannot write '{out}': table samples are written as .csv.")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(out.name + ".tmp")
-            samples.to_csv(tmp, index=False)
-            tmp.replace(out)
-            return out
-
-    return TableRun
+    def save_samples(self, samples: Any, out: str | Path) -> Path:
+        out = Path(out)
+        if out.suffix.lower() != ".csv":
+            raise GanforgeError(f"cannot write '{out}': table samples are written as .csv.")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        samples.to_csv(tmp, index=False)
+        tmp.replace(out)
+        return out
 
 
-def load_run(run_dir: str | Path, cfg: Any, device: str = "cpu",
-             checkpoint: str | Path | None = None) -> Any:
-    from ganforge.data.tabular import TableTransformer
-    from ganforge.training import checkpoint as ckpt
-    from ganforge.training.seeding import resolve_device
+CTGANTask.run_class = TableRun
 
-    path_t = Path(run_dir) / TRANSFORMER_FILE
-    if not path_t.is_file():
-        raise CheckpointError(f"'{run_dir}' has no {TRANSFORMER_FILE} (the table's encoding); "
-                              f"it was not trained with the ctgan task, or is incomplete.")
-    try:
-        transformer = TableTransformer.load(path_t)
-    except DataError as exc:
-        raise CheckpointError(str(exc)) from None
-    G, D = make_networks(cfg, transformer)
-    dev = resolve_device(device)
-    G, D = G.to(dev), D.to(dev)
-    path = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(Path(run_dir))
-    step, weights, _ = ckpt.load_checkpoint(path)
-    ckpt.load_module_weights(G, weights, "generator", path)
-    ckpt.load_module_weights(D, weights, "discriminator", path)
-    G.eval()
-    D.eval()
-    return _run_class()(run_dir, cfg, G, D, step, (transformer.width,), "table",
-                        transformer=transformer)
-
-
-@register_task("ctgan")
-def _ctgan(trainer: Any) -> CTGANTask:
-    return CTGANTask(trainer)
-
-
-_ctgan.build_networks = build_networks  # type: ignore[attr-defined]
-_ctgan.load_run = load_run  # type: ignore[attr-defined]
-
-__all__ = ["CTGANTask", "CondSampler", "SpanLayout", "generate_table", "load_run",
+__all__ = ["CTGANTask", "CondSampler", "SpanLayout", "TableRun", "generate_table",
            "make_networks"]

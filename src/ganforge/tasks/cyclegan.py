@@ -26,8 +26,12 @@ from torch import nn
 from ganforge.architecture import build_network
 from ganforge.data import IndexBatcher, TensorData
 from ganforge.errors import DataError
+from ganforge.objectives.compat import check_objective
+from ganforge.optim import build_optimizer
+from ganforge.tasks.base import Task, TaskContext
 from ganforge.tasks.translation import (
     ImagePool,
+    check_cyclegan,
     cycle_terms,
     cyclegan_shapes,
     lr_factor,
@@ -40,12 +44,17 @@ from ganforge.tasks.unconditional import set_requires_grad
 Batch = tuple[torch.Tensor, torch.Tensor | None]
 
 
-class CycleGANTask:
+class CycleGANTask(Task):
     name = "cyclegan"
+    sections = ("translation",)
 
-    def __init__(self, trainer: Any) -> None:
-        from ganforge.training.trainer import build_optimizer
+    @classmethod
+    def check(cls, cfg: Any, data_shape: tuple[int, ...] | None) -> None:
+        check_objective(cfg, data_shape)
+        check_cyclegan(cfg, data_shape)
 
+    def __init__(self, trainer: TaskContext) -> None:
+        super().__init__(trainer)
         cfg = trainer.cfg
         tc = cfg.translation
         self.trainer = trainer
@@ -105,8 +114,8 @@ class CycleGANTask:
     def train_step(self, next_batch: Callable[[], Batch]) -> dict[str, Any]:
         t = self.trainer
         f = lr_factor(t.step, t.total_steps, self.decay_start)
-        set_lr(self.opt_g, self.base_lr[0] * f)
-        set_lr(self.opt_d, self.base_lr[1] * f)
+        set_lr(self.opt_g, self.base_lr[0] * f * t.lr_scale)
+        set_lr(self.opt_d, self.base_lr[1] * f * t.lr_scale)
         real_b, _ = next_batch()
         real_a, _ = self.a_batcher.next()
 

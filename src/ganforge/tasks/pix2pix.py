@@ -20,7 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ganforge.objectives.compat import check_objective
+from ganforge.tasks.base import Task, TaskContext
 from ganforge.tasks.translation import (
+    check_pix2pix,
     lr_factor,
     pix2pix_shapes,
     resolve_gan_loss,
@@ -32,10 +35,17 @@ from ganforge.tasks.unconditional import set_requires_grad
 Batch = tuple[torch.Tensor, torch.Tensor | None]
 
 
-class Pix2PixTask:
+class Pix2PixTask(Task):
     name = "pix2pix"
+    sections = ("translation",)
 
-    def __init__(self, trainer: Any) -> None:
+    @classmethod
+    def check(cls, cfg: Any, data_shape: tuple[int, ...] | None) -> None:
+        check_objective(cfg, data_shape)
+        check_pix2pix(cfg, data_shape)
+
+    def __init__(self, trainer: TaskContext) -> None:
+        super().__init__(trainer)
         cfg = trainer.cfg
         self.trainer = trainer
         a_shape, _ = pix2pix_shapes(cfg)
@@ -60,8 +70,8 @@ class Pix2PixTask:
     def train_step(self, next_batch: Callable[[], Batch]) -> dict[str, Any]:
         t = self.trainer
         f = lr_factor(t.step, t.total_steps, self.decay_start)
-        set_lr(self.opt_g, self.base_lr[0] * f)
-        set_lr(self.opt_d, self.base_lr[1] * f)
+        set_lr(self.opt_g, self.base_lr[0] * f * t.lr_scale)
+        set_lr(self.opt_d, self.base_lr[1] * f * t.lr_scale)
         pairs, _ = next_batch()
         a, b = self.split(pairs)
         fake = self.G(a)

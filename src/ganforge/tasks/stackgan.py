@@ -51,7 +51,10 @@ from ganforge.architecture.text import (
     resolve_encoder,
 )
 from ganforge.errors import CheckpointError, ConfigError, DataError, GanforgeError, SpecError
-from ganforge.tasks import register_task
+from ganforge.objectives.compat import check_objective
+from ganforge.optim import build_optimizer
+from ganforge.run import Run
+from ganforge.tasks.base import Task, TaskContext, load_weights
 from ganforge.tasks.unconditional import set_requires_grad
 
 TEXT_FILE = "text.json"
@@ -320,34 +323,6 @@ def _captions(data: Any) -> list[list[str]]:
     return caps
 
 
-def build_networks(trainer: Any) -> tuple[nn.Module, nn.Module]:
-    cfg, data = trainer.cfg, trainer.data
-    o = parse_options(cfg)
-    steps = cfg.train.steps
-    if steps is not None and o.stage1_steps > steps:
-        raise ConfigError(f"task_options.stage1_steps ({o.stage1_steps}) exceeds train.steps "
-                          f"({steps}); Stage-II trains the remaining steps.")
-    caps = _captions(data)
-    encoder = resolve_encoder(o.encoder)
-    flat = [c for row in caps for c in row]
-    vocab = Vocabulary.build(flat) if encoder == "gru" else None
-    G, D = make_networks(cfg, data.shape, encoder, len(vocab) if vocab else 0)
-    run_text = RunText(encoder, vocab, dict(data.info.get("bins") or {}))
-    # the distinct captions once (G's text input per caption), and each image's caption ids
-    uniq, inverse = np.unique(np.asarray(flat, dtype=object).astype(str), return_inverse=True)
-    trainer.stackgan_text = {
-        "table": run_text.inputs(list(uniq)).to(trainer.device),
-        "caption_ids": torch.from_numpy(inverse.reshape(len(caps), -1)).to(trainer.device),
-        "run_text": run_text,
-    }
-    # The batcher yields (images, row ids): each row's captions are looked up by the task.
-    data.info["digits"] = data.y
-    data.y = torch.arange(len(data), device=data.x.device)
-    trainer.run_dir.mkdir(parents=True, exist_ok=True)
-    run_text.save(trainer.run_dir / TEXT_FILE)
-    return G, D
-
-
 # --------------------------------------------------------------------------------- task
 def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
@@ -358,18 +333,75 @@ def downsample(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.adaptive_avg_pool2d(x, size) if x.shape[-1] != size else x
 
 
-class StackGANTask:
+class StackGANTask(Task):
     name = "stackgan"
+    sections = ("task_options",)
 
-    def __init__(self, trainer: Any) -> None:
-        from ganforge.training.trainer import build_optimizer
+    @classmethod
+    def check(cls, cfg: Any, data_shape: tuple[int, ...] | None) -> None:
+        """The objective's rules and the stage budget; the networks are built from the data."""
+        check_objective(cfg, None)
+        o = parse_options(cfg)
+        steps = cfg.train.steps
+        if steps is not None and o.stage1_steps > steps:
+            raise ConfigError(f"task_options.stage1_steps ({o.stage1_steps}) exceeds train.steps "
+                              f"({steps}); Stage-II trains the remaining steps.")
 
+    @classmethod
+    def build_networks(cls, trainer: TaskContext) -> tuple[nn.Module, nn.Module]:
+        cfg, data = trainer.cfg, trainer.data
+        o = parse_options(cfg)
+        caps = _captions(data)
+        encoder = resolve_encoder(o.encoder)
+        flat = [c for row in caps for c in row]
+        vocab = Vocabulary.build(flat) if encoder == "gru" else None
+        G, D = make_networks(cfg, data.shape, encoder, len(vocab) if vocab else 0)
+        run_text = RunText(encoder, vocab, dict(data.info.get("bins") or {}))
+        # the distinct captions once (G's text input per caption), and each image's caption ids
+        uniq, inverse = np.unique(np.asarray(flat, dtype=object).astype(str), return_inverse=True)
+        # what the task reads of the text, kept with the data it describes
+        data.info["stackgan_text"] = {
+            "table": run_text.inputs(list(uniq)).to(trainer.device),
+            "caption_ids": torch.from_numpy(inverse.reshape(len(caps), -1)).to(trainer.device),
+            "run_text": run_text,
+        }
+        # The batcher yields (images, row ids): each row's captions are looked up by the task.
+        data.info["digits"] = data.y
+        data.y = torch.arange(len(data), device=data.x.device)
+        trainer.run_dir.mkdir(parents=True, exist_ok=True)
+        run_text.save(trainer.run_dir / TEXT_FILE)
+        return G, D
+
+    @classmethod
+    def load_run(cls, run_dir: str | Path, cfg: Any, device: str = "cpu",
+                 checkpoint: str | Path | None = None) -> Run:
+        path_t = Path(run_dir) / TEXT_FILE
+        if not path_t.is_file():
+            raise CheckpointError(f"'{run_dir}' has no {TEXT_FILE} (its text encoding); it was "
+                                  f"not trained with the stackgan task, or is incomplete.")
+        run_text = RunText.load(path_t)
+        if run_text.encoder == "minilm":
+            resolve_encoder("minilm")  # a clear error when the package is gone
+        size = 2 * parse_options(cfg).stage1_size
+        data_shape = (1, size, size)
+        G, D = make_networks(cfg, data_shape, run_text.encoder,
+                             len(run_text.vocab) if run_text.vocab else 0)
+        step = load_weights(run_dir, {"generator": G, "discriminator": D}, device, checkpoint)
+        stage = 2 if step > parse_options(cfg).stage1_steps else 1
+        return TextRun(run_dir, cfg, G, D, step, data_shape, "image", run_text=run_text,
+                       stage=stage)
+
+    def trained_run(self, ctx: TaskContext) -> Run:
+        return type(self).load_run(ctx.run_dir, ctx.cfg, str(ctx.device))
+
+    def __init__(self, trainer: TaskContext) -> None:
+        super().__init__(trainer)
         cfg = trainer.cfg
         self.trainer = trainer
         self.opts = parse_options(cfg)
         self.G: StackGANGenerator = trainer.G
         self.D: StackGANDiscriminator = trainer.D
-        text = trainer.stackgan_text
+        text = trainer.data.info["stackgan_text"]
         self.table, self.caption_ids = text["table"], text["caption_ids"]
         self.run_text: RunText = text["run_text"]
         self.latent = trainer.latent
@@ -384,7 +416,6 @@ class StackGANTask:
             "generator2": build_optimizer(G.stage2.parameters(), cfg.optim.g),
             "discriminator2": build_optimizer(D.d2.parameters(), cfg.optim.d),
         }
-        trainer.opt_g, trainer.opt_d = self.opt["generator"], self.opt["discriminator"]
         self.size1 = self.opts.stage1_size
         self.grid_size = cfg.monitor.grid_size
         self.fixed_text = self.run_text.inputs(list(FIXED_TEXTS)).to(trainer.device)
@@ -552,87 +583,48 @@ def generate(G: StackGANGenerator, text: torch.Tensor, z: torch.Tensor, stage: i
 
 
 # ----------------------------------------------------------------------------- loaded runs
-def _run_class() -> type:
-    from ganforge.api import Run
+class TextRun(Run):
+    """A trained text-to-image run: ``sample(n, text=...)``, ``sample_texts(texts)``."""
 
-    class TextRun(Run):
-        """A trained text-to-image run: ``sample(n, text=...)``, ``sample_texts(texts)``."""
+    def __init__(self, *args: Any, run_text: RunText, stage: int, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.run_text = run_text
+        self.stage = stage
 
-        def __init__(self, *args: Any, run_text: RunText, stage: int, **kw: Any) -> None:
-            super().__init__(*args, **kw)
-            self.run_text = run_text
-            self.stage = stage
+    def text_inputs(self, texts: list[str], check: bool = True) -> torch.Tensor:
+        if check:
+            texts = [check_text(t, self.run_text.encoder, self.run_text.vocab)
+                     for t in texts]
+        return self.run_text.inputs(texts, cache=len(texts) > 64)
 
-        def text_inputs(self, texts: list[str], check: bool = True) -> torch.Tensor:
-            if check:
-                texts = [check_text(t, self.run_text.encoder, self.run_text.vocab)
-                         for t in texts]
-            return self.run_text.inputs(texts, cache=len(texts) > 64)
+    def unknown_words(self, text: str) -> list[str]:
+        """Words the GRU vocabulary does not know (read as <unk>); [] for MiniLM."""
+        v = self.run_text.vocab
+        return v.unknown(text) if v is not None else []
 
-        def unknown_words(self, text: str) -> list[str]:
-            """Words the GRU vocabulary does not know (read as <unk>); [] for MiniLM."""
-            v = self.run_text.vocab
-            return v.unknown(text) if v is not None else []
+    def sample_texts(self, texts: list[str], seed: int = 0, stage: int | None = None,
+                     check: bool = True) -> torch.Tensor:
+        """One image per text (z and CA noise seeded by ``seed``)."""
+        if not texts:
+            raise GanforgeError("give at least one text.")
+        inp = self.text_inputs(list(texts), check)
+        z = self.latent(len(texts), seed)
+        return generate(self.generator, inp, z, stage or self.stage, seed=seed + 1,
+                        size=self.data_shape[-1], repeat_text=False)
 
-        def sample_texts(self, texts: list[str], seed: int = 0, stage: int | None = None,
-                         check: bool = True) -> torch.Tensor:
-            """One image per text (z and CA noise seeded by ``seed``)."""
-            if not texts:
-                raise GanforgeError("give at least one text.")
-            inp = self.text_inputs(list(texts), check)
-            z = self.latent(len(texts), seed)
-            return generate(self.generator, inp, z, stage or self.stage, seed=seed + 1,
-                            size=self.data_shape[-1], repeat_text=False)
-
-        def sample(self, n: int, seed: int = 0, truncation: float | None = None,
-                   truncation_method: str = "scale", text: str | None = None) -> torch.Tensor:
-            """n images of ``text``, or of the ten "a regular, upright DIGIT" texts cycled."""
-            if n < 1:
-                raise GanforgeError(f"the number of samples must be >= 1, got {n}.")
-            if truncation is not None:
-                raise GanforgeError("--truncation is not supported by text-to-image runs; the "
-                                    "text's conditioning augmentation sets the variety.")
-            texts = [text] * n if text is not None else [FIXED_TEXTS[i % 10] for i in range(n)]
-            return self.sample_texts(texts, seed)
-
-    return TextRun
+    def sample(self, n: int, seed: int = 0, truncation: float | None = None,
+               truncation_method: str = "scale", text: str | None = None) -> torch.Tensor:
+        """n images of ``text``, or of the ten "a regular, upright DIGIT" texts cycled."""
+        if n < 1:
+            raise GanforgeError(f"the number of samples must be >= 1, got {n}.")
+        if truncation is not None:
+            raise GanforgeError("--truncation is not supported by text-to-image runs; the "
+                                "text's conditioning augmentation sets the variety.")
+        texts = [text] * n if text is not None else [FIXED_TEXTS[i % 10] for i in range(n)]
+        return self.sample_texts(texts, seed)
 
 
-def load_run(run_dir: str | Path, cfg: Any, device: str = "cpu",
-             checkpoint: str | Path | None = None) -> Any:
-    from ganforge.training import checkpoint as ckpt
-    from ganforge.training.seeding import resolve_device
+StackGANTask.run_class = TextRun
 
-    path_t = Path(run_dir) / TEXT_FILE
-    if not path_t.is_file():
-        raise CheckpointError(f"'{run_dir}' has no {TEXT_FILE} (its text encoding); it was not "
-                              f"trained with the stackgan task, or is incomplete.")
-    run_text = RunText.load(path_t)
-    if run_text.encoder == "minilm":
-        resolve_encoder("minilm")  # a clear error when the package is gone
-    data_shape = (1, 2 * parse_options(cfg).stage1_size, 2 * parse_options(cfg).stage1_size)
-    G, D = make_networks(cfg, data_shape, run_text.encoder,
-                         len(run_text.vocab) if run_text.vocab else 0)
-    dev = resolve_device(device)
-    G, D = G.to(dev), D.to(dev)
-    path = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(Path(run_dir))
-    step, weights, _ = ckpt.load_checkpoint(path)
-    ckpt.load_module_weights(G, weights, "generator", path)
-    ckpt.load_module_weights(D, weights, "discriminator", path)
-    G.eval()
-    D.eval()
-    stage = 2 if step > parse_options(cfg).stage1_steps else 1
-    return _run_class()(run_dir, cfg, G, D, step, data_shape, "image", run_text=run_text,
-                        stage=stage)
-
-
-@register_task("stackgan")
-def _stackgan(trainer: Any) -> StackGANTask:
-    return StackGANTask(trainer)
-
-
-_stackgan.build_networks = build_networks  # type: ignore[attr-defined]
-_stackgan.load_run = load_run  # type: ignore[attr-defined]
-
-__all__ = ["ConditioningAugmentation", "StackGANGenerator", "StackGANTask", "generate",
-           "kl_term", "load_run", "make_networks"]
+__all__ = ["ConditioningAugmentation", "StackGANGenerator", "StackGANTask", "TextRun",
+           "generate", "kl_term", "make_networks"]

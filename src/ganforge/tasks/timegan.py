@@ -47,6 +47,9 @@ from ganforge.architecture.builder import plan_network
 from ganforge.architecture.layers import _fmt
 from ganforge.data.sequences import SCALE_EPS
 from ganforge.errors import ConfigError, SpecError
+from ganforge.objectives.compat import check_objective
+from ganforge.optim import build_optimizer
+from ganforge.tasks.base import Task, TaskContext
 
 Shape = tuple[int, ...]
 
@@ -184,10 +187,22 @@ def moment_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return v1 + (mean_h - mean_x).abs().mean()
 
 
-class TimeGANTask:
+class TimeGANTask(Task):
     name = "timegan"
+    sections = ("task_options",)
 
-    def __init__(self, trainer: Any) -> None:
+    @classmethod
+    def check(cls, cfg: Any, data_shape: tuple[int, ...] | None) -> None:
+        check_objective(cfg, data_shape)
+        if data_shape is not None:  # user files: checked once the data is loaded
+            check_timegan(cfg, tuple(data_shape))
+
+    @classmethod
+    def build_modules(cls, cfg: Any, data_shape: tuple[int, ...]) -> dict[str, nn.Module]:
+        return build_modules(cfg, data_shape)
+
+    def __init__(self, trainer: TaskContext) -> None:
+        super().__init__(trainer)
         cfg = trainer.cfg
         self.trainer = trainer
         self.opts = parse_options(cfg)
@@ -197,12 +212,9 @@ class TimeGANTask:
         self.D = mods["discriminator"].to(dev)
         self.E = mods["embedder"].to(dev)
         self.G, self.S, self.R = self.sampler.generator, self.sampler.supervisor, self.sampler.recovery
+        # TimeGAN's networks replace the spec-built ones: modules() names the composite
+        # generator and the latent D, which sampling, pictures and checkpoints use.
         self.sampler.fit_scaling(trainer.data.x)
-        # The trainer built spec networks from the config; TimeGAN's replace them so sampling,
-        # sample pictures and checkpoints see the composite generator and the latent D.
-        trainer.G, trainer.D = self.sampler, self.D
-        from ganforge.training.trainer import build_optimizer
-
         er = list(self.E.parameters()) + list(self.R.parameters())
         gs = list(self.G.parameters()) + list(self.S.parameters())
         self.opts_by_name = {
@@ -212,8 +224,6 @@ class TimeGANTask:
             "generator": build_optimizer(gs, cfg.optim.g),
             "discriminator": build_optimizer(self.D.parameters(), cfg.optim.d),
         }
-        trainer.opt_g, trainer.opt_d = self.opts_by_name["generator"], self.opts_by_name[
-            "discriminator"]
         self.latent = trainer.latent
 
     def modules(self) -> dict[str, nn.Module]:

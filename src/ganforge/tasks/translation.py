@@ -18,9 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganforge import checkpoint as ckpt
 from ganforge.architecture.builder import LayerPlan, build_network, plan_network
 from ganforge.architecture.layers import _fmt
 from ganforge.errors import CheckpointError, ConfigError, GanforgeError, SpecError
+from ganforge.monitor.images import image_grid
+from ganforge.run import read_run_config
+from ganforge.seeding import resolve_device
 
 Shape = tuple[int, ...]
 
@@ -214,8 +218,6 @@ def check_pix2pix(cfg: Any, data_shape: Shape | None) -> None:
 # ------------------------------------------------------------------------------- sampling
 def strip_picture(columns: list[torch.Tensor], path: Path) -> Path:
     """Rows of examples, one column per tensor (e.g. input | output | target), as a PNG."""
-    from ganforge.monitor.images import image_grid
-
     chans = max(c.shape[1] for c in columns)
     cols = [c.expand(-1, chans, -1, -1) if c.shape[1] == 1 else c for c in columns]
     inter = torch.stack(cols, dim=1).reshape(-1, *cols[0].shape[1:])
@@ -230,10 +232,6 @@ def strip_picture(columns: list[torch.Tensor], path: Path) -> Path:
 def load_translator(run_dir: str | Path, direction: str = "a2b", device: str = "cpu",
                     checkpoint: str | Path | None = None) -> tuple[nn.Module, Shape, Any]:
     """The generator of a translation run (eval mode), its input shape and the run config."""
-    from ganforge.api import read_run_config
-    from ganforge.training import checkpoint as ckpt
-    from ganforge.training.seeding import resolve_device
-
     cfg = read_run_config(run_dir)
     if cfg.task not in ("cyclegan", "pix2pix"):
         raise GanforgeError(f"'{run_dir}' is a '{cfg.task}' run; translate needs a cyclegan or "

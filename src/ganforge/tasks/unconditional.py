@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ganforge.objectives import get_loss
 from ganforge.objectives.losses import GanLoss
 from ganforge.objectives.penalties import clip_weights, gradient_penalty, r1_penalty
 from ganforge.objectives.tricks import (
@@ -28,6 +29,7 @@ from ganforge.objectives.tricks import (
     pack,
     smoothed_targets,
 )
+from ganforge.tasks.base import Task, TaskContext
 
 Batch = tuple[torch.Tensor, torch.Tensor | None]
 
@@ -37,17 +39,34 @@ def set_requires_grad(module: nn.Module, flag: bool) -> None:
         p.requires_grad_(flag)
 
 
-class GeneratorDiscriminatorTask:
-    """What every single-G, single-D task exposes: its modules (with the EMA generator when
-    EMA is on), its optimizers, and the network to sample from."""
+class GeneratorDiscriminatorTask(Task):
+    """What every single-G, single-D task shares: the objective's switches read once, one D
+    update (loss + penalties + clipping) and one G update (+ EMA), its modules (with the EMA
+    generator when EMA is on), its optimizers, and the network to sample from."""
 
     G: nn.Module
     D: nn.Module
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     ema: Any
-    # fp16: {"d": GradScaler, "g": GradScaler}, set by the Trainer; None: unscaled updates
+    loss: GanLoss
+    # fp16: {"d": GradScaler, "g": GradScaler} from the loop; None: unscaled updates
     scalers: dict[str, Any] | None = None
+
+    def __init__(self, ctx: TaskContext) -> None:
+        super().__init__(ctx)
+        cfg = ctx.cfg
+        self.G, self.D = ctx.G, ctx.D
+        self.opt_g, self.opt_d = ctx.opt_g, ctx.opt_d
+        self.latent: Callable[[int], torch.Tensor] = ctx.latent
+        self.d_steps = int(cfg.train.d_steps)
+        self.scalers = getattr(ctx, "scalers", None)
+        self.init_objective(cfg.objective, get_loss(cfg.objective.loss))
+
+    @property
+    def probabilities(self) -> bool:  # type: ignore[override]
+        """Whether D's outputs read as probabilities (after a sigmoid) under this loss."""
+        return bool(self.loss.probabilities)
 
     def modules(self) -> dict[str, nn.Module]:
         mods = {"generator": self.G, "discriminator": self.D}
@@ -65,36 +84,40 @@ class GeneratorDiscriminatorTask:
 
     # ------------------------------------------------------- shared objective pieces
     def init_objective(self, o: Any, loss: GanLoss) -> None:
-        """Read the objective switches every G/D task shares (``o`` an ObjectiveConfig, or
-        None for the plain loss): penalties, clipping, label smoothing, instance noise,
-        DiffAugment and EMA of G (``self.G`` must be set)."""
+        """Read the objective switches every G/D task shares (``o`` an ObjectiveConfig):
+        penalties, clipping, label smoothing, instance noise, DiffAugment and EMA of G
+        (``self.G`` must be set)."""
         self.loss = loss
-        self.gp = float(o.gradient_penalty or 0.0) if o is not None else 0.0
-        self.gp_center = float(o.gp_center) if o is not None else 1.0
-        self.r1 = float(o.r1) if o is not None else 0.0
-        self.r1_every = int(o.r1_every) if o is not None else 1
-        self.clip = float(o.clip or 0.0) if o is not None else 0.0
-        smoothing = o.label_smoothing if o is not None and loss.targets else "none"
-        self.real_target, self.fake_target = smoothed_targets(
-            smoothing, *((o.smooth_real, o.smooth_fake) if o is not None else ()))
-        self.noise = float(o.instance_noise) if o is not None else 0.0
-        self.noise_steps = int(o.instance_noise_steps) if o is not None else 0
-        self.augment = list(o.diffaugment) if o is not None else []
-        self.ema = (EMA(self.G, o.ema, o.ema_start) if o is not None and o.ema is not None
-                    else None)
+        self.gp = float(o.gradient_penalty or 0.0)
+        self.gp_center = float(o.gp_center)
+        self.r1 = float(o.r1)
+        self.r1_every = int(o.r1_every)
+        self.r2 = float(o.r2)
+        self.clip = float(o.clip or 0.0)
+        smoothing = o.label_smoothing if loss.targets else "none"
+        self.real_target, self.fake_target = smoothed_targets(smoothing, o.smooth_real,
+                                                              o.smooth_fake)
+        self.noise = float(o.instance_noise)
+        self.noise_steps = int(o.instance_noise_steps)
+        self.augment = list(o.diffaugment)
+        self.ema = EMA(self.G, o.ema, o.ema_start) if o.ema is not None else None
 
     def d_update(self, d_fn: Callable[[torch.Tensor], torch.Tensor], real_in: torch.Tensor,
                  fake_in: torch.Tensor, d_loss: torch.Tensor, d_index: int
                  ) -> torch.Tensor | None:
-        """One D update: ``d_loss`` plus the gradient penalty and lazy R1 (every
-        ``r1_every``-th D update, scaled by it) of ``d_fn`` (x -> logits), then the optimizer
-        step and weight clipping. Returns the penalty (None when none applied)."""
+        """One D update: ``d_loss`` plus the gradient penalty, lazy R1 (every ``r1_every``-th
+        D update, scaled by it) and R2 (on the generated samples) of ``d_fn`` (x -> logits),
+        then the optimizer step and weight clipping. Returns the penalty (None when none
+        applied)."""
         penalty = None
         if self.gp:
             penalty = gradient_penalty(d_fn, real_in, fake_in, self.gp, self.gp_center)
         if self.r1 and d_index % self.r1_every == 0:
             r1 = self.r1_every * r1_penalty(d_fn, real_in, self.r1)
             penalty = r1 if penalty is None else penalty + r1
+        if self.r2:
+            r2 = r1_penalty(d_fn, fake_in, self.r2)
+            penalty = r2 if penalty is None else penalty + r2
         total = d_loss if penalty is None else d_loss + penalty
         self.opt_d.zero_grad(set_to_none=True)
         self._backward_step(total, self.opt_d, "d")
@@ -124,25 +147,18 @@ class GeneratorDiscriminatorTask:
 
 
 class UnconditionalTask(GeneratorDiscriminatorTask):
+    """G(z) against D(x): the loss, penalties and tricks of the ``objective`` section, plus
+    feature matching and packing (PacGAN)."""
+
     name = "unconditional"
     distributed_modules = ("G", "D")  # wrapped in DistributedDataParallel under torchrun
 
-    def __init__(self, generator: nn.Module, discriminator: nn.Module,
-                 opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, loss: GanLoss,
-                 latent: Callable[[int], torch.Tensor], d_steps: int = 1,
-                 objective: Any = None, step: Callable[[], int] | None = None) -> None:
-        """``objective`` is an ``ObjectiveConfig`` (None: the plain loss); ``step`` returns the
-        number of finished iterations (it drives annealing, lazy R1 and EMA warm-up)."""
-        self.G, self.D = generator, discriminator
-        self.opt_g, self.opt_d = opt_g, opt_d
-        self.latent = latent
-        self.d_steps = d_steps
-        self.step = step or (lambda: 0)
-        o = objective
-        self.init_objective(o, loss)
-        self.fm = o.feature_matching if o is not None else "off"
-        self.fm_weight = float(o.feature_matching_weight) if o is not None else 1.0
-        self.packing = int(o.packing) if o is not None else 1
+    def __init__(self, ctx: TaskContext) -> None:
+        super().__init__(ctx)
+        o = ctx.cfg.objective
+        self.fm = o.feature_matching
+        self.fm_weight = float(o.feature_matching_weight)
+        self.packing = int(o.packing)
 
     # ------------------------------------------------------------------------- pieces
     def d_input(self, x: torch.Tensor, noise_std: float) -> torch.Tensor:
@@ -164,7 +180,7 @@ class UnconditionalTask(GeneratorDiscriminatorTask):
     # --------------------------------------------------------------------------- step
     def train_step(self, next_batch: Callable[[], Batch]) -> dict[str, Any]:
         """One iteration; returns detached tensors (no host sync)."""
-        step = self.step()
+        step = self.ctx.step
         std = instance_noise_std(step, self.noise, self.noise_steps)
         want_features = self.fm != "off"
         set_requires_grad(self.D, True)
@@ -207,7 +223,7 @@ class UnconditionalTask(GeneratorDiscriminatorTask):
             "fake_logit": fake_logits.detach().float().mean(),
             "images": real.shape[0] * self.d_steps,
         }
-        if self.gp or self.r1:
+        if self.gp or self.r1 or self.r2:
             stats["d_penalty"] = (penalty.detach() if penalty is not None
                                   else torch.zeros((), device=d_loss.device))
         if fm is not None:

@@ -329,7 +329,7 @@ class Distributed:
     # ------------------------------------------------------------------------- attach
     def attach(self, trainer: Any) -> None:
         task = trainer.task
-        names = getattr(task, "distributed_modules", None)
+        names = task.distributed_modules
         if not names:
             raise ConfigError(f"task '{trainer.cfg.task}' does not support training with several "
                               f"processes yet; run it with one process.")

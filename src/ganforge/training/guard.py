@@ -28,8 +28,8 @@ from typing import Any
 
 import torch
 
+from ganforge import checkpoint as ckpt
 from ganforge.errors import GanforgeError
-from ganforge.training import checkpoint as ckpt
 
 
 class TrainingDiverged(GanforgeError):

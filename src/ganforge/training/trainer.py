@@ -12,17 +12,21 @@ from typing import Any, Protocol
 import torch
 import yaml
 from torch import nn
+from tqdm.auto import tqdm
 
-from ganforge.architecture import build_network
-from ganforge.config import RunConfig, check_networks, discriminator_input_shape
-from ganforge.data import DataLoaderBatcher, IndexBatcher, TensorData, load_dataset
+from ganforge import checkpoint as ckpt
+from ganforge.config import RunConfig
+from ganforge.data import DataLoaderBatcher, IndexBatcher, load_training_data
 from ganforge.data.sequences import save_data_info
-from ganforge.errors import ConfigError
+from ganforge.errors import CheckpointError, ConfigError
+from ganforge.metrics.during_training import EvalCallback
 from ganforge.monitor.callback import MonitorCallback
 from ganforge.monitor.images import save_samples_picture
 from ganforge.monitor.log import MetricLog
-from ganforge.tasks import build_task, task_networks
-from ganforge.training import checkpoint as ckpt
+from ganforge.optim import build_optimizer
+from ganforge.seeding import resolve_device, rng_state, sample_latent, set_rng_state
+from ganforge.tasks import check_config, task_class
+from ganforge.tasks.base import spec_networks
 from ganforge.training import distributed
 from ganforge.training.guard import (
     RunGuard,
@@ -32,7 +36,6 @@ from ganforge.training.guard import (
     dry_run,
     load_callback_states,
 )
-from ganforge.training.seeding import resolve_device, rng_state, sample_latent, set_rng_state
 
 __all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted"]
 
@@ -47,38 +50,6 @@ class Callback(Protocol):
     def on_step(self, trainer: Trainer, stats: dict[str, Any]) -> None: ...
     def on_log(self, trainer: Trainer, record: dict[str, Any]) -> None: ...
     def on_end(self, trainer: Trainer) -> None: ...
-
-
-def build_optimizer(params: Iterable[nn.Parameter], cfg: Any) -> torch.optim.Optimizer:
-    """Adam / RMSprop / SGD with the implementation ``cfg.impl`` picks: ``foreach`` (one
-    multi-tensor kernel per update step), ``fused`` (one fused kernel; Adam and SGD) or
-    ``loop`` (PyTorch's per-parameter reference implementation)."""
-    params = list(params)
-    impl = {"foreach": {"foreach": True}, "fused": {"fused": True},
-            "loop": {"foreach": False}}[getattr(cfg, "impl", "foreach")]
-    if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
-                                weight_decay=cfg.weight_decay, **impl)
-    if cfg.name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=cfg.lr, alpha=cfg.alpha, eps=cfg.eps,
-                                   momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                                   **impl)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
-                           weight_decay=cfg.weight_decay, **impl)
-
-
-def load_training_data(cfg: RunConfig) -> TensorData:
-    opts = dict(cfg.data.options)
-    if cfg.data.image_size is not None:
-        opts["image_size"] = tuple(cfg.data.image_size)
-    if cfg.data.discrete is not None:
-        opts["discrete"] = list(cfg.data.discrete)
-    if cfg.data.target is not None:
-        opts["target"] = cfg.data.target
-    try:
-        return load_dataset(cfg.data.source, split=cfg.data.split, **opts)
-    except TypeError as exc:
-        raise ConfigError(f"data.options do not fit dataset '{cfg.data.source}': {exc}") from None
 
 
 def run_is_used(run_dir: Path) -> bool:
@@ -111,21 +82,19 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # weight init and dropout
 
         self.data = load_training_data(cfg)
-        networks = task_networks(cfg.task)  # a task may build its own G and D
-        if networks is None:
-            check_networks(cfg, self.data.shape)
+        task_cls = task_class(cfg.task)
+        check_config(cfg, self.data.shape)
         self.data.x = self.data.x.to(self.device)
         if self.data.y is not None:
             self.data.y = self.data.y.to(self.device)
         latent_shape = cfg.latent.full_shape
+        networks = task_cls.build_networks(self)  # a task may build its own G and D
         if networks is not None:
-            self.G, self.D = (m.to(self.device) for m in networks(self))
+            self.G, self.D = (m.to(self.device) for m in networks)
         else:
-            self.G = build_network(cfg.generator.model_dump(), latent_shape,
-                                   "generator").to(self.device)
-            self.D = build_network(cfg.discriminator.model_dump(),
-                                   discriminator_input_shape(cfg, self.data.shape),
-                                   "discriminator").to(self.device)
+            nets = spec_networks(cfg, self.data.shape)
+            self.G = nets["generator"].to(self.device)
+            self.D = nets["discriminator"].to(self.device)
             dry_run(self.G, self.D, latent_shape, self.device)
         self._apply_speed_switches()
         self.opt_g = build_optimizer(self.G.parameters(), cfg.optim.g)
@@ -135,19 +104,20 @@ class Trainer:
         self.latent_gen = torch.Generator().manual_seed(cfg.seed + 2)
         self.fixed_z = sample_latent(cfg.monitor.grid_size, latent_shape, cfg.latent.distribution,
                                      torch.Generator().manual_seed(cfg.seed + 3), self.device)
-        self.task = build_task(cfg.task, self)
+        # fp16: one loss scale per network ({"d": ..., "g": ...}), read by G/D tasks
         self.scalers: dict[str, Any] | None = None
-        if cfg.train.precision == "fp16":  # one loss scale per network (config: G/D tasks)
+        if cfg.train.precision == "fp16":
             self.scalers = {k: torch.amp.GradScaler(self.device.type) for k in ("d", "g")}
-            self.task.scalers = self.scalers
+        self.step = 0
         # under packing m, one D step draws m batches
         self.total_steps = cfg.train.total_steps(
             max(1, self.batcher.batches_per_epoch // cfg.objective.packing))
+        self.task = task_cls(self)
+        mods = self.task.modules()  # a task may replace the networks built above (TimeGAN)
+        self.G, self.D = mods["generator"], mods["discriminator"]
+        self.callbacks.extend(self.task.callbacks(self))
         if cfg.monitor.eval_every:
-            from ganforge.metrics.during_training import EvalCallback
-
             self.callbacks.append(EvalCallback(self))
-        self.step = 0
         self.guard = RunGuard(self)
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise ConfigError(f"run directory '{self.run_dir}' is a file; give --run-dir a "
@@ -189,6 +159,11 @@ class Trainer:
         dtype = torch.float16 if precision == "fp16" else torch.bfloat16
         return torch.autocast(self.device.type, dtype=dtype, enabled=precision != "fp32")
 
+    @property
+    def lr_scale(self) -> float:
+        """Factor on the configured learning rates (lowered by each NaN rollback)."""
+        return self.guard.lr_factor
+
     def latent(self, n: int) -> torch.Tensor:
         return sample_latent(n, self.cfg.latent.full_shape, self.cfg.latent.distribution,
                              self.latent_gen, self.device)
@@ -204,7 +179,7 @@ class Trainer:
             "rng": rng_state(),
             "guard": self.guard.state_dict(),
             "callbacks": callback_states(self.callbacks),
-            **({"task": self.task.state_dict()} if hasattr(self.task, "state_dict") else {}),
+            **({"task": task_state} if (task_state := self.task.state_dict()) else {}),
             **({"scalers": {k: v.state_dict() for k, v in self.scalers.items()}}
                if self.scalers else {}),
         }
@@ -227,14 +202,13 @@ class Trainer:
             set_rng_state(state["rng"])
             self.guard.load_state_dict(state.get("guard"))
             load_callback_states(self.callbacks, state.get("callbacks") or {})
-            if hasattr(self.task, "load_state_dict"):  # task-owned state (pools, data order)
+            task_state = self.task.state_dict()
+            if task_state:  # task-owned state (pools, data order)
                 self.task.load_state_dict(state["task"])
             if self.scalers:  # fp16 loss scales
                 for k, v in self.scalers.items():
                     v.load_state_dict(state["scalers"][k])
         except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as exc:
-            from ganforge.errors import CheckpointError
-
             raise CheckpointError(f"checkpoint '{path}' does not match this run's config "
                                   f"({type(exc).__name__}: {exc}).") from None
         self.step = step
@@ -243,7 +217,7 @@ class Trainer:
     @property
     def sampling_generator(self) -> nn.Module:
         """G, or its EMA copy when the objective keeps one."""
-        return distributed.unwrap(getattr(self.task, "sampling_generator", self.G))
+        return distributed.unwrap(self.task.sampling_generator)
 
     @torch.no_grad()
     def sample_fixed(self) -> torch.Tensor:
@@ -257,8 +231,8 @@ class Trainer:
     def save_grid(self) -> Path:
         if not self.dist.is_writer:
             return self.run_dir / "samples"
-        if hasattr(self.task, "save_samples"):  # tables write a CSV, translations strips
-            return self.task.save_samples(self)
+        if (path := self.task.save_samples(self)) is not None:  # tables: CSV; translations
+            return path
         ref = None
         if self.data.kind == "vector" and self.data.shape == (2,):
             ref = torch.tensor(self.data.info["means"]) if "means" in self.data.info else None
@@ -268,8 +242,6 @@ class Trainer:
     # ---------------------------------------------------------------------------- loop
     def fit(self, on_step: Callable[[Trainer], None] | None = None) -> Path:
         cfg = self.cfg.monitor
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not cfg.progress,
                    desc=self.cfg.name, unit="step", dynamic_ncols=True)
         sums: dict[str, torch.Tensor] = {}
@@ -305,8 +277,8 @@ class Trainer:
                         cb.on_log(self, record)
                     self.log.write(record)
                     bar.set_postfix({k: f"{record[k]:.3g}" for k in
-                                     ("d_loss", "g_loss", "d_real", "d_fake", "images_per_s")},
-                                    refresh=False)
+                                     ("d_loss", "g_loss", "d_real", "d_fake", "images_per_s")
+                                     if k in record}, refresh=False)
                     sums, n_window, images, t_window = {}, 0, 0, time.perf_counter()
                 due_ckpt = self.step % self.cfg.train.checkpoint_every == 0 or last
                 if problem := self.guard.check(due_ckpt or self.step % cfg.log_every == 0):

@@ -42,10 +42,9 @@ def rebuild_argv(parser: argparse.ArgumentParser, args: argparse.Namespace) -> l
 def _checked_config(args: argparse.Namespace) -> Any:
     """The run's config, validated here so a bad one fails before any process starts."""
     from ganforge import api
-    from ganforge.config import load_config
 
     if args.config is not None:
-        return load_config(args.config, list(args.overrides))
+        return api.load_config(args.config, list(args.overrides))
     if args.resume not in (None, "auto"):
         return api.read_run_config(args.resume, list(args.overrides))
     raise GanforgeError("give a preset name or YAML config to train, or --resume RUN_DIR.")

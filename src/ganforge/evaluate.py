@@ -1,0 +1,136 @@
+"""Score a trained run directory: draw samples from its checkpoint, compare them with real
+data, log an ``eval`` record in its metrics.jsonl and return the scores with their protocol.
+
+``evaluate_run(run_dir, metrics=["fid", "kid"], extractor="mnist", n=5000, seed=0)`` draws
+``n`` samples from the run's latest checkpoint (latents from ``torch.Generator`` seeded with
+``seed``), compares them with up to ``n`` real samples of the run's dataset (reference features
+cached on disk), appends an ``eval`` line to the run's ``metrics.jsonl`` and returns the scores
+plus ``protocol``. ``evaluate_sequences`` runs TimeGAN's scores on a sequence run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ganforge.api import load
+from ganforge.data import load_training_data
+from ganforge.data.registry import SPLITS, load_dataset
+from ganforge.errors import ConfigError, DataError, GanforgeError
+from ganforge.latent import check_truncation, describe_truncation
+from ganforge.metrics.conditional import conditional_scores
+from ganforge.metrics.evaluate import (
+    CONDITIONAL_METRICS,
+    auto_extractor,
+    parse_metrics,
+    score_samples,
+)
+from ganforge.metrics.features import get_extractor
+from ganforge.metrics.reference import real_features
+from ganforge.metrics.sequences import (
+    DISC_ITERATIONS,
+    PRED_ITERATIONS,
+    REPEATS,
+    embedding_picture,
+    score_summary,
+    sequence_scores,
+)
+from ganforge.monitor.log import MetricLog
+from ganforge.version import __version__
+
+
+def evaluate_run(run_dir: str | Path, metrics: str | list[str] | None = None,
+                 extractor: Any = "auto", n: int = 5000, seed: int = 0,
+                 real_split: str | None = None, checkpoint: str | Path | None = None,
+                 log: bool = True, cache: str | Path | bool | None = None,
+                 device: str = "cpu", truncation: float | None = None,
+                 truncation_method: str = "scale") -> dict[str, Any]:
+    """Score a run's generator; append an ``eval`` line to its metrics.jsonl (``log=True``).
+
+    ``truncation`` (psi) truncates the latents of every generated sample scored (see
+    ``ganforge.latent.truncate``); the protocol then records it as ``truncation``."""
+    names = parse_metrics(metrics)
+    if n < 2:
+        raise GanforgeError(f"--n must be >= 2 samples, got {n}.")
+    trunc: dict[str, Any] = {}
+    if truncation is not None:
+        check_truncation(truncation, truncation_method)  # before any model is loaded
+        trunc = {"truncation": truncation, "truncation_method": truncation_method}
+    run = load(run_dir, device=device, checkpoint=checkpoint)
+    if trunc and run.data_kind == "table":
+        raise ConfigError("--truncation applies to latent-sampled runs, not tables; drop it.")
+    cfg = run.config
+    split = real_split or cfg.data.split
+    if split not in SPLITS:
+        raise ConfigError(f"unknown real split '{split}'; use one of {', '.join(SPLITS)}.")
+    if split == cfg.data.split:
+        data = load_training_data(cfg)
+    else:
+        opts = dict(cfg.data.options)
+        if cfg.data.image_size is not None:
+            opts["image_size"] = tuple(cfg.data.image_size)
+        data = load_dataset(cfg.data.source, split=split, **opts)
+    ext_name = auto_extractor(data.kind, data.shape) if extractor == "auto" else extractor
+    ext = get_extractor(ext_name)
+    options = dict(cfg.data.options)
+    if cfg.data.image_size is not None:
+        options["image_size"] = list(cfg.data.image_size)
+    real_feats, _ = real_features(cfg.data.source, split, ext, n=n, seed=seed,
+                                          options=options, cache=cache, data=data.x)
+    fake = run.sample(n, seed=seed, **trunc)
+    scores, proto = score_samples(fake, real_feats, names, ext, data_kind=data.kind,
+                                  data_info=data.info, seed=seed)
+    if metrics is None and hasattr(run, "num_classes"):
+        names += list(CONDITIONAL_METRICS)
+    if cond := [m for m in names if m in CONDITIONAL_METRICS]:
+        if not hasattr(run, "num_classes") or data.y is None:
+            raise ConfigError(f"metrics {', '.join(cond)} score class-conditional runs (task "
+                              f"conditional) on labelled data; drop them from --metrics.")
+        c_scores, c_proto = conditional_scores(
+            lambda y: run.sample(len(y), seed=seed, labels=y, **trunc), data.x, data.y, cond,
+            run.num_classes, n, "mnist" if extractor == "auto" else ext, seed)
+        scores.update(c_scores)
+        proto.update(c_proto)
+    protocol = {
+        **ext.describe(),
+        "metrics": names,
+        "real": {"dataset": cfg.data.source, "split": split, "n": len(real_feats)},
+        "n_real": len(real_feats),
+        "n_fake": int(fake.shape[0]),
+        "seed": seed,
+        "checkpoint_step": int(run.step),
+        "ganforge": __version__,
+        **proto,
+    }
+    if trunc:
+        protocol["truncation"] = describe_truncation(truncation, truncation_method)
+    record = {"kind": "eval", "step": int(run.step), **scores, "protocol": protocol}
+    if log:
+        MetricLog(Path(run_dir) / "metrics.jsonl").write(record)
+    return {**scores, "protocol": protocol}
+
+
+def evaluate_sequences(run_dir: str | Path, repeats: int = REPEATS,
+                 disc_iterations: int = DISC_ITERATIONS, pred_iterations: int = PRED_ITERATIONS,
+                 n: int | None = None, seed: int = 0, picture: bool = True) -> dict[str, Any]:
+    """Score a trained sequence run against its training data (TimeGAN scores on the whole
+    real set, with as many synthetic sequences); log an ``eval`` record to ``metrics.jsonl``
+    and write ``sequences_step_N.png`` (PCA and t-SNE) in the run directory."""
+    run = load(run_dir)
+    real = load_training_data(run.config).x
+    if real.ndim != 3:
+        raise DataError(f"'{run_dir}' was trained on {tuple(real.shape[1:])} data, not on "
+                        f"sequences (T, F); the sequence scores do not apply.")
+    count = len(real) if n is None else int(n)
+    if count < 2:
+        raise DataError(f"need at least 2 synthetic sequences, got n={count}.")
+    fake = run.sample(count, seed=seed)
+    scores = sequence_scores(real, fake, repeats, disc_iterations, pred_iterations, seed)
+    record: dict[str, Any] = {"kind": "eval", "step": int(run.step), **score_summary(scores)}
+    if picture:
+        pic = embedding_picture(real, fake, Path(run_dir) / f"sequences_step_{run.step:08d}.png",
+                                seed=seed)
+        record["picture"] = pic.name
+    MetricLog(Path(run_dir) / "metrics.jsonl").write(record)
+    record["scores"] = scores
+    return record

@@ -1,0 +1,119 @@
+"""A run directory read back: its config, its networks from a checkpoint, sampling.
+
+``Run`` is what ``ganforge.load`` and ``ganforge.train`` return; a task whose runs sample
+differently (labels, tables, texts) subclasses it as its ``run_class``. The loader of every
+task is ``Task.load_run`` (tasks/base.py); this module holds what it reads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from ganforge.config import RunConfig, apply_overrides, known_data_shape, validate_config
+from ganforge.data import load_training_data
+from ganforge.data.sequences import load_data_info, write_sequence_csv
+from ganforge.errors import CheckpointError, DataError, GanforgeError
+from ganforge.latent import truncate
+from ganforge.monitor.images import save_samples_picture
+from ganforge.seeding import sample_latent
+
+
+class Run:
+    """A trained (or training) run directory with its networks loaded from a checkpoint."""
+
+    def __init__(self, run_dir: str | Path, config: RunConfig, generator: torch.nn.Module,
+                 discriminator: torch.nn.Module, step: int, data_shape: tuple[int, ...],
+                 data_kind: str) -> None:
+        self.run_dir = Path(run_dir)
+        self.config = config
+        self.generator = generator
+        self.discriminator = discriminator
+        self.step = step
+        self.data_shape = data_shape
+        self.data_kind = data_kind
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    def latent(self, n: int, seed: int = 0) -> torch.Tensor:
+        return sample_latent(n, self.config.latent.full_shape, self.config.latent.distribution,
+                             torch.Generator().manual_seed(seed), self.device)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """G(z) in eval mode, in batches; returns a CPU tensor."""
+        self.generator.eval()
+        outs = [self.generator(z[i:i + batch_size].to(self.device)).float().cpu()
+                for i in range(0, z.shape[0], batch_size)]
+        return torch.cat(outs) if outs else torch.empty(0, *self.data_shape)
+
+    def sample(self, n: int, seed: int = 0, truncation: float | None = None,
+               truncation_method: str = "scale") -> torch.Tensor:
+        """n samples of the data's shape (images in [-1, 1]). ``truncation`` (psi) pulls the
+        latents toward the mean (``scale``) or redraws them inside [-psi, psi] (``resample``);
+        see ``ganforge.latent.truncate``."""
+        if n < 1:
+            raise GanforgeError(f"the number of samples must be >= 1, got {n}.")
+        z = self.latent(n, seed)
+        if truncation is not None:
+            z = truncate(z, truncation, self.config.latent.distribution, truncation_method,
+                         seed=seed + 1_000_003)
+        return self.generate(z)
+
+    def save_samples(self, samples: torch.Tensor, out: str | Path) -> Path:
+        """Write samples as a PNG grid, ``.npy`` or ``.csv`` (vectors), by the extension."""
+        out = Path(out)
+        suffix = out.suffix.lower()
+        if suffix not in (".png", ".npy", ".csv"):
+            raise GanforgeError(f"cannot write '{out}': use a .png, .npy or .csv file name.")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".png":
+            return save_samples_picture(samples, out, self.data_kind)
+        arr = samples.numpy()
+        if suffix == ".csv" and arr.ndim == 3:  # sequences: long format, original units
+            return write_sequence_csv(arr, out, self.run_dir)
+        if suffix == ".npy":
+            np.save(out, arr)
+        else:
+            if arr.ndim != 2:
+                raise GanforgeError(f"CSV holds vectors (one row per sample); these samples have "
+                                    f"shape {tuple(arr.shape[1:])}. Use .npy or .png instead.")
+            header = ",".join(f"x{i}" for i in range(arr.shape[1]))
+            np.savetxt(out, arr, delimiter=",", header=header, comments="", fmt="%.6g")
+        return out
+
+
+def read_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    run_dir = Path(run_dir)
+    path = run_dir / "config.yaml"
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory '{run_dir}' does not exist.")
+    if not path.is_file():
+        raise CheckpointError(f"'{run_dir}' is not a ganforge run: it has no config.yaml.")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise CheckpointError(f"'{path}' is not valid YAML: {exc}") from None
+    return validate_config(apply_overrides(raw, overrides))
+
+
+def run_data_shape(run_dir: str | Path, cfg: RunConfig) -> tuple[tuple[int, ...], str]:
+    """The shape and kind of a run's data: from the config (bundled data, image_size), from
+    what the run stored (sequences), or by loading the data (user files)."""
+    data_shape = known_data_shape(cfg)
+    kind = "image" if data_shape is not None and len(data_shape) == 3 else "vector"
+    stored = load_data_info(run_dir)
+    if data_shape is None and stored is not None:  # sequences: shape kept with the run
+        data_shape, kind = tuple(stored["shape"]), str(stored["kind"])
+    if data_shape is None:
+        try:
+            data = load_training_data(cfg)
+        except DataError as exc:
+            raise CheckpointError(f"cannot infer the data shape of '{run_dir}': {exc}") from None
+        data_shape, kind = data.shape, data.kind
+    return tuple(data_shape), kind
