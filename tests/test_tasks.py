@@ -151,7 +151,7 @@ def test_translation_lr_schedule_keeps_the_rollback_factor(tmp_path):
     """A NaN rollback lowers every lr by ``nan_lr_factor``; cyclegan/pix2pix set their lr each
     step from the schedule, which used to undo it at the next step."""
     cfg = load_config("cyclegan-digits", QUIET + [
-        "train.steps=4", "train.batch_size=4", "translation.decay_start=0.0",
+        "train.epochs=null", "train.steps=4", "train.batch_size=4", "translation.decay_start=0.0",
         "generator.layers=[{conv2d: {filters: 1, kernel: 3}}, tanh]",
         "discriminator.layers=[{conv2d: {filters: 1, kernel: 4, stride: 2, padding: 1}}]"])
     trainer = Trainer(cfg, tmp_path / "c")
@@ -173,8 +173,8 @@ def test_monitor_reads_wgan_gp_tables_as_critic_values(tmp_path):
     from ganforge.data.tabular import register_frame
 
     register_frame("tasks_test_frame", df)
-    base = ["data.source=frame:tasks_test_frame", "train.steps=1", "train.batch_size=20",
-            "monitor.progress=false"]
+    base = ["data.source=frame:tasks_test_frame", "data.target=null", "train.epochs=null",
+            "train.steps=1", "train.batch_size=20", "monitor.progress=false"]
     for loss, probs in (("wgan_gp", False), ("non_saturating", True)):
         cfg = load_config("ctgan", base + [f"tabular.loss={loss}"])
         trainer = Trainer(cfg, tmp_path / loss)

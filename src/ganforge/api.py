@@ -30,7 +30,7 @@ def load_config(source: str | Path | dict[str, Any], overrides: list[str] | None
     return cfg
 
 
-def _default_run_dir(cfg: RunConfig) -> Path:
+def default_run_dir(cfg: RunConfig) -> Path:
     return Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
@@ -51,7 +51,7 @@ def train(config: str | Path | dict[str, Any] | RunConfig | None = None, *,
         if config is None:
             raise GanforgeError("give a config (preset name, YAML file or dict) or resume=RUN_DIR.")
         cfg = config if isinstance(config, RunConfig) else load_config(config, overrides)
-        trainer = Trainer(cfg, run_dir or _default_run_dir(cfg), callbacks=callbacks)
+        trainer = Trainer(cfg, run_dir or default_run_dir(cfg), callbacks=callbacks)
     trainer.fit()
     return trainer.task.trained_run(trainer)
 

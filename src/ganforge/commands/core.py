@@ -63,7 +63,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if getattr(args, "nproc", None) is not None:
         from ganforge.commands.launch import launch_train
 
-        return launch_train(args)
+        return launch_train(args, cmd_train)
     overrides = list(args.overrides)
     if args.no_progress:
         overrides.append("monitor.progress=false")

@@ -6,9 +6,12 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
+from ganforge import api
 from ganforge.errors import GanforgeError
+from ganforge.training.distributed import launched
 
 SKIP = {"nproc", "func", "train_parser", "command"}
 
@@ -41,8 +44,6 @@ def rebuild_argv(parser: argparse.ArgumentParser, args: argparse.Namespace) -> l
 
 def _checked_config(args: argparse.Namespace) -> Any:
     """The run's config, validated here so a bad one fails before any process starts."""
-    from ganforge import api
-
     if args.config is not None:
         return api.load_config(args.config, list(args.overrides))
     if args.resume not in (None, "auto"):
@@ -50,8 +51,10 @@ def _checked_config(args: argparse.Namespace) -> Any:
     raise GanforgeError("give a preset name or YAML config to train, or --resume RUN_DIR.")
 
 
-def launch_train(args: argparse.Namespace) -> int:
-    from ganforge.training.distributed import launched
+def launch_train(args: argparse.Namespace,
+                 train_here: Callable[[argparse.Namespace], int]) -> int:
+    """``ganforge train --nproc N``: check the config, then run ``train_here(args)`` in this
+    process (N = 1) or torchrun with N processes of the same command."""
 
     n = int(args.nproc)
     if n < 1:
@@ -66,14 +69,10 @@ def launch_train(args: argparse.Namespace) -> int:
             f"over {n} processes. Use a multiple of {n} (--set train.batch_size=...) or "
             f"another --nproc.")
     if args.run_dir is None and args.resume is None:
-        from ganforge.api import _default_run_dir
-
-        args.run_dir = str(_default_run_dir(cfg))  # one directory for all ranks
-    from ganforge.commands.core import cmd_train
-
+        args.run_dir = str(api.default_run_dir(cfg))  # one directory for all ranks
     if n == 1:
         args.nproc = None
-        return cmd_train(args)
+        return train_here(args)
     argv = rebuild_argv(args.train_parser, args)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc-per-node={n}", "-m", "ganforge", "train", *argv]

@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from ganforge.errors import ConfigError, did_you_mean
 
 
-def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    """Mean binary cross-entropy of logits against one target value (1 real, 0 fake)."""
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 
@@ -45,17 +46,17 @@ class GanLoss:
 def bce_d_loss(real: torch.Tensor, fake: torch.Tensor, real_target: float = 1.0,
                fake_target: float = 0.0) -> torch.Tensor:
     """-E[log D(x)] - E[log(1 - D(G(z)))] (with optional smoothed targets)."""
-    return _bce(real, real_target) + _bce(fake, fake_target)
+    return bce(real, real_target) + bce(fake, fake_target)
 
 
 def minimax_g_loss(fake: torch.Tensor) -> torch.Tensor:
     """The original saturating objective: G minimises E[log(1 - D(G(z)))] = -BCE(fake, 0)."""
-    return -_bce(fake, 0.0)
+    return -bce(fake, 0.0)
 
 
 def non_saturating_g_loss(fake: torch.Tensor) -> torch.Tensor:
     """Goodfellow's heuristic: G maximises E[log D(G(z))], i.e. minimises BCE(fake, 1)."""
-    return _bce(fake, 1.0)
+    return bce(fake, 1.0)
 
 
 def wasserstein_d_loss(real: torch.Tensor, fake: torch.Tensor, real_target: float = 1.0,

@@ -15,12 +15,14 @@ import torch
 from torch import nn
 
 
-def _grad_norms(d: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Per-sample L2 norms of dD/dx, keeping the graph so the penalty can be backpropagated."""
+def _grad_norms(d: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                group: int = 1) -> torch.Tensor:
+    """L2 norms of dD/dx per sample (per group of ``group`` consecutive samples), keeping the
+    graph so the penalty can be backpropagated."""
     x = x.detach().requires_grad_(True)
     out = d(x)
     (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
-    return grad.flatten(1).norm(2, dim=1)
+    return grad.reshape(x.shape[0] // group, -1).norm(2, dim=1)
 
 
 def interpolates(real: torch.Tensor, fake: torch.Tensor,
@@ -34,9 +36,14 @@ def interpolates(real: torch.Tensor, fake: torch.Tensor,
 
 def gradient_penalty(d: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
                      fake: torch.Tensor, weight: float = 10.0, center: float = 1.0,
-                     eps: torch.Tensor | None = None) -> torch.Tensor:
-    """WGAN-GP's two-sided penalty on interpolates between real and fake samples."""
-    norms = _grad_norms(d, interpolates(real, fake, eps))
+                     eps: torch.Tensor | None = None, group: int = 1) -> torch.Tensor:
+    """WGAN-GP's two-sided penalty on interpolates between real and fake samples. ``group``
+    > 1: one eps and one gradient norm per group of consecutive samples, for a D that reads
+    each group as one input (PacGAN packing, as CTGAN's critic does)."""
+    if eps is None and group > 1:
+        eps = torch.rand(real.shape[0] // group, device=real.device,
+                         dtype=real.dtype).repeat_interleave(group)
+    norms = _grad_norms(d, interpolates(real, fake, eps), group)
     return weight * ((norms - center) ** 2).mean()
 
 

@@ -31,7 +31,9 @@ from torch import nn
 from ganforge.architecture import build_network
 from ganforge.data.tabular import TableTransformer
 from ganforge.errors import CheckpointError, ConfigError, DataError, GanforgeError
+from ganforge.objectives import get_loss
 from ganforge.objectives.compat import check_objective
+from ganforge.objectives.penalties import gradient_penalty
 from ganforge.run import Run
 from ganforge.tasks.base import Task, TaskContext, load_weights
 from ganforge.tasks.unconditional import set_requires_grad
@@ -263,20 +265,14 @@ class CTGANTask(Task):
         self.fresh_g_batch = bool(getattr(self.cfg, "fresh_g_batch", False))
         self.grid_size = cfg.monitor.grid_size
         self.seed = cfg.seed
-        self.probabilities = self.cfg.loss != "wgan_gp"
+        self.loss = get_loss(self.cfg.loss)  # wgan_gp (CTGAN) or non_saturating (MLP-GAN)
+        self.probabilities = self.loss.probabilities
 
     def modules(self) -> dict[str, nn.Module]:
         return {"generator": self.G, "discriminator": self.D}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"generator": self.opt_g, "discriminator": self.opt_d}
-
-    def _penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        b, pac = real.shape[0], self.cfg.pac
-        alpha = torch.rand(b // pac, 1, 1, device=real.device).expand(b // pac, pac, 1)
-        mix = (alpha.reshape(b, 1) * real + (1 - alpha.reshape(b, 1)) * fake).requires_grad_(True)
-        grad, = torch.autograd.grad(self.D(mix).sum(), mix, create_graph=True)
-        return ((grad.reshape(b // pac, -1).norm(dim=1) - 1) ** 2).mean()
 
     def train_step(self, next_batch: Any) -> dict[str, Any]:
         b = self.batch
@@ -300,13 +296,12 @@ class CTGANTask(Task):
             fake_in = torch.cat([fake, cond], 1)
             logits = self.D(torch.cat([real_in, fake_in.detach()]))
             y_real, y_fake = logits.chunk(2)
-            if self.cfg.loss == "wgan_gp":
-                gp = self._penalty(real_in, fake_in.detach())
-                d_loss = y_fake.mean() - y_real.mean() + self.cfg.gp_weight * gp
+            if self.cfg.loss == "wgan_gp":  # one interpolation and gradient norm per pack
+                gp = gradient_penalty(self.D, real_in, fake_in.detach(), 1.0, group=self.cfg.pac)
+                d_loss = self.loss.d_loss(y_real, y_fake) + self.cfg.gp_weight * gp
             else:
                 gp = torch.zeros((), device=real.device)
-                d_loss = (F.binary_cross_entropy_with_logits(y_real, torch.ones_like(y_real)) +
-                          F.binary_cross_entropy_with_logits(y_fake, torch.zeros_like(y_fake)))
+                d_loss = self.loss.d_loss(y_real, y_fake)
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()
@@ -321,10 +316,7 @@ class CTGANTask(Task):
             raw = self.G(z)
             fake_in = torch.cat([self.layout.activate(raw, self.cfg.gumbel_tau), cond], 1)
         y_g = self.D(fake_in)
-        if self.cfg.loss == "wgan_gp":
-            adv = -y_g.mean()
-        else:
-            adv = F.binary_cross_entropy_with_logits(y_g, torch.ones_like(y_g))
+        adv = self.loss.g_loss(y_g)
         cond_loss = (self.sampler.cond_loss(raw, col, gid) if self.conditional
                      else torch.zeros((), device=raw.device))
         g_loss = adv + cond_loss
@@ -332,7 +324,7 @@ class CTGANTask(Task):
         g_loss.backward()
         self.opt_g.step()
         set_requires_grad(self.D, True)
-        to_p = torch.sigmoid if self.cfg.loss != "wgan_gp" else (lambda t: t)
+        to_p = torch.sigmoid if self.probabilities else (lambda t: t)
         return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
                 "d_real": to_p(y_real.detach()).mean(), "d_fake": to_p(y_fake.detach()).mean(),
                 "gp": gp.detach(), "cond_loss": cond_loss.detach(), "images": b * self.d_steps}

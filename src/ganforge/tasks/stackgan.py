@@ -52,6 +52,7 @@ from ganforge.architecture.text import (
 )
 from ganforge.errors import CheckpointError, ConfigError, DataError, GanforgeError, SpecError
 from ganforge.objectives.compat import check_objective
+from ganforge.objectives.losses import bce
 from ganforge.optim import build_optimizer
 from ganforge.run import Run
 from ganforge.tasks.base import Task, TaskContext, load_weights
@@ -324,10 +325,6 @@ def _captions(data: Any) -> list[list[str]]:
 
 
 # --------------------------------------------------------------------------------- task
-def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
-
-
 def downsample(x: torch.Tensor, size: int) -> torch.Tensor:
     """Real images at Stage-I's resolution (area averaging)."""
     return F.adaptive_avg_pool2d(x, size) if x.shape[-1] != size else x
@@ -471,7 +468,7 @@ class StackGANTask(Task):
         y_real = D(real, emb)
         y_wrong = D(real, emb.roll(1, 0))
         y_fake = D(fake, emb)
-        loss = _bce(y_real, 1.0) + 0.5 * (_bce(y_fake, 0.0) + _bce(y_wrong, 0.0))
+        loss = bce(y_real, 1.0) + 0.5 * (bce(y_fake, 0.0) + bce(y_wrong, 0.0))
         return loss, {"d_real": torch.sigmoid(y_real.detach()).mean(),
                       "d_fake": torch.sigmoid(y_fake.detach()).mean(),
                       "d_wrong": torch.sigmoid(y_wrong.detach()).mean()}
@@ -492,7 +489,7 @@ class StackGANTask(Task):
         self._update("discriminator", d_loss)
         set_requires_grad(D1, False)
         kl = kl_term(mu, logvar)
-        g_loss = _bce(D1(fake, emb.detach()), 1.0) + self.opts.kl_weight * kl
+        g_loss = bce(D1(fake, emb.detach()), 1.0) + self.opts.kl_weight * kl
         self._update("generator", g_loss)
         set_requires_grad(D1, True)
         return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "kl": kl.detach(),
@@ -509,7 +506,7 @@ class StackGANTask(Task):
         self._update("discriminator2", d_loss)
         set_requires_grad(D2, False)
         kl = kl_term(mu, logvar)
-        g_loss = _bce(D2(fake, emb), 1.0) + self.opts.kl_weight * kl
+        g_loss = bce(D2(fake, emb), 1.0) + self.opts.kl_weight * kl
         self._update("generator2", g_loss)
         set_requires_grad(D2, True)
         return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "kl": kl.detach(),

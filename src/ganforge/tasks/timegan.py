@@ -48,6 +48,7 @@ from ganforge.architecture.layers import _fmt
 from ganforge.data.sequences import SCALE_EPS
 from ganforge.errors import ConfigError, SpecError
 from ganforge.objectives.compat import check_objective
+from ganforge.objectives.losses import bce
 from ganforge.optim import build_optimizer
 from ganforge.tasks.base import Task, TaskContext
 
@@ -175,10 +176,6 @@ def build_modules(cfg: Any, data_shape: Shape) -> dict[str, nn.Module]:
             "discriminator": nets["discriminator"], "embedder": nets["embedder"]}
 
 
-def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
-
-
 def moment_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """TimeGAN's G_loss_V: |std - std| + |mean - mean| over the batch, averaged over (T, F)."""
     var_h, mean_h = torch.var_mean(x_hat, dim=0, unbiased=False)
@@ -288,8 +285,8 @@ class TimeGANTask(Task):
             e_hat = self.G(z)
             h_hat = self.S(e_hat)
             x_hat = self.R(h_hat)
-            g_u = _bce(self.D(h_hat), 1.0)
-            g_ue = _bce(self.D(e_hat), 1.0)
+            g_u = bce(self.D(h_hat), 1.0)
+            g_ue = bce(self.D(e_hat), 1.0)
             g_s = self.supervised_loss(h)
             g_v = moment_loss(x_hat, x)
             g_loss = g_u + gamma * g_ue + 100 * torch.sqrt(g_s) + 100 * g_v
@@ -312,7 +309,7 @@ class TimeGANTask(Task):
             e_hat = self.G(z)
             h_hat = self.S(e_hat)
         y_real, y_fake, y_fake_e = self.D(h), self.D(h_hat), self.D(e_hat)
-        d_loss = _bce(y_real, 1.0) + _bce(y_fake, 0.0) + gamma * _bce(y_fake_e, 0.0)
+        d_loss = bce(y_real, 1.0) + bce(y_fake, 0.0) + gamma * bce(y_fake_e, 0.0)
         if float(d_loss.detach()) > self.opts.d_threshold:
             self._step("discriminator", d_loss)
         stats.update(d_loss=d_loss.detach(), g_loss=g_loss.detach(),

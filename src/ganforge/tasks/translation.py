@@ -12,10 +12,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ganforge import checkpoint as ckpt
@@ -23,6 +22,7 @@ from ganforge.architecture.builder import LayerPlan, build_network, plan_network
 from ganforge.architecture.layers import _fmt
 from ganforge.errors import CheckpointError, ConfigError, GanforgeError, SpecError
 from ganforge.monitor.images import image_grid
+from ganforge.objectives import get_loss
 from ganforge.run import read_run_config
 from ganforge.seeding import resolve_device
 
@@ -31,26 +31,28 @@ Shape = tuple[int, ...]
 
 # ----------------------------------------------------------------------------------- losses
 class AdversarialLoss:
-    """``d_loss(real, fake) = 0.5 * (l(real, 1) + l(fake, 0))``, ``g_loss(fake) = l(fake, 1)``
-    with ``l`` the mean squared error (least squares) or BCE on logits (vanilla)."""
+    """The translation papers' scaling of a shared loss (``objectives.losses``):
+    ``d_loss(real, fake) = 0.5 * (l(real, 1) + l(fake, 0))``, ``g_loss(fake) = l(fake, 1)``
+    with ``l`` the mean squared error (least squares, CycleGAN) or BCE on logits (vanilla,
+    pix2pix)."""
+
+    # (shared loss, factor on its d_loss, factor on its g_loss) giving the scaling above
+    KINDS: ClassVar[dict[str, tuple[str, float, float]]] = {
+        "least_squares": ("least_squares", 1.0, 2.0), "vanilla": ("non_saturating", 0.5, 1.0)}
 
     def __init__(self, kind: str) -> None:
-        if kind not in ("least_squares", "vanilla"):
+        if kind not in self.KINDS:
             raise ConfigError(f"translation.gan_loss must be least_squares or vanilla, got {kind!r}.")
         self.kind = kind
-        self.probabilities = kind == "vanilla"
-
-    def _l(self, out: torch.Tensor, target: float) -> torch.Tensor:
-        t = torch.full_like(out, target)
-        if self.kind == "least_squares":
-            return F.mse_loss(out, t)
-        return F.binary_cross_entropy_with_logits(out, t)
+        name, self.d_scale, self.g_scale = self.KINDS[kind]
+        self.loss = get_loss(name)
+        self.probabilities = self.loss.probabilities
 
     def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (self._l(real, 1.0) + self._l(fake, 0.0))
+        return self.d_scale * self.loss.d_loss(real, fake)
 
     def g_loss(self, fake: torch.Tensor) -> torch.Tensor:
-        return self._l(fake, 1.0)
+        return self.g_scale * self.loss.g_loss(fake)
 
     def score(self, out: torch.Tensor) -> torch.Tensor:
         """Mean D output as logged: a probability (vanilla) or the raw LS score."""
