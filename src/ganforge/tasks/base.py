@@ -73,6 +73,7 @@ class TaskContext(Protocol):
     fixed_z: torch.Tensor  # the latents of the sample grids
     step: int  # finished iterations
     total_steps: int
+    scalers: dict[str, Any] | None  # fp16: one GradScaler per network ("d", "g"); else None
 
     def latent(self, n: int) -> torch.Tensor: ...
 

@@ -1,9 +1,10 @@
 """The ``conditional`` task: class-conditional GANs (cGAN, projection discriminator, AC-GAN).
 
-One iteration: ``d_steps`` D updates on (real x, real y) against (G(z, y_fake), y_fake) with
-``y_fake`` uniform over the classes, then one G update on the last D step's fakes. The loss,
-label smoothing, instance noise, DiffAugment, gradient penalty, R1, clipping and EMA are the
-shared pieces of ``ganforge.objectives``; AC-GAN adds ``aux_weight`` x cross-entropy of the
+The step is the shared G/D step of ``tasks/unconditional.py`` (``GeneratorDiscriminatorTask``)
+with the conditioning hooks filled in: ``d_steps`` D updates on (real x, real y) against
+(G(z, y_fake), y_fake) with ``y_fake`` uniform over the classes, then one G update on the last
+D step's fakes. The loss, label smoothing, instance noise, DiffAugment, gradient penalty, R1,
+R2, clipping and EMA are the shared pieces of ``ganforge.objectives``; AC-GAN adds ``aux_weight`` x cross-entropy of the
 class head on real and fake samples to D's loss and on fake samples to G's loss. The gradient
 penalty and R1 differentiate D(., y_real). Packing and feature matching are not supported here.
 
@@ -27,14 +28,9 @@ from ganforge.latent import truncate
 from ganforge.metrics.conditional import ConditionalEvalCallback
 from ganforge.monitor.images import image_grid, save_samples_picture
 from ganforge.objectives.compat import check_objective
-from ganforge.objectives.tricks import (
-    add_instance_noise,
-    diff_augment,
-    instance_noise_std,
-)
 from ganforge.run import Run
 from ganforge.tasks.base import TaskContext
-from ganforge.tasks.unconditional import GeneratorDiscriminatorTask, set_requires_grad
+from ganforge.tasks.unconditional import GeneratorDiscriminatorTask
 
 Batch = tuple[torch.Tensor, torch.Tensor | None]
 
@@ -95,64 +91,39 @@ class ConditionalTask(GeneratorDiscriminatorTask):
             return [ConditionalEvalCallback(ctx, self.num_classes)]
         return []
 
-    def d_input(self, x: torch.Tensor, noise_std: float) -> torch.Tensor:
-        if self.augment:
-            x = diff_augment(x, self.augment)
-        return add_instance_noise(x, noise_std)
+    # the conditioning hooks of the shared G/D step (tasks/unconditional.py)
+    def real_batch(self, next_batch: Callable[[], Batch]
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        real, y = next_batch()
+        return real, y.long()
 
     def fake_labels(self, n: int, device: torch.device) -> torch.Tensor:
+        """Uniform over the classes, from the checkpointed latent generator."""
         return torch.randint(self.num_classes, (n,), generator=self.label_gen).to(device)
 
-    def train_step(self, next_batch: Callable[[], Batch]) -> dict[str, Any]:
-        step = self.ctx.step
-        std = instance_noise_std(step, self.noise, self.noise_steps)
-        set_requires_grad(self.D, True)
-        aux = aux_acc = None
-        for i in range(self.d_steps):
-            real, y = next_batch()
-            y = y.long()
-            yf = self.fake_labels(real.shape[0], real.device)
-            z = self.latent(real.shape[0])
-            last = i == self.d_steps - 1
-            with torch.set_grad_enabled(last):
-                fake = self.G(z, yf)
-            real_in = self.d_input(real, std)
-            fake_in = self.d_input(fake.detach(), std)
-            real_logits, real_cls = self.D(real_in, y)
-            fake_logits, fake_cls = self.D(fake_in, yf)
-            d_loss = self.loss.d_loss(real_logits, fake_logits, self.real_target,
-                                      self.fake_target)
-            total = d_loss
-            if self.acgan:
-                aux = F.cross_entropy(real_cls, y) + F.cross_entropy(fake_cls, yf)
-                aux_acc = (real_cls.detach().argmax(1) == y).float().mean()
-                total = total + self.aux_weight * aux
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return self.G(z, y)
 
-            def d_real(x: torch.Tensor, y: torch.Tensor = y) -> torch.Tensor:
-                return self.D(x, y)[0]
+    def discriminate(self, x: torch.Tensor, y: torch.Tensor | None, features: bool = False
+                     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        logits, cls = self.D(x, y)
+        return logits, cls, None
 
-            penalty = self.d_update(d_real, real_in, fake_in, total, step * self.d_steps + i)
+    def d_class_terms(self, d_loss: torch.Tensor, real_cls: torch.Tensor | None,
+                      fake_cls: torch.Tensor | None, y: torch.Tensor | None,
+                      yf: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """AC-GAN: ``aux_weight`` x the class head's cross-entropy on real and fake samples."""
+        if not self.acgan:
+            return d_loss, {}
+        aux = F.cross_entropy(real_cls, y) + F.cross_entropy(fake_cls, yf)
+        acc = (real_cls.detach().argmax(1) == y).float().mean()
+        return d_loss + self.aux_weight * aux, {"aux_loss": aux.detach(), "aux_acc_real": acc}
 
-        set_requires_grad(self.D, False)
-        g_logits, g_cls = self.D(self.d_input(fake, std), yf)
-        g_loss = self.loss.g_loss(g_logits)
-        if self.acgan:
-            g_loss = g_loss + self.aux_weight * F.cross_entropy(g_cls, yf)
-        self.g_update(g_loss, step)
-
-        to_p = torch.sigmoid if self.loss.probabilities else (lambda t: t)
-        stats: dict[str, Any] = {
-            "d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
-            "d_real": to_p(real_logits.detach()).mean(),
-            "d_fake": to_p(fake_logits.detach()).mean(),
-            "images": real.shape[0] * self.d_steps,
-        }
-        if penalty is not None:
-            stats["d_penalty"] = penalty.detach()
-        if aux is not None:
-            stats["aux_loss"] = aux.detach()
-            stats["aux_acc_real"] = aux_acc
-        return stats
+    def g_class_terms(self, g_loss: torch.Tensor, g_cls: torch.Tensor | None,
+                      yf: torch.Tensor | None) -> torch.Tensor:
+        if not self.acgan:
+            return g_loss
+        return g_loss + self.aux_weight * F.cross_entropy(g_cls, yf)
 
     def save_samples(self, trainer: Any) -> Path:
         """A class-by-row grid: row k holds class k, from the fixed latents."""

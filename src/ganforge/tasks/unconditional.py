@@ -29,7 +29,7 @@ from ganforge.objectives.tricks import (
     pack,
     smoothed_targets,
 )
-from ganforge.tasks.base import Task, TaskContext
+from ganforge.tasks.base import StepStats, Task, TaskContext
 
 Batch = tuple[torch.Tensor, torch.Tensor | None]
 
@@ -60,8 +60,12 @@ class GeneratorDiscriminatorTask(Task):
         self.opt_g, self.opt_d = ctx.opt_g, ctx.opt_d
         self.latent: Callable[[int], torch.Tensor] = ctx.latent
         self.d_steps = int(cfg.train.d_steps)
-        self.scalers = getattr(ctx, "scalers", None)
-        self.init_objective(cfg.objective, get_loss(cfg.objective.loss))
+        self.scalers = ctx.scalers
+        o = cfg.objective
+        self.init_objective(o, get_loss(o.loss))
+        self.fm = o.feature_matching
+        self.fm_weight = float(o.feature_matching_weight)
+        self.packing = int(o.packing)
 
     @property
     def probabilities(self) -> bool:  # type: ignore[override]
@@ -146,19 +150,38 @@ class GeneratorDiscriminatorTask(Task):
         scaler.update()
 
 
-class UnconditionalTask(GeneratorDiscriminatorTask):
-    """G(z) against D(x): the loss, penalties and tricks of the ``objective`` section, plus
-    feature matching and packing (PacGAN)."""
+    # ------------------------------------------------ what conditioning changes (hooks)
+    def real_batch(self, next_batch: Callable[[], Batch]
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A real batch and its labels (None: unconditional); m batches under packing m."""
+        if self.packing == 1:
+            return next_batch()[0], None
+        return torch.cat([next_batch()[0] for _ in range(self.packing)]), None
 
-    name = "unconditional"
-    distributed_modules = ("G", "D")  # wrapped in DistributedDataParallel under torchrun
+    def fake_labels(self, n: int, device: torch.device) -> torch.Tensor | None:
+        """The labels G is asked for (None: unconditional)."""
+        return None
 
-    def __init__(self, ctx: TaskContext) -> None:
-        super().__init__(ctx)
-        o = ctx.cfg.objective
-        self.fm = o.feature_matching
-        self.fm_weight = float(o.feature_matching_weight)
-        self.packing = int(o.packing)
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return self.G(z)
+
+    def discriminate(self, x: torch.Tensor, y: torch.Tensor | None, features: bool = False
+                     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """D's (logits, class logits or None, intermediate features or None)."""
+        if features:
+            logits, feats = self.D(x, return_features=True)
+            return logits, None, feats
+        return self.D(x), None, None
+
+    def d_class_terms(self, d_loss: torch.Tensor, real_cls: torch.Tensor | None,
+                      fake_cls: torch.Tensor | None, y: torch.Tensor | None,
+                      yf: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """D's loss with the class terms added (AC-GAN), and their logged values."""
+        return d_loss, {}
+
+    def g_class_terms(self, g_loss: torch.Tensor, g_cls: torch.Tensor | None,
+                      yf: torch.Tensor | None) -> torch.Tensor:
+        return g_loss
 
     # ------------------------------------------------------------------------- pieces
     def d_input(self, x: torch.Tensor, noise_std: float) -> torch.Tensor:
@@ -167,50 +190,46 @@ class UnconditionalTask(GeneratorDiscriminatorTask):
             x = diff_augment(x, self.augment)
         return pack(add_instance_noise(x, noise_std), self.packing)
 
-    def _real_batch(self, next_batch: Callable[[], Batch]) -> torch.Tensor:
-        if self.packing == 1:
-            return next_batch()[0]
-        return torch.cat([next_batch()[0] for _ in range(self.packing)])
-
-    def _d(self, x: torch.Tensor, features: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if features:
-            return self.D(x, return_features=True)
-        return self.D(x), None
-
     # --------------------------------------------------------------------------- step
-    def train_step(self, next_batch: Callable[[], Batch]) -> dict[str, Any]:
-        """One iteration; returns detached tensors (no host sync)."""
+    def train_step(self, next_batch: Callable[[], Batch]) -> StepStats:
+        """One iteration: ``d_steps`` D updates on real (x, y) against G(z, y_fake), then one
+        G update on the last D step's fakes. Returns detached tensors (no host sync)."""
         step = self.ctx.step
         std = instance_noise_std(step, self.noise, self.noise_steps)
         want_features = self.fm != "off"
         set_requires_grad(self.D, True)
-        fake = real = real_logits = fake_logits = d_loss = real_feats = None
-        penalty = None
+        extra: dict[str, torch.Tensor] = {}
         for i in range(self.d_steps):
-            real = self._real_batch(next_batch)
+            real, y = self.real_batch(next_batch)
+            yf = self.fake_labels(real.shape[0], real.device)
             z = self.latent(real.shape[0])
             last = i == self.d_steps - 1
             with torch.set_grad_enabled(last):
-                fake = self.G(z)
+                fake = self.generate(z, yf)
             real_in = self.d_input(real, std)
             fake_in = self.d_input(fake.detach(), std)
-            real_logits, real_feats = self._d(real_in, want_features and last)
-            fake_logits = self.D(fake_in)
+            real_logits, real_cls, real_feats = self.discriminate(real_in, y,
+                                                                  want_features and last)
+            fake_logits, fake_cls, _ = self.discriminate(fake_in, yf)
             d_loss = self.loss.d_loss(real_logits, fake_logits, self.real_target,
                                       self.fake_target)
-            penalty = self.d_update(self.D, real_in, fake_in, d_loss, step * self.d_steps + i)
+            total, extra = self.d_class_terms(d_loss, real_cls, fake_cls, y, yf)
+
+            def d_real(x: torch.Tensor, y: torch.Tensor | None = y) -> torch.Tensor:
+                return self.discriminate(x, y)[0]
+
+            penalty = self.d_update(d_real, real_in, fake_in, total, step * self.d_steps + i)
 
         set_requires_grad(self.D, False)
-        g_logits, g_feats = self._d(self.d_input(fake, std), want_features)
-        fm = None
-        if want_features:
-            fm = feature_matching_loss(real_feats, g_feats)
+        g_logits, g_cls, g_feats = self.discriminate(self.d_input(fake, std), yf, want_features)
+        fm = feature_matching_loss(real_feats, g_feats) if want_features else None
         if self.fm == "alone":
             g_loss = fm
         else:
             g_loss = self.loss.g_loss(g_logits)
             if fm is not None:
                 g_loss = g_loss + self.fm_weight * fm
+        g_loss = self.g_class_terms(g_loss, g_cls, yf)
         self.g_update(g_loss, step)
 
         to_p = torch.sigmoid if self.loss.probabilities else (lambda t: t)
@@ -222,10 +241,19 @@ class UnconditionalTask(GeneratorDiscriminatorTask):
             "real_logit": real_logits.detach().float().mean(),
             "fake_logit": fake_logits.detach().float().mean(),
             "images": real.shape[0] * self.d_steps,
+            **extra,
         }
-        if self.gp or self.r1 or self.r2:
+        if self.gp or self.r1 or self.r2:  # zero on the steps lazy R1 skips
             stats["d_penalty"] = (penalty.detach() if penalty is not None
                                   else torch.zeros((), device=d_loss.device))
         if fm is not None:
             stats["feature_matching"] = fm.detach()
-        return stats
+        return stats  # type: ignore[return-value]
+
+
+class UnconditionalTask(GeneratorDiscriminatorTask):
+    """G(z) against D(x): the loss, penalties and tricks of the ``objective`` section, with
+    feature matching and packing (PacGAN)."""
+
+    name = "unconditional"
+    distributed_modules = ("G", "D")  # wrapped in DistributedDataParallel under torchrun
