@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ganforge import checkpoint as ckpt
+from ganforge.api import read_run_config
+from ganforge.apps.export import has_ema
+from ganforge.architecture import build_network, count_params, summary
 from ganforge.errors import GanforgeError
+from ganforge.monitor.log import read_log
 
 CARD_NAME = "MODEL_CARD.md"
 NOT_METRICS = {"step", "kind", "protocol", "time", "epoch", "split", "checkpoint", "weights"}
@@ -152,11 +157,6 @@ def _cell(text: str) -> str:
 # ---------------------------------------------------------------------------------- render
 def render_card(run_dir: str | Path) -> str:
     """The text of a run's model card."""
-    from ganforge import checkpoint as ckpt
-    from ganforge.api import read_run_config
-    from ganforge.architecture import build_network, count_params, summary
-    from ganforge.monitor.log import read_log
-
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
     records = read_log(run_dir / "metrics.jsonl")
@@ -218,7 +218,6 @@ def render_card(run_dir: str | Path) -> str:
                  "log was removed.")
     if ckpts:
         last = ckpts[-1]
-        from ganforge.apps.export import has_ema
 
         L.append(f"- Latest checkpoint: `{last.name}`"
                  + (" (holds EMA generator weights, used by `ganforge export`)"

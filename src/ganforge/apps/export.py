@@ -27,6 +27,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ganforge import api
+from ganforge import checkpoint as ckpt
+from ganforge.architecture import build_network
+from ganforge.architecture.builder import SpecNet
 from ganforge.errors import CheckpointError, GanforgeError
 from ganforge.version import __version__
 
@@ -83,9 +87,6 @@ def load_for_use(run_dir: str | Path, checkpoint: str | Path | None = None,
     only (BatchNorm running statistics taken from the trained generator) also loads.
     """
     from safetensors.torch import load_file
-
-    from ganforge import api
-    from ganforge import checkpoint as ckpt
 
     if weights not in WEIGHT_CHOICES:
         raise GanforgeError(f"unknown weights choice '{weights}'; use one of "
@@ -210,8 +211,6 @@ def _baked(G: nn.Module) -> nn.Module:
 
     from torch.nn.utils import parametrize
 
-    from ganforge.architecture.builder import SpecNet
-
     G = G.eval()
     if not any(parametrize.is_parametrized(m) for m in G.modules()):
         m = copy.deepcopy(G).cpu().eval()
@@ -332,8 +331,6 @@ def load_exported(path: str | Path, meta: dict[str, Any] | None = None) -> nn.Mo
     """Rebuild a generator exported as safetensors (spec from the JSON beside it)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
-
-    from ganforge.architecture import build_network
 
     path = Path(path)
     if meta is None:

@@ -20,14 +20,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from ganforge.architecture.builder import SpecNet, plan_network
 from ganforge.architecture.layers import Dropout, Shape, ShapeError, _fmt, _need, register_layer
+from ganforge.errors import SpecError
 
 
 # ------------------------------------------------------------------------------- residual
 def _body_plans(shape: Shape, a: dict[str, Any]) -> list[Any]:
-    from ganforge.architecture.builder import plan_network
-    from ganforge.errors import SpecError
-
     body = a["layers"]
     if not isinstance(body, list) or not body:
         raise ShapeError("layers must be a non-empty list of layer specs (the block's body)")
@@ -59,8 +58,6 @@ class Residual(nn.Module):
 
 @_residual.builder
 def _residual_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
-    from ganforge.architecture.builder import SpecNet
-
     return Residual(SpecNet(_body_plans(shape, a), shape, "body"))
 
 

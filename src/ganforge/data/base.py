@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from ganforge.errors import DataError
+
 
 @dataclass
 class TensorData:
@@ -45,8 +47,6 @@ class IndexBatcher:
     def __init__(self, data: TensorData, batch_size: int, seed: int) -> None:
         n = len(data)
         if batch_size > n:
-            from ganforge.errors import DataError
-
             raise DataError(
                 f"batch size {batch_size} is larger than the dataset '{data.name}' "
                 f"({n} samples). Lower train.batch_size or use a larger dataset."

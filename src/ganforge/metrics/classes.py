@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ganforge.errors import DataError
+from ganforge.metrics.features import as_tensor, get_extractor
 
 
 @dataclass
@@ -57,8 +58,6 @@ def class_modes(samples: Any, extractor: Any = "mnist", num_classes: int | None 
             raise DataError(f"class_modes: logits must be (N, classes) or (N, channels, "
                             f"classes), got shape {tuple(logits.shape)}.")
     else:
-        from ganforge.metrics.features import as_tensor, get_extractor
-
         ext = get_extractor(extractor)
         x = as_tensor(samples)
         if x.ndim == 3:

@@ -17,6 +17,7 @@ import torch
 from ganforge.errors import DataError
 from ganforge.metrics.features import get_extractor
 from ganforge.metrics.scores import frechet_distance, gaussian_stats
+from ganforge.seeding import sample_latent
 
 CONDITIONAL_METRICS = ("cas", "intra_fid")
 
@@ -91,7 +92,6 @@ class ConditionalEvalCallback:
         self.n = int(mon.eval_n)
         self.k = num_classes
         self.seed = trainer.cfg.seed
-        from ganforge.seeding import sample_latent
 
         self.z = sample_latent(self.n, trainer.cfg.latent.full_shape,
                                trainer.cfg.latent.distribution,

@@ -20,9 +20,11 @@ from typing import Any
 
 import torch
 
+from ganforge.checkpoint import list_checkpoints, save_checkpoint
 from ganforge.errors import ConfigError, DataError
 from ganforge.metrics.evaluate import DIRECTION, auto_extractor, parse_metrics, score_samples
 from ganforge.metrics.features import get_extractor
+from ganforge.metrics.reference import real_features
 from ganforge.seeding import sample_latent
 
 # Which --metrics entry produces each best_metric key.
@@ -51,7 +53,6 @@ class EvalCallback:
         data = trainer.data
         self.data_kind, self.data_info = data.kind, data.info
         self.seed = cfg.seed
-        from ganforge.metrics.reference import real_features
 
         with torch.random.fork_rng(devices=[]):
             name = (auto_extractor(data.kind, data.shape) if mon.eval_extractor == "auto"
@@ -93,8 +94,6 @@ class EvalCallback:
         return value * DIRECTION[self.best_metric] > self.best_value * DIRECTION[self.best_metric]
 
     def _save_best(self, trainer: Any, value: float) -> None:
-        from ganforge.checkpoint import list_checkpoints, save_checkpoint
-
         path = save_checkpoint(self.best_dir, trainer.step, trainer.modules(), trainer.state())
         for old in list_checkpoints(self.best_dir):
             if old != path:

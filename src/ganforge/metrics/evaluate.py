@@ -10,7 +10,10 @@ import numpy as np
 import torch
 
 from ganforge.errors import ConfigError, did_you_mean
+from ganforge.metrics import scores as S
+from ganforge.metrics.classes import class_modes
 from ganforge.metrics.features import Extractor, get_extractor
+from ganforge.metrics.modes import mode_coverage
 
 METRICS = ("fid", "kid", "is", "pr", "dc", "modes")
 ALIASES = {"precision_recall": "pr", "precision": "pr", "recall": "pr",
@@ -58,8 +61,6 @@ def score_samples(fake: torch.Tensor, real_feats: np.ndarray, metrics: list[str]
                   data_info: dict[str, Any] | None = None, seed: int = 0,
                   kid_subsets: int = 100) -> tuple[dict[str, Any], dict[str, Any]]:
     """(scores, protocol details) of generated samples against cached real features."""
-    from ganforge.metrics import scores as S
-
     out: dict[str, Any] = {}
     proto: dict[str, Any] = {}
     info = data_info or {}
@@ -87,16 +88,12 @@ def score_samples(fake: torch.Tensor, real_feats: np.ndarray, metrics: list[str]
         proto.update(is_splits=r["is_splits"], is_classifier=extractor.name)
     if "modes" in metrics:
         if data_kind == "vector" and "means" in info and "std" in info:
-            from ganforge.metrics.modes import mode_coverage
-
             mc = mode_coverage(fake.reshape(fake.shape[0], -1), np.asarray(info["means"]),
                                float(info["std"]))
             out.update(modes=mc.modes, modes_total=mc.total_modes,
                        high_quality=mc.high_quality, reverse_kl=mc.reverse_kl)
             proto["modes_protocol"] = "PacGAN: nearest mode, high quality < 3 std"
         elif data_kind == "image":
-            from ganforge.metrics.classes import class_modes
-
             clf = extractor if extractor.has_logits else get_extractor("mnist")
             cm = class_modes(fake, clf)
             out.update(modes=cm.modes, modes_total=cm.total_modes, modes_kl=cm.kl,

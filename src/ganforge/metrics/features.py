@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ganforge.errors import ConfigError, DataError, GanforgeError, did_you_mean
+from ganforge.metrics.mnist_net import MnistNet
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MNIST_WEIGHTS = WEIGHTS_DIR / "mnist_cnn.safetensors"
@@ -141,8 +142,6 @@ class MnistExtractor(Extractor):
     def __init__(self, weights: str | Path | None = None) -> None:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
-
-        from ganforge.metrics.mnist_net import MnistNet
 
         path = Path(weights) if weights is not None else MNIST_WEIGHTS
         if not path.is_file():

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ganforge.data import load_dataset
+from ganforge.data.registry import cache_dir as root_cache
 from ganforge.errors import DataError
 from ganforge.metrics.features import Extractor, get_extractor
 
@@ -28,7 +30,6 @@ CACHE_FORMAT = 1
 def cache_dir(override: str | Path | None = None) -> Path:
     if override is not None:
         return Path(override)
-    from ganforge.data.registry import cache_dir as root_cache
 
     return root_cache() / "reference"
 
@@ -70,8 +71,6 @@ def real_features(source: str, split: str, extractor: Any, n: int | None = None,
             except (OSError, ValueError, KeyError, json.JSONDecodeError):
                 pass  # unreadable or foreign file: recompute and overwrite
     if data is None:
-        from ganforge.data import load_dataset
-
         data = load_dataset(source, split=split, **(options or {})).x
     x = subsample(data, n, seed)
     if x.shape[0] < 2:

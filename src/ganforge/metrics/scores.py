@@ -23,13 +23,12 @@ import numpy as np
 import torch
 
 from ganforge.errors import DataError, GanforgeError
+from ganforge.metrics.features import get_extractor
 
 
 def _features(x: Any, extractor: Any, who: str) -> np.ndarray:
     """float64 (N, D) features of ``x``."""
     if extractor is not None:
-        from ganforge.metrics.features import get_extractor
-
         return get_extractor(extractor).features(x).double().numpy()
     arr = x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
     if arr.ndim != 2:
@@ -136,8 +135,6 @@ def inception_score(samples: Any, extractor: Any = None, splits: int = 10, seed:
     class is not scored per class.
     """
     if extractor is not None:
-        from ganforge.metrics.features import get_extractor
-
         logits = get_extractor(extractor).logits(samples).double()
     else:
         logits = torch.as_tensor(np.asarray(samples) if not isinstance(samples, torch.Tensor)

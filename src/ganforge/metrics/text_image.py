@@ -19,14 +19,14 @@ import torch
 
 from ganforge.data.captions import ATTRIBUTES, CaptionBins, measure_bins
 from ganforge.errors import DataError
+from ganforge.metrics.features import get_extractor
+from ganforge.metrics.scores import fid
 
 
 def agreement(images: torch.Tensor, attrs: dict[str, np.ndarray],
               bins: CaptionBins | None = None, classifier: Any = "mnist") -> dict[str, float]:
     """Digit accuracy and per-attribute bin agreement of images made for captions with
     attributes ``attrs`` (``digit``, ``thickness``, ``slant``, ``size``; one per image)."""
-    from ganforge.metrics.features import get_extractor
-
     digits = np.asarray(attrs["digit"], dtype=np.int64)
     if len(digits) != images.shape[0]:
         raise DataError(f"{images.shape[0]} images for {len(digits)} captions; give one "
@@ -50,8 +50,6 @@ def text_image_scores(images: torch.Tensor, attrs: dict[str, np.ndarray],
     """``agreement`` plus FID against ``real`` images (when given)."""
     out = agreement(images, attrs, bins, extractor)
     if real is not None:
-        from ganforge.metrics.scores import fid
-
         out["fid"] = float(fid(real, images, extractor))
     return out
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ganforge.monitor.alarms import Alarm, HealthWatch
+from ganforge.monitor.report import write_report
 from ganforge.monitor.signals import (
     WASSERSTEIN_LOSSES,
     FeatureExtractor,
@@ -32,6 +33,7 @@ from ganforge.monitor.signals import (
     logit,
     mean_pairwise_distance,
 )
+from ganforge.monitor.tensorboard import TensorBoardWriter, tensorboard_available
 
 SHORT = {"generator": "g", "discriminator": "d"}
 
@@ -107,8 +109,6 @@ class MonitorCallback:
             elif kind == "eval":
                 self.watch.update_eval(rec)
         if cfg.tensorboard:
-            from ganforge.monitor.tensorboard import TensorBoardWriter, tensorboard_available
-
             if tensorboard_available():
                 self.tb = TensorBoardWriter(trainer.run_dir / "tensorboard")
         self.ready = True
@@ -152,7 +152,6 @@ class MonitorCallback:
         if self.cfg.report and (new_evals or diverged):
             # Refreshed at each evaluation; on divergence the trainer stops right after this
             # hook, so the report is written now with this (not yet logged) record.
-            from ganforge.monitor.report import write_report
 
             write_report(trainer.run_dir, extra_records=[record])
         self.overhead_s += time.perf_counter() - t0
@@ -166,8 +165,6 @@ class MonitorCallback:
             self.tb.close()
             self.tb = None
         if self.cfg.report:
-            from ganforge.monitor.report import write_report
-
             write_report(trainer.run_dir)
         self.overhead_s += time.perf_counter() - t0
 

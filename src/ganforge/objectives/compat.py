@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ganforge.architecture.builder import parse_layer
+from ganforge.architecture.layers import LAYERS
 from ganforge.errors import ConfigError, SpecError
 
 
 def _d_layers(cfg: Any) -> list[tuple[str, dict[str, Any]]]:
-    from ganforge.architecture.builder import parse_layer
-
     out = []
     for i, entry in enumerate(cfg.discriminator.layers):
         try:
@@ -24,8 +24,6 @@ def _d_layers(cfg: Any) -> list[tuple[str, dict[str, Any]]]:
 
 
 def discriminator_uses_spectral_norm(cfg: Any) -> bool:
-    from ganforge.architecture.layers import LAYERS
-
     layers = _d_layers(cfg)
     if cfg.discriminator.spectral_norm:
         return any(LAYERS[t].weighted and args.get("spectral_norm", True) for t, args in layers)

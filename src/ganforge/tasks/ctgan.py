@@ -30,7 +30,7 @@ from torch import nn
 
 from ganforge.architecture import build_network
 from ganforge.data.tabular import TableTransformer
-from ganforge.errors import CheckpointError, ConfigError, DataError, GanforgeError
+from ganforge.errors import CheckpointError, ConfigError, DataError, GanforgeError, SpecError
 from ganforge.objectives import get_loss
 from ganforge.objectives.compat import check_objective
 from ganforge.objectives.penalties import gradient_penalty
@@ -181,8 +181,6 @@ class PackedCritic(nn.Module):
 
 def make_networks(cfg: Any, transformer: Any) -> tuple[TableGenerator, PackedCritic]:
     """G and D for this table; spec errors name the spec path."""
-    from ganforge.errors import SpecError
-
     tc = cfg.tabular
     if len(cfg.latent.full_shape) != 1:
         raise ConfigError("the ctgan task needs a vector latent: set latent.dim, not latent.shape.")

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
-from ganforge.architecture import build_network
+from ganforge.architecture import build_network, summary
 from ganforge.architecture.text import (
     GRU_MAX_TOKENS,
     MINILM_DIM,
@@ -50,7 +50,9 @@ from ganforge.architecture.text import (
     minilm_embed,
     resolve_encoder,
 )
+from ganforge.config import format_validation_error
 from ganforge.errors import CheckpointError, ConfigError, DataError, GanforgeError, SpecError
+from ganforge.monitor.images import image_grid
 from ganforge.objectives.compat import check_objective
 from ganforge.objectives.losses import bce
 from ganforge.optim import build_optimizer
@@ -100,8 +102,6 @@ def parse_options(cfg: Any) -> StackGANOptions:
     try:
         return StackGANOptions.model_validate(dict(cfg.task_options or {}))
     except ValidationError as exc:
-        from ganforge.config import format_validation_error
-
         text = format_validation_error(exc, StackGANOptions).replace("\n  ", "\n  task_options.")
         raise ConfigError(text + "\n(see `ganforge preset stackgan-mnist` for a full example)"
                           ) from None
@@ -255,8 +255,6 @@ def make_networks(cfg: Any, data_shape: tuple[int, ...], encoder: str, vocab_siz
 
 def print_summary(cfg: Any, data_shape: tuple[int, ...]) -> int:
     """``ganforge inspect``: the four spec-built networks with their real input shapes."""
-    from ganforge.architecture import summary
-
     o = parse_options(cfg)
     encoder = resolve_encoder(o.encoder)
     G, D = make_networks(cfg, tuple(data_shape), encoder, vocab_size=2)
@@ -515,8 +513,6 @@ class StackGANTask(Task):
     def save_samples(self, trainer: Any) -> Path:
         """A grid with one row per digit ("a regular, upright seven"), the same z per column;
         Stage-I images (upsampled) while Stage-I trains."""
-        from ganforge.monitor.images import image_grid
-
         per = max(1, self.grid_size // len(FIXED_TEXTS))
         stage = 1 if trainer.step <= self.opts.stage1_steps else 2
         x = generate(self.G, self.fixed_text, trainer.fixed_z[:per], stage,

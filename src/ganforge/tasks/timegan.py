@@ -45,6 +45,7 @@ from torch import nn
 from ganforge.architecture import build_network
 from ganforge.architecture.builder import plan_network
 from ganforge.architecture.layers import _fmt
+from ganforge.config import format_validation_error
 from ganforge.data.sequences import SCALE_EPS
 from ganforge.errors import ConfigError, SpecError
 from ganforge.objectives.compat import check_objective
@@ -74,8 +75,6 @@ def parse_options(cfg: Any) -> TimeGANOptions:
     try:
         return TimeGANOptions.model_validate(raw)
     except ValidationError as exc:
-        from ganforge.config import format_validation_error
-
         text = format_validation_error(exc, TimeGANOptions).replace("\n  ", "\n  task_options.")
         raise ConfigError(text + "\n(see `ganforge preset timegan-sines` for a full example)"
                           ) from None

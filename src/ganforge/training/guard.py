@@ -29,7 +29,8 @@ from typing import Any
 import torch
 
 from ganforge import checkpoint as ckpt
-from ganforge.errors import GanforgeError
+from ganforge.errors import GanforgeError, SpecError
+from ganforge.monitor.report import write_report
 
 
 class TrainingDiverged(GanforgeError):
@@ -77,8 +78,6 @@ def dry_run(generator: torch.nn.Module, discriminator: torch.nn.Module,
     a spec-built network) in eval mode (no RNG draw, no state change), so a spec that passes
     shape inference but fails in PyTorch is a SpecError before training. Networks without
     ``in_shape`` (built by a task in another way) are skipped."""
-    from ganforge.errors import SpecError
-
     g_was, d_was = generator.training, discriminator.training
     generator.eval()
     discriminator.eval()
@@ -162,8 +161,6 @@ class RunGuard:
             t.log.write({"kind": "alarm", "step": t.step, "alarm": "divergence",
                          "message": message})
         if monitor is not None and monitor.cfg.report:
-            from ganforge.monitor.report import write_report
-
             write_report(t.run_dir)
         raise TrainingDiverged(message)
 
