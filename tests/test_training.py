@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import ganforge
-from ganforge.data import IndexBatcher, load_dataset
+from ganforge.data import IndexBatcher, TensorData, load_dataset
 from ganforge.data.registry import mixture_means
 from ganforge.metrics import mode_coverage
 
@@ -69,13 +69,30 @@ def test_resume_equals_uninterrupted(tmp_path, preset, extra):
 
 
 def test_batcher_indexes_a_permutation_per_epoch():
-    data = load_dataset("digits")
-    b = IndexBatcher(data, batch_size=100, seed=3)
-    seen = torch.cat([b.next()[1] for _ in range(b.batches_per_epoch)])
-    # One epoch = a permutation of (the first batches_per_epoch*100 of) the data, no repeats.
-    assert b.epoch == 0 and len(seen) == b.batches_per_epoch * 100
-    x, _ = b.next()
-    assert b.epoch == 1 and x.shape == (100, 1, 8, 8)
+    # x holds each sample's own index, so a batch tells exactly which samples were drawn.
+    n, bs = 1050, 100
+    data = TensorData("index", x=torch.arange(n).unsqueeze(1), y=torch.arange(n) % 7)
+    b = IndexBatcher(data, batch_size=bs, seed=3)
+    assert b.batches_per_epoch == n // bs
+    epoch0 = [b.next() for _ in range(b.batches_per_epoch)]
+    idx0 = torch.cat([x[:, 0] for x, _ in epoch0])
+    # One epoch = distinct indices (no repeats), shuffled, labels travel with their samples.
+    assert b.epoch == 0 and len(idx0) == b.batches_per_epoch * bs
+    assert len(set(idx0.tolist())) == len(idx0)
+    assert not torch.equal(idx0, torch.arange(len(idx0)))
+    assert all(torch.equal(y, x[:, 0] % 7) for x, y in epoch0)
+    # The next epoch is a fresh permutation: a different order, again without repeats, and it
+    # can draw samples that fell in epoch 0's dropped remainder.
+    epoch1 = [b.next() for _ in range(b.batches_per_epoch)]
+    idx1 = torch.cat([x[:, 0] for x, _ in epoch1])
+    assert b.epoch == 1 and len(set(idx1.tolist())) == len(idx1)
+    assert not torch.equal(idx0, idx1)
+    assert set(idx1.tolist()) - set(idx0.tolist())
+    # Same seed, same batches.
+    again = IndexBatcher(data, batch_size=bs, seed=3)
+    assert torch.equal(torch.cat([again.next()[0][:, 0] for _ in range(len(epoch0))]), idx0)
+    x, _ = IndexBatcher(load_dataset("digits"), batch_size=100, seed=3).next()
+    assert x.shape == (100, 1, 8, 8)
 
 
 def test_bundled_datasets_have_documented_shapes_and_ranges():
