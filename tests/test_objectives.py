@@ -30,8 +30,17 @@ from ganforge.objectives.tricks import (
 )
 from ganforge.training.trainer import Trainer
 
-torch.set_num_threads(1)
 QUICK = ["monitor.progress=false", "train.epochs=null"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread for this module's tests only (restored after, so other modules keep
+    the session's count whatever the collection order)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def gen(seed: int = 0) -> torch.Generator:
