@@ -6,7 +6,7 @@ import torch
 import ganforge
 from ganforge.data import IndexBatcher, TensorData, load_dataset
 from ganforge.data.registry import mixture_means
-from ganforge.metrics import mode_coverage
+from ganforge.metrics import fid, mode_coverage
 
 QUIET = ["monitor.progress=false"]
 
@@ -41,8 +41,16 @@ def test_dcgan_mnist_short_run_changes_losses_and_samples_fit_data(tmp_path):
     assert x.min() >= -1 and x.max() <= 1 and x.std() > 0.1
     assert sorted(p.name for p in (tmp_path / "dc" / "samples").glob("*.png")) == [
         "step_00000060.png", "step_00000120.png"]
-    # Samples moved away from the initial (untrained) generator's output.
     assert (tmp_path / "dc" / "checkpoints" / "step_00000120" / "model.safetensors").is_file()
+    # Samples moved towards the data: FID (mnist features, held-out digits) well below that of
+    # the generator after a single step (same seed, so the same initial weights).
+    first = ganforge.train("dcgan-mnist", run_dir=tmp_path / "dc1", overrides=QUIET + [
+        "train.epochs=null", "train.steps=1", "train.batch_size=32", "monitor.sample_every=60"])
+    real = load_dataset("mnist", split="test").x[:500]
+    fid_trained = fid(real, run.sample(500, seed=1), extractor="mnist")
+    fid_start = fid(real, first.sample(500, seed=1), extractor="mnist")
+    # measured 91 after 120 steps vs 872 after one
+    assert fid_trained < 0.3 * fid_start, (fid_trained, fid_start)
 
 
 @pytest.mark.parametrize("preset,extra", [
