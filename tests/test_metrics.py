@@ -389,8 +389,7 @@ def test_evaluate_mnist_run_and_cli(tmp_path, capsys):
     assert res["is"] == pytest.approx(M.inception_score(fake, extractor="mnist")["is"], rel=1e-6)
     cm = M.class_modes(fake)
     assert res["modes"] == cm.modes and res["modes_kl"] == pytest.approx(cm.kl, rel=1e-6)
-    Path("/tmp/measure_is.txt").write_text(f"{res['is']} {res['modes']} {cm.kl}")
-    assert res["is"] < 5.0 and res["modes"] < 10
+    assert res["is"] < 3.0 and res["modes"] <= 3  # measured IS 1.0, 1 mode (real: > 9, 10)
 
     log = run.run_dir / "metrics.jsonl"
     before = log.read_text()
