@@ -109,6 +109,35 @@ def test_gp_center_sets_the_target_gradient_norm(tmp_path):
     assert 0 < mean_norm and mean_norm ** 2 <= p0 / 10 * (1 + 1e-4)
 
 
+def test_diffaugment_changes_what_d_sees_in_a_training_step(tmp_path):
+    """One dcgan-mnist step: with DiffAugment D's first input is the real batch transformed
+    (cutout zeroes a square of -1..1 images to 0, translation shifts); without, the batch."""
+    seen = {}
+    for policy in ("[]", "[translation,cutout]"):
+        tr = Trainer(load_config("dcgan-mnist", [
+            "train.epochs=null", "train.steps=1", "train.batch_size=4", "monitor.progress=false",
+            "monitor.report=false", "monitor.tensorboard=false", "device=cpu",
+            f"objective.diffaugment={policy}"]), tmp_path / policy.strip("[]").replace(",", "-"))
+        reals, inputs = [], []
+
+        def next_batch(tr=tr, reals=reals):
+            batch = tr.batcher.next()
+            reals.append(batch[0].clone())
+            return batch
+
+        hook = tr.D.register_forward_pre_hook(
+            lambda m, args, inputs=inputs: inputs.append(args[0].detach()))
+        tr.task.train_step(next_batch)
+        hook.remove()
+        seen[policy] = (reals[0], inputs[0])
+    real, d_in = seen["[]"]
+    assert torch.equal(d_in, real)
+    real, d_in = seen["[translation,cutout]"]
+    assert d_in.shape == real.shape and not torch.equal(d_in, real)
+    # every image is changed (translation and cutout act per image)
+    assert all(not torch.equal(a, b) for a, b in zip(d_in, real, strict=True))
+
+
 # ---------------------------------------------------------------------- extension points
 def test_register_dataset_feeds_a_run(tmp_path, monkeypatch):
     monkeypatch.setitem(DATASETS, "two-points", None)  # removed again after the test
