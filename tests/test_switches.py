@@ -90,8 +90,9 @@ def test_ema_start_copies_then_averages(tmp_path):
     for a, b in zip(copying.sampling_generator.parameters(), copying.G.parameters(),
                     strict=True):
         assert torch.equal(a, b)  # within ema_start steps: a plain copy of G
-    diff = [float((a - b).abs().max()) for a, b in zip(averaging.sampling_generator.parameters(),
-                                                         averaging.G.parameters(), strict=True)]
+    diff = [float((a - b).detach().abs().max())
+            for a, b in zip(averaging.sampling_generator.parameters(),
+                            averaging.G.parameters(), strict=True)]
     assert max(diff) > 1e-5  # averaging lags behind G
     assert averaging.sampling_generator is not averaging.G
 
