@@ -323,14 +323,18 @@ def color_mask(img: np.ndarray, rgb: tuple[int, int, int], tol: int = 12) -> np.
 def test_report_renders_in_headless_chromium_with_curves_and_sample_strip(
         runs: dict, tmp_path: Path) -> None:
     if chromium_binary() is None:
-        pytest.skip("chromium is not installed and could not be installed (make test runs "
-                    "'apt-get install -y chromium' first); cannot render report.html")
+        why = ("chromium is not installed and could not be installed (make test runs "
+               "'apt-get install -y chromium' first); cannot render report.html")
+        if os.environ.get("CI"):  # CI must render the report, not skip it
+            pytest.fail(why)
+        pytest.skip(why)
     blank = tmp_path / "blank.html"
     blank.write_text("<html><body>ok</body></html>")
     try:
         render(blank, tmp_path / "blank.png", tmp_path / "profile-blank", "200,100")
     except (AssertionError, OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"chromium is installed but cannot render a blank page here: {exc}")
+        # installed (make test installs it) yet broken: a defect of the setup, not a skip
+        pytest.fail(f"chromium is installed but cannot render a blank page here: {exc}")
     report = write_report(runs["strong"], tmp_path / "report.html")
     text = report.read_text()
     # Self-contained: every image is embedded, nothing is fetched.

@@ -32,8 +32,17 @@ from ganforge.objectives.tricks import (
 from ganforge.tasks.unconditional import UnconditionalTask
 from ganforge.training.trainer import Trainer
 
-torch.set_num_threads(1)
 QUICK = ["monitor.progress=false", "train.epochs=null"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread for this module's tests only (restored after, so other modules keep
+    the session's count whatever the collection order)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -429,3 +438,21 @@ def test_mnist_presets_train_without_nan(tmp_path, preset: str, steps: int) -> N
     for r in recs:
         assert all(r[k] is not None and math.isfinite(r[k]) for k in keys)
     assert torch.isfinite(run.sample(16)).all()
+
+
+@pytest.mark.parametrize("preset, extra, k", [("wgan-gp-mnist", [], 5),
+                                              ("sngan-mnist", ["train.d_steps=3"], 3)])
+def test_d_steps_gives_k_critic_updates_per_generator_update(tmp_path, preset, extra, k) -> None:
+    cfg = load_config(preset, QUICK + ["train.steps=3", "train.batch_size=8",
+                                       "monitor.log_every=1", *extra])
+    assert cfg.train.d_steps == k
+    tr = Trainer(cfg, tmp_path / "r")
+    counts = {"d": 0, "g": 0}
+    tr.opt_d.register_step_post_hook(lambda *a: counts.__setitem__("d", counts["d"] + 1))
+    tr.opt_g.register_step_post_hook(lambda *a: counts.__setitem__("g", counts["g"] + 1))
+    tr.fit()
+    assert counts == {"d": 3 * k, "g": 3}
+    # each critic update draws its own batch of real images
+    recs = [r for r in tr.log.read() if r["kind"] == "train"]
+    assert [r["step"] for r in recs] == [1, 2, 3]
+    assert tr.batcher.epoch * tr.batcher.batches_per_epoch + tr.batcher.position == 3 * k

@@ -58,6 +58,12 @@ def test_bf16_autocast_runs_the_step_in_bf16_with_finite_losses(tmp_path):
     losses = _losses(t)
     assert losses and all(torch.isfinite(torch.tensor(x)).all() for x in losses)
     assert all(p.dtype == torch.float32 for p in t.G.parameters())  # weights stay fp32
+    # The same steps in fp32 (same seed): bf16's losses follow them to bf16 precision
+    # (measured: within 0.07% over the 4 steps; the bound leaves 14x room).
+    ref = _losses(_run(tmp_path, "fp32", ["train.precision=fp32"]))
+    assert len(ref) == len(losses) == 2
+    for (a, b), (c, d) in zip(losses, ref, strict=True):
+        assert a == pytest.approx(c, rel=0.01) and b == pytest.approx(d, rel=0.01)
     assert t.sample_fixed().shape == (64, 1, 28, 28)
 
 

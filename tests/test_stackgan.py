@@ -111,10 +111,12 @@ def test_kl_term_equals_torch_distributions():
     ref = kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), Normal(0.0, 1.0)).sum(1).mean()
     torch.testing.assert_close(kl_term(mu, logvar), ref)
     assert float(kl_term(torch.zeros(3, 4), torch.zeros(3, 4))) == 0.0
-    # the reparameterised sample has the stated mean and std
-    ca = ConditioningAugmentation(6, 4).double().eval()
-    emb = torch.randn(1, 6, dtype=torch.float64, generator=g).repeat(20000, 1)
-    c, m, lv = ca(emb)
+    # the reparameterised sample has the stated mean and std (seeded init and noise)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        ca = ConditioningAugmentation(6, 4).double().eval()
+        emb = torch.randn(1, 6, dtype=torch.float64, generator=g).repeat(20000, 1)
+        c, m, lv = ca(emb)
     torch.testing.assert_close(c.mean(0), m[0], atol=0.03, rtol=0)
     torch.testing.assert_close(c.std(0), torch.exp(0.5 * lv[0]), atol=0.03, rtol=0)
     eps = torch.randn(20000, 4, dtype=torch.float64, generator=g)
@@ -194,7 +196,8 @@ def trained(tmp_path_factory):
         f"train.checkpoint_every={TRAIN_STEPS_STAGE1}", "train.keep_checkpoints=5",
         "monitor.progress=false", "monitor.tensorboard=false", "monitor.report=false",
         "monitor.log_every=20", f"monitor.sample_every={steps}",
-        f"monitor.eval_every={steps}", "monitor.eval_n=200", "monitor.eval_metrics=[fid]"])
+        f"monitor.eval_every={TRAIN_STEPS_STAGE1}", "monitor.eval_n=200",
+        "monitor.eval_metrics=[fid]"])
     yield run
     torch.set_num_threads(threads)
 
@@ -218,6 +221,8 @@ def test_short_training_draws_the_named_digit(trained):
     # the same texts with shuffled digits score near chance: the text decides the digit
     perm = np.random.default_rng(0).permutation(len(texts))
     assert agreement(images, {**sub, "digit": sub["digit"][perm]})["digit_acc"] < 0.2
+    # Stage 2 (the product) is not scored here: after this fixture's 20 Stage-II steps it is
+    # still at chance (measured digit 0.10, FID 640), and scoring it needs hundreds more steps.
 
 
 def test_monitor_and_evaluation_sample_the_fixed_texts(trained):
@@ -230,7 +235,12 @@ def test_monitor_and_evaluation_sample_the_fixed_texts(trained):
     evals = [r for r in recs if r["kind"] == "eval"]
     assert all(np.isfinite(r["diversity_ratio"]) for r in train)
     assert train[-1]["stage"] == 2.0 and train[0]["stage"] == 1.0
-    assert len(evals) == 1 and 0 < evals[0]["fid"] < 1000
+    # one line at the end of Stage I (step 360), one at the end of the run (Stage II)
+    assert [r["step"] for r in evals] == [TRAIN_STEPS_STAGE1, TRAIN_STEPS_STAGE1 +
+                                          TRAIN_STEPS_STAGE2]
+    # Stage I's images beat a blank generator's 55-75 (measured 24.8; Stage II after its 20
+    # steps: 640, not asserted, see test_short_training_draws_the_named_digit)
+    assert evals[0]["fid"] < 40, evals[0]
 
 
 def test_stage1_is_frozen_while_stage2_trains(trained):

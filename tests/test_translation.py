@@ -184,7 +184,9 @@ def test_cyclegan_resume_equals_uninterrupted_and_logs_lr(tmp_path):
     """All four networks, the two optimizers, the image pools and domain a's data order are in
     the checkpoint: a run killed after its step-3 checkpoint and resumed ends with the same
     weights as a straight one."""
-    common = ["train.checkpoint_every=3"]
+    # non-default loss weights: the loss decomposition below checks that they are applied
+    common = ["train.checkpoint_every=3", "translation.cycle_weight=7",
+              "translation.identity_weight=0.3"]
     straight = ganforge.train("cyclegan-digits", overrides=tiny_cyclegan(6, common),
                               run_dir=tmp_path / "straight")
     with pytest.raises(Crash):
@@ -204,7 +206,15 @@ def test_cyclegan_resume_equals_uninterrupted_and_logs_lr(tmp_path):
     log = [r for r in read_log(tmp_path / "straight" / "metrics.jsonl") if r["kind"] == "train"]
     # 6 steps, decay after 3: 1, 1, 1, 3/4, 2/4, 1/4.
     assert [r["lr_factor"] for r in log] == pytest.approx([1, 1, 1, 0.75, 0.5, 0.25])
-    assert all(r["cycle_l1"] > 0 and r["identity_l1"] > 0 for r in log)
+    # G's loss is its adversarial part plus the weighted cycle and identity L1 terms (identity
+    # weighted relative to the cycle weight), each L1 a real distance (> 0, images in [-1, 1])
+    tc = straight.config.translation
+    assert (tc.cycle_weight, tc.identity_weight) == (7, 0.3)
+    for r in log:
+        assert 0.01 < r["cycle_l1"] < 4 and 0.01 < r["identity_l1"] < 4, r  # measured 1.6-2
+        assert r["g_loss"] == pytest.approx(
+            r["g_gan"] + tc.cycle_weight * r["cycle_l1"]
+            + tc.identity_weight * tc.cycle_weight * r["identity_l1"], rel=1e-5), r
     assert (tmp_path / "straight" / "samples" / "step_00000006.png").is_file()
 
 
@@ -358,7 +368,7 @@ def test_translate_cli_writes_one_output_per_input_with_same_names(tmp_path, cap
     for direction in ("a2b", "b2a"):
         out = tmp_path / f"out_{direction}"
         args = ("translate", str(run_dir), "--input", str(src), "--direction", direction,
-                "--out", str(out))
+                "--out", str(out), "--device", "cpu" if direction == "a2b" else "auto")
         if direction == "a2b":  # once through a real `python -m ganforge`
             r = run_cli(*args)
             assert r.returncode == 0, r.stderr
@@ -379,6 +389,10 @@ def test_translate_cli_writes_one_output_per_input_with_same_names(tmp_path, cap
     got = torch.from_numpy(np.asarray(Image.open(tmp_path / "out_a2b" / "zero.png"),
                                       dtype=np.float32)) / 127.5 - 1
     assert torch.allclose(got, expect[0, 0], atol=1.5 / 127.5)
+    if not torch.cuda.is_available():  # --device reaches the loader: cuda is refused cleanly
+        rc, _, err = cli_main(capsys, "translate", str(run_dir), "--input", str(src),
+                              "--out", str(tmp_path / "out_cuda"), "--device", "cuda")
+        assert rc == 2 and "no CUDA GPU" in err and not (tmp_path / "out_cuda").exists()
     # A single file, and errors that leave the output alone.
     rc, _, _ = cli_main(capsys, "translate", str(run_dir), "--input", str(src / "one.png"),
                         "--out", str(tmp_path / "single"))
