@@ -20,7 +20,7 @@ from ganforge.errors import ConfigError
 from ganforge.metrics.conditional import classification_accuracy, conditional_scores, intra_fid
 from ganforge.metrics.features import get_extractor
 from ganforge.metrics.scores import fid
-from ganforge.training.seeding import sample_latent
+from ganforge.seeding import sample_latent
 
 SMALL_G = [{"dense": {"units": 1568, "bias": False}}, "batch_norm", "relu",
            {"reshape": {"shape": [32, 7, 7]}},

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from ganforge.config import list_presets, load_config
+from ganforge.api import load_config
+from ganforge.config import list_presets
 from ganforge.training.trainer import Trainer
 
 COMMON = ["train.epochs=null", "train.steps=2", "train.batch_size=4", "train.checkpoint_every=1000",

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import ganforge
+from ganforge.api import load_config
 from ganforge.cli import main
-from ganforge.config import load_config
 from ganforge.data import DATASETS, TensorData, register_dataset
 from ganforge.monitor.log import read_log
 from ganforge.training.trainer import Trainer
