@@ -139,6 +139,9 @@ class TrainConfig(Section):
         "fp32", description="bf16 runs the step under torch.autocast (CPU with AVX-512 bf16, "
         "CUDA); fp16 adds a gradient scaler per network (meant for CUDA)")
     compile: bool = Field(False, description="torch.compile the generator and discriminator")
+    threads: Literal["auto"] | int = Field(
+        "auto", description="torch intra-op threads: a count, or auto (1 for networks whose "
+        "step is too small to split, else every available core; ganforge.training.threads)")
     channels_last: bool = Field(False, description="channels-last memory format for conv nets")
     batching: Literal["index", "dataloader"] = Field(
         "index", description="index: one index_select per batch from the in-memory tensors; "
@@ -163,6 +166,12 @@ class TrainConfig(Section):
         if self.steps is not None and self.epochs is not None:
             raise ValueError("set train.steps or train.epochs, not both (use --set "
                              "train.steps=null to clear one)")
+        return self
+
+    @model_validator(mode="after")
+    def _threads(self) -> TrainConfig:
+        if self.threads != "auto" and (isinstance(self.threads, bool) or self.threads < 1):
+            raise ValueError(f"train.threads must be auto or a count >= 1, got {self.threads!r}")
         return self
 
     @model_validator(mode="after")

@@ -33,6 +33,7 @@ from ganforge.training.guard import (
     load_callback_states,
 )
 from ganforge.training.seeding import resolve_device, rng_state, sample_latent, set_rng_state
+from ganforge.training.threads import apply_threads
 
 __all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted"]
 
@@ -127,6 +128,7 @@ class Trainer:
                                    discriminator_input_shape(cfg, self.data.shape),
                                    "discriminator").to(self.device)
             dry_run(self.G, self.D, latent_shape, self.device)
+        apply_threads(self, verbose=self.dist.is_writer)  # train.threads (before compile)
         self._apply_speed_switches()
         self.opt_g = build_optimizer(self.G.parameters(), cfg.optim.g)
         self.opt_d = build_optimizer(self.D.parameters(), cfg.optim.d)
