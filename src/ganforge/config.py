@@ -86,6 +86,9 @@ class ObjectiveConfig(Section):
     packing: int = Field(1, ge=1, description="PacGAN: D sees this many samples concatenated")
     ema: float | None = Field(None, ge=0, lt=1, description="EMA decay of G's weights (0.999)")
     ema_start: int = Field(0, ge=0, description="steps of plain copying before averaging")
+    ema_stats: Literal["copy", "own"] = Field(
+        "copy", description="batch-norm statistics of the EMA generator: copied from G, or its "
+        "own (one no-grad forward of the EMA generator per step on G's latents)")
     diffaugment: list[Literal["translation", "cutout", "color"]] = Field(
         default_factory=list, description="DiffAugment policies on D's inputs (images)")
     d_norm: Literal["layer_norm", "instance_norm", "none"] | None = Field(

@@ -80,8 +80,8 @@ class GeneratorDiscriminatorTask:
         self.noise = float(o.instance_noise) if o is not None else 0.0
         self.noise_steps = int(o.instance_noise_steps) if o is not None else 0
         self.augment = list(o.diffaugment) if o is not None else []
-        self.ema = (EMA(self.G, o.ema, o.ema_start) if o is not None and o.ema is not None
-                    else None)
+        self.ema = (EMA(self.G, o.ema, o.ema_start, o.ema_stats)
+                    if o is not None and o.ema is not None else None)
 
     def d_update(self, d_fn: Callable[[torch.Tensor], torch.Tensor], real_in: torch.Tensor,
                  fake_in: torch.Tensor, d_loss: torch.Tensor, d_index: int
@@ -102,13 +102,15 @@ class GeneratorDiscriminatorTask:
             clip_weights(self.D, self.clip)
         return penalty
 
-    def g_update(self, g_loss: torch.Tensor, step: int) -> None:
-        """One G update (D frozen by the caller), then unfreeze D and update the EMA of G."""
+    def g_update(self, g_loss: torch.Tensor, step: int,
+                 g_input: torch.Tensor | None = None) -> None:
+        """One G update (D frozen by the caller), then unfreeze D and update the EMA of G
+        (``g_input``: G's input of this step, for EMA statistics of its own)."""
         self.opt_g.zero_grad(set_to_none=True)
         self._backward_step(g_loss, self.opt_g, "g")
         set_requires_grad(self.D, True)
         if self.ema is not None:
-            self.ema.update(step + 1)
+            self.ema.update(step + 1, g_input)
 
     def _backward_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, net: str) -> None:
         """backward + optimizer step; under fp16 through that network's gradient scaler (the
@@ -195,7 +197,7 @@ class UnconditionalTask(GeneratorDiscriminatorTask):
             g_loss = self.loss.g_loss(g_logits)
             if fm is not None:
                 g_loss = g_loss + self.fm_weight * fm
-        self.g_update(g_loss, step)
+        self.g_update(g_loss, step, z)
 
         to_p = torch.sigmoid if self.loss.probabilities else (lambda t: t)
         stats: dict[str, Any] = {
