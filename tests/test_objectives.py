@@ -211,7 +211,7 @@ def test_packing_concatenates_consecutive_samples() -> None:
 
 
 def test_packed_discriminator_sees_m_samples(tmp_path) -> None:
-    cfg = load_config("pacgan-grid25", QUICK + ["train.steps=1", "train.batch_size=20"])
+    cfg = load_config("pacgan-grid25-paper", QUICK + ["train.steps=1", "train.batch_size=20"])
     tr = Trainer(cfg, tmp_path / "r")
     assert tr.D.in_shape == (8,)
     stats = tr.task.train_step(tr.batcher.next)

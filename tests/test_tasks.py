@@ -4,8 +4,10 @@ reads, every task's checks, and the layering contract of the package."""
 from __future__ import annotations
 
 import pickle
+import shutil
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -228,3 +230,20 @@ def test_monitor_does_not_reread_the_whole_log_each_log_step(tmp_path, monkeypat
     ganforge.train("gan-ring8", run_dir=tmp_path / "r", overrides=QUIET + [
         "train.steps=40", "monitor.log_every=2", "train.checkpoint_every=40"])
     assert calls["n"] <= 1, calls
+
+
+OLD_LAYOUT = Path(__file__).parent / "fixtures" / "old_layout"
+
+
+def test_checkpoints_of_the_previous_layout_load_and_resume(tmp_path):
+    """A run written by the code before the task refactor (commit 24769ad, by
+    tests/fixtures/old_layout/make.py; EMA on): ganforge.load samples exactly what the old
+    code sampled, and training resumes from its checkpoint."""
+    run_dir = tmp_path / "ring8-ema"
+    shutil.copytree(OLD_LAYOUT / "ring8-ema", run_dir)
+    run = ganforge.load(run_dir)
+    want = np.load(OLD_LAYOUT / "ring8-ema-samples.npy")
+    assert np.array_equal(run.sample(32, seed=5).numpy(), want)
+    resumed = ganforge.train(None, overrides=["train.steps=5"], resume=run_dir)
+    assert resumed.step == 5
+    assert not np.array_equal(resumed.sample(32, seed=5).numpy(), want)  # it trained on

@@ -17,8 +17,13 @@ def _weights(run):
 
 
 def test_ring8_covers_at_least_6_of_8_modes(tmp_path):
-    # The preset (1,500 steps, Adam 3e-4) covered 8/8 modes on seeds 0, 1 and 2 when measured.
-    run = ganforge.train("gan-ring8", overrides=QUIET, run_dir=tmp_path / "ring")
+    # The preset before issue 20 (1,500 steps, Adam 3e-4, no EMA), pinned here to keep this test
+    # short: it covered 8/8 modes on seeds 0, 1 and 2 when measured. The issue 20 recipe (10,000
+    # steps) is tested in test_recipes.py (slow).
+    old_preset = ["train.steps=1500", "optim.g.lr=0.0003", "optim.d.lr=0.0003",
+                  "objective.ema=null", "train.checkpoint_every=1000", "monitor.log_every=100",
+                  "monitor.sample_every=1000"]
+    run = ganforge.train("gan-ring8", overrides=QUIET + old_preset, run_dir=tmp_path / "ring")
     result = mode_coverage(run.sample(2500, seed=1), mixture_means("ring8"), std=0.01)
     assert result.modes >= 6, result
     assert result.high_quality > 0.1, result  # measured 0.19-0.23 on seeds 0-2

@@ -89,6 +89,9 @@ class ObjectiveConfig(Section):
     packing: int = Field(1, ge=1, description="PacGAN: D sees this many samples concatenated")
     ema: float | None = Field(None, ge=0, lt=1, description="EMA decay of G's weights (0.999)")
     ema_start: int = Field(0, ge=0, description="steps of plain copying before averaging")
+    ema_stats: Literal["copy", "own"] = Field(
+        "copy", description="batch-norm statistics of the EMA generator: copied from G, or its "
+        "own (one no-grad forward of the EMA generator per step on G's latents)")
     diffaugment: list[Literal["translation", "cutout", "color"]] = Field(
         default_factory=list, description="DiffAugment policies on D's inputs (images)")
     d_norm: Literal["layer_norm", "instance_norm", "none"] | None = Field(
@@ -142,6 +145,9 @@ class TrainConfig(Section):
         "fp32", description="bf16 runs the step under torch.autocast (CPU with AVX-512 bf16, "
         "CUDA); fp16 adds a gradient scaler per network (meant for CUDA)")
     compile: bool = Field(False, description="torch.compile the generator and discriminator")
+    threads: Literal["auto"] | int = Field(
+        "auto", description="torch intra-op threads: a count, or auto (1 for networks whose "
+        "step is too small to split, else every available core; ganforge.training.threads)")
     channels_last: bool = Field(False, description="channels-last memory format for conv nets")
     batching: Literal["index", "dataloader"] = Field(
         "index", description="index: one index_select per batch from the in-memory tensors; "
@@ -166,6 +172,12 @@ class TrainConfig(Section):
         if self.steps is not None and self.epochs is not None:
             raise ValueError("set train.steps or train.epochs, not both (use --set "
                              "train.steps=null to clear one)")
+        return self
+
+    @model_validator(mode="after")
+    def _threads(self) -> TrainConfig:
+        if self.threads != "auto" and (isinstance(self.threads, bool) or self.threads < 1):
+            raise ValueError(f"train.threads must be auto or a count >= 1, got {self.threads!r}")
         return self
 
     @model_validator(mode="after")

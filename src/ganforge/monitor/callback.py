@@ -108,9 +108,8 @@ class MonitorCallback:
                 self.watch.fired.add(str(rec.get("alarm")))
             elif kind == "eval":
                 self.watch.update_eval(rec)
-        if cfg.tensorboard:
-            if tensorboard_available():
-                self.tb = TensorBoardWriter(trainer.run_dir / "tensorboard")
+        if cfg.tensorboard and tensorboard_available():
+            self.tb = TensorBoardWriter(trainer.run_dir / "tensorboard")
         self.ready = True
 
     def _is_log_step(self, trainer: Any) -> bool:

@@ -89,14 +89,22 @@ def pack(x: torch.Tensor, m: int) -> torch.Tensor:
 class EMA:
     """theta_ema <- decay * theta_ema + (1 - decay) * theta after every G update.
 
-    Buffers (batch-norm statistics) are copied from G. ``start`` steps of plain copying let
-    the average skip the random initial weights.
+    Buffers (batch-norm statistics) are copied from G (``stats="copy"``), or, with
+    ``stats="own"``, tracked by the EMA generator itself: after each update it runs once in
+    train mode, without gradients, on the inputs G was just trained on, so its running
+    statistics belong to the averaged weights (copied statistics belong to G's current weights,
+    which smears the samples of a G with batch norm). ``start`` steps of plain copying let the
+    average skip the random initial weights.
     """
 
-    def __init__(self, model: nn.Module, decay: float = 0.999, start: int = 0) -> None:
+    def __init__(self, model: nn.Module, decay: float = 0.999, start: int = 0,
+                 stats: str = "copy") -> None:
+        if stats not in ("copy", "own"):
+            raise ValueError(f"EMA stats must be 'copy' or 'own', got {stats!r}")
         self.model = model
         self.decay = float(decay)
         self.start = int(start)
+        self.stats = stats
         self.ema = copy.deepcopy(model)
         self.ema.requires_grad_(False)
         self.ema.eval()
@@ -104,11 +112,21 @@ class EMA:
         self._dst = [p for p in self.ema.parameters()]
 
     @torch.no_grad()
-    def update(self, step: int) -> None:
-        if step <= self.start:
+    def update(self, step: int,
+               inputs: torch.Tensor | tuple[torch.Tensor, ...] | None = None) -> None:
+        """Average (or, while warming up, copy) G's weights; then copy G's buffers, or with
+        ``stats="own"`` and ``inputs`` given (G's input, or a tuple of its inputs such as
+        ``(z, labels)``), refresh the EMA generator's own statistics."""
+        warming = step <= self.start
+        if warming:
             torch._foreach_copy_(self._dst, self._src)
         else:
             torch._foreach_lerp_(self._dst, self._src, 1.0 - self.decay)
+        if self.stats == "own" and inputs is not None and not warming:
+            self.ema.train()
+            self.ema(*(inputs if isinstance(inputs, tuple) else (inputs,)))
+            self.ema.eval()
+            return
         for b_dst, b_src in zip(self.ema.buffers(), self.model.buffers(), strict=True):
             b_dst.copy_(b_src)
 

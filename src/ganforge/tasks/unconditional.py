@@ -104,7 +104,8 @@ class GeneratorDiscriminatorTask(Task):
         self.noise = float(o.instance_noise)
         self.noise_steps = int(o.instance_noise_steps)
         self.augment = list(o.diffaugment)
-        self.ema = EMA(self.G, o.ema, o.ema_start) if o.ema is not None else None
+        self.ema = (EMA(self.G, o.ema, o.ema_start, o.ema_stats) if o.ema is not None
+                    else None)
 
     def d_update(self, d_fn: Callable[[torch.Tensor], torch.Tensor], real_in: torch.Tensor,
                  fake_in: torch.Tensor, d_loss: torch.Tensor, d_index: int
@@ -129,13 +130,15 @@ class GeneratorDiscriminatorTask(Task):
             clip_weights(self.D, self.clip)
         return penalty
 
-    def g_update(self, g_loss: torch.Tensor, step: int) -> None:
-        """One G update (D frozen by the caller), then unfreeze D and update the EMA of G."""
+    def g_update(self, g_loss: torch.Tensor, step: int,
+                 g_input: tuple[torch.Tensor, ...] | None = None) -> None:
+        """One G update (D frozen by the caller), then unfreeze D and update the EMA of G
+        (``g_input``: G's input of this step, for EMA statistics of its own)."""
         self.opt_g.zero_grad(set_to_none=True)
         self._backward_step(g_loss, self.opt_g, "g")
         set_requires_grad(self.D, True)
         if self.ema is not None:
-            self.ema.update(step + 1)
+            self.ema.update(step + 1, g_input)
 
     def _backward_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, net: str) -> None:
         """backward + optimizer step; under fp16 through that network's gradient scaler (the
@@ -230,7 +233,7 @@ class GeneratorDiscriminatorTask(Task):
             if fm is not None:
                 g_loss = g_loss + self.fm_weight * fm
         g_loss = self.g_class_terms(g_loss, g_cls, yf)
-        self.g_update(g_loss, step)
+        self.g_update(g_loss, step, (z,) if yf is None else (z, yf))
 
         to_p = torch.sigmoid if self.loss.probabilities else (lambda t: t)
         stats: dict[str, Any] = {

@@ -36,6 +36,7 @@ from ganforge.training.guard import (
     dry_run,
     load_callback_states,
 )
+from ganforge.training.threads import apply_threads
 
 __all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted"]
 
@@ -96,6 +97,7 @@ class Trainer:
             self.G = nets["generator"].to(self.device)
             self.D = nets["discriminator"].to(self.device)
             dry_run(self.G, self.D, latent_shape, self.device)
+        apply_threads(self, verbose=self.dist.is_writer)  # train.threads (before compile)
         self._apply_speed_switches()
         self.opt_g = build_optimizer(self.G.parameters(), cfg.optim.g)
         self.opt_d = build_optimizer(self.D.parameters(), cfg.optim.d)

@@ -1,0 +1,116 @@
+"""Issue 20: the 2-D mixture recipes reach their targets, and ``train.threads`` picks and applies
+a thread count."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import ganforge
+from ganforge.architecture.layers_stats import Maxout
+from ganforge.config import load_config
+from ganforge.data.registry import MIXTURE_STD, mixture_means
+from ganforge.errors import ConfigError
+from ganforge.metrics import mode_coverage
+from ganforge.training.threads import (
+    ONE_THREAD_BELOW_MACS,
+    apply_threads,
+    auto_threads,
+    forward_macs,
+    step_macs,
+)
+from ganforge.training.trainer import Trainer
+
+QUIET = ["monitor.progress=false", "monitor.tensorboard=false", "monitor.report=false"]
+
+
+@pytest.fixture
+def keep_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_forward_macs_counts_dense_maxout_and_conv_layers() -> None:
+    assert forward_macs(nn.Linear(3, 4), (3,)) == 12
+    assert forward_macs(Maxout(2, 3, pieces=5), (2,)) == 2 * 15  # all pieces are computed
+    assert forward_macs(nn.Conv2d(1, 2, 3), (1, 5, 5)) == 2 * 3 * 3 * 9
+    assert forward_macs(nn.ConvTranspose2d(2, 1, 3), (2, 4, 4)) == 2 * 4 * 4 * 9
+    bn = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4))
+    bn.train()
+    forward_macs(bn, (2,))
+    assert bn.training and int(bn[1].num_batches_tracked) == 0  # eval pass, mode restored
+
+
+def test_auto_rule_is_one_thread_for_a_tiny_mlp_and_all_cores_for_big_steps() -> None:
+    assert auto_threads(ONE_THREAD_BELOW_MACS - 1, 2) == 1
+    assert auto_threads(ONE_THREAD_BELOW_MACS, 2) == 2
+    assert auto_threads(5 * ONE_THREAD_BELOW_MACS, 16) == 16
+
+
+def test_auto_picks_one_thread_for_a_tiny_mlp_and_prints_it(tmp_path, keep_threads,
+                                                           capsys) -> None:
+    torch.set_num_threads(2)
+    tr = Trainer(load_config("gan-ring8", QUIET + ["train.batch_size=16"]), tmp_path / "r")
+    # G 16-256-256-256-2 on 16 latents, D 2-256-256-1 three times on 16 inputs
+    g = 16 * 256 + 2 * 256 * 256 + 256 * 2
+    d = 2 * 256 + 256 * 256 + 256
+    assert step_macs(tr) == 16 * g + 3 * 16 * d < ONE_THREAD_BELOW_MACS
+    assert torch.get_num_threads() == 1
+    assert capsys.readouterr().err.count("ganforge: 1 thread (auto: 5 M MACs per step") == 1
+
+
+def test_auto_uses_the_available_cores_above_the_threshold(tmp_path, keep_threads, capsys,
+                                                           monkeypatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    torch.set_num_threads(1)
+    tr = Trainer(load_config("gan-ring8", QUIET), tmp_path / "r")  # batch 256: 86 M MACs
+    assert step_macs(tr) >= ONE_THREAD_BELOW_MACS
+    assert torch.get_num_threads() == 2
+    assert "ganforge: 2 threads (auto: 86 M MACs per step >= 25 M)" in capsys.readouterr().err
+
+
+def test_configured_thread_count_is_applied_and_printed(tmp_path, keep_threads,
+                                                        capsys) -> None:
+    torch.set_num_threads(1)
+    tr = Trainer(load_config("gan-ring8", QUIET + ["train.threads=2"]), tmp_path / "r")
+    assert torch.get_num_threads() == 2
+    assert "ganforge: 2 threads (train.threads)" in capsys.readouterr().err
+    assert apply_threads(tr, verbose=False) == 2
+    with pytest.raises(ConfigError, match="train.threads must be auto or a count >= 1"):
+        load_config("gan-ring8", ["train.threads=0"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gan_ring8_covers_every_mode_sharply_at_its_default_budget(tmp_path, seed) -> None:
+    """PacGAN's protocol on 2,500 samples of the run as ``ganforge sample`` loads it.
+
+    Issue 20 asks for >= 90 % high quality on every seed; the recipe measured (2026-12-02, 2
+    threads) 91.7 % / 86.6 % on seeds 0 / 1 and 85.2 % at worst over seeds 0-4, so this guards
+    the level reached (8/8 modes, >= 85 %), not yet the target (benchmarks/RESULTS.md)."""
+    ganforge.train("gan-ring8", overrides=["monitor.progress=false", f"seed={seed}"],
+                   run_dir=tmp_path / "r")
+    x = ganforge.load(tmp_path / "r").sample(2500, seed=0)
+    cov = mode_coverage(x, mixture_means("ring8"), MIXTURE_STD["ring8"])
+    assert cov.modes == 8, cov
+    assert cov.high_quality >= 0.85, cov
+
+
+def test_ema_with_own_stats_tracks_the_averaged_generator() -> None:
+    from ganforge.objectives.tricks import EMA
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    ema = EMA(net, decay=0.5, stats="own")
+    x = torch.randn(64, 2) + 3
+    ema.update(step=1, inputs=x)
+    with torch.no_grad():
+        h = ema.ema[0](x)
+    assert torch.allclose(ema.ema[1].running_mean, 0.1 * h.mean(0), atol=1e-6)  # momentum 0.1
+    assert torch.equal(net[1].running_mean, torch.zeros(3))  # G's statistics untouched
+    assert not ema.ema.training
+    copied = EMA(net, decay=0.5)  # the default copies G's statistics
+    copied.update(step=1, inputs=x)
+    assert torch.equal(copied.ema[1].running_mean, net[1].running_mean)
