@@ -18,12 +18,13 @@ from ganforge import checkpoint as ckpt
 from ganforge.config import RunConfig
 from ganforge.data import DataLoaderBatcher, IndexBatcher, load_training_data
 from ganforge.data.sequences import save_data_info
-from ganforge.errors import CheckpointError, ConfigError
+from ganforge.errors import CheckpointError, ConfigError, SpecError
 from ganforge.metrics.during_training import EvalCallback
 from ganforge.monitor.callback import MonitorCallback
 from ganforge.monitor.images import save_samples_picture
 from ganforge.monitor.log import MetricLog
-from ganforge.optim import build_optimizer
+from ganforge.objectives.tricks import pack
+from ganforge.optim import LrSchedules, build_optimizer
 from ganforge.seeding import resolve_device, rng_state, sample_latent, set_rng_state
 from ganforge.tasks import check_config, task_class
 from ganforge.tasks.base import spec_networks
@@ -65,9 +66,49 @@ def cpu_has_fast_bf16() -> bool:
         return True
 
 
+def check_user_networks(G: nn.Module, D: nn.Module, latent_shape: tuple[int, ...],
+                        data_shape: tuple[int, ...], packing: int, device: torch.device) -> None:
+    """A dry forward pass (eval mode, two samples) of the user's own networks: G must map the
+    latent to the data's shape and D the data to one logit per sample."""
+    g_was, d_was = G.training, D.training
+    G.eval()
+    D.eval()
+    try:
+        with torch.no_grad():
+            try:
+                out = G(torch.zeros((2 * packing, *latent_shape), device=device))
+            except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+                raise SpecError(f"the generator fails on a latent batch of shape "
+                                f"{(2 * packing, *latent_shape)}: {str(exc).splitlines()[0]}. "
+                                f"Its input is (batch, {', '.join(map(str, latent_shape))}); "
+                                f"set latent.dim to what it expects.") from None
+            if tuple(out.shape[1:]) != tuple(data_shape):
+                raise SpecError(f"the generator outputs samples of shape {tuple(out.shape[1:])}, "
+                                f"but the data's samples have shape {tuple(data_shape)}. Make "
+                                f"its last layer produce exactly (batch, "
+                                f"{', '.join(map(str, data_shape))}).")
+            x = pack(out, packing)  # D sees `packing` samples concatenated
+            try:
+                logits = D(x)
+            except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+                raise SpecError(f"the discriminator fails on a batch of shape "
+                                f"{tuple(x.shape)}: {str(exc).splitlines()[0]}.") from None
+            if tuple(logits.shape) not in ((2, 1), (2,)):
+                raise SpecError(f"the discriminator outputs shape {tuple(logits.shape[1:])} per "
+                                f"sample; it must output one logit per sample (batch, 1). End "
+                                f"it with nn.Linear(..., 1).")
+    finally:
+        G.train(g_was)
+        D.train(d_was)
+
+
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: str | Path, resume: bool = False,
-                 callbacks: Iterable[Callback] = ()) -> None:
+                 callbacks: Iterable[Callback] = (), data: Any = None,
+                 networks: dict[str, nn.Module] | None = None) -> None:
+        """``data``: an already loaded TensorData (else ``cfg.data`` is loaded). ``networks``:
+        the user's own ``generator`` and/or ``discriminator`` modules replacing the specs
+        (tasks that build their spec networks; checked by a dry forward pass)."""
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.callbacks = list(callbacks)
@@ -81,21 +122,32 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)  # weight init and dropout
 
-        self.data = load_training_data(cfg)
+        self.data = data if data is not None else load_training_data(cfg)
         task_cls = task_class(cfg.task)
-        check_config(cfg, self.data.shape)
+        networks = {k: v for k, v in (networks or {}).items() if v is not None}
+        # the user's own networks replace specs, so the spec shapes are not checked
+        check_config(cfg, None if networks else self.data.shape)
         self.data.x = self.data.x.to(self.device)
         if self.data.y is not None:
             self.data.y = self.data.y.to(self.device)
         latent_shape = cfg.latent.full_shape
-        networks = task_cls.build_networks(self)  # a task may build its own G and D
-        if networks is not None:
-            self.G, self.D = (m.to(self.device) for m in networks)
+        built = task_cls.build_networks(self)  # a task may build its own G and D
+        if built is not None:
+            if networks:
+                raise ConfigError(f"task '{cfg.task}' builds its own networks; a generator or "
+                                  f"discriminator module cannot replace them. Use the config's "
+                                  f"specs, or task: unconditional.")
+            self.G, self.D = (m.to(self.device) for m in built)
         else:
-            nets = spec_networks(cfg, self.data.shape)
+            nets = {} if len(networks) == 2 else spec_networks(cfg, self.data.shape)
+            nets.update(networks)
             self.G = nets["generator"].to(self.device)
             self.D = nets["discriminator"].to(self.device)
-            dry_run(self.G, self.D, latent_shape, self.device)
+            if networks:
+                check_user_networks(self.G, self.D, latent_shape, self.data.shape,
+                                    cfg.objective.packing, self.device)
+            else:
+                dry_run(self.G, self.D, latent_shape, self.device)
         self._apply_speed_switches()
         self.opt_g = build_optimizer(self.G.parameters(), cfg.optim.g)
         self.opt_d = build_optimizer(self.D.parameters(), cfg.optim.d)
@@ -113,6 +165,11 @@ class Trainer:
         self.total_steps = cfg.train.total_steps(
             max(1, self.batcher.batches_per_epoch // cfg.objective.packing))
         self.task = task_cls(self)
+        self.schedules = LrSchedules(self.task.optimizers(), {"generator": cfg.optim.g,
+                                                              "discriminator": cfg.optim.d})
+        if self.schedules and task_cls.own_lr_schedule:
+            raise ConfigError(f"task '{cfg.task}' sets its own learning rates (translation."
+                              f"decay_start); remove optim.g.schedule / optim.d.schedule.")
         mods = self.task.modules()  # a task may replace the networks built above (TimeGAN)
         self.G, self.D = mods["generator"], mods["discriminator"]
         self.callbacks.extend(self.task.callbacks(self))
@@ -127,7 +184,7 @@ class Trainer:
         if self.dist.is_writer:
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(),
                                                                      sort_keys=False))
-            save_data_info(self.run_dir, self.data)  # sequences: shape, columns, min-max scaling
+            save_data_info(self.run_dir, self.data)  # shape, source, sha256 (+ sequence scaling)
         self.dist.attach(self)  # DDP, data shards, rank-0-only writes (no-op on one process)
         if resume:
             ckpt.clean_stale_temporaries(self.run_dir)
@@ -255,6 +312,8 @@ class Trainer:
             if self.cfg.train.on_nan == "rollback" and not ckpt.list_checkpoints(self.run_dir):
                 self.save()  # a good state to roll back to
             while self.step < self.total_steps:
+                if self.schedules:  # lr of this step: a function of the step (exact resume)
+                    self.schedules.apply(self.step, self.total_steps, self.lr_scale)
                 with self.autocast():
                     stats = self.task.train_step(self.batcher.next)
                 self.step += 1
