@@ -212,3 +212,90 @@ def test_fit_rejects_what_it_cannot_train(tmp_path):
         ganforge.GAN("gan-rign8")
     with pytest.raises(ganforge.GanforgeError, match="not fitted"):
         ganforge.GAN().sample(3)
+
+
+# ------------------------------------------------------------------------ CLI and resume
+@pytest.fixture(scope="module")
+def tiny_npy_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    np.save(root / "x.npy", points(64))
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ganforge.train("gan-ring8", run_dir=root / "run", overrides=[
+            f"data.source=npy:{root / 'x.npy'}", "data.split=all", "train.steps=4",
+            "train.checkpoint_every=2", "train.batch_size=16",
+            "generator.layers[-1].dense.units=3", "monitor.progress=false",
+            "monitor.report=false", "monitor.tensorboard=false"])
+    finally:
+        torch.set_num_threads(n)
+    return root
+
+
+def test_resume_checks_the_data_hash(tiny_npy_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_npy_run / "run", run)
+    np.save(tiny_npy_run / "other.npy", points(64, seed=5))
+    with pytest.raises(DataError, match="differs from what run .* was trained on.*Resume with "
+                                        "the original data"):
+        ganforge.train(resume=run, overrides=[f"data.source=npy:{tiny_npy_run / 'other.npy'}",
+                                              "train.steps=6"])
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "step_00000002", "step_00000004"]  # nothing lost or written
+
+
+def test_resume_says_where_it_continues(tiny_npy_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_npy_run / "run", run)
+    assert ganforge.train(resume=run, overrides=["train.steps=5"]).step == 5
+    assert f"resuming '{run}' from step 4 of 5" in capsys.readouterr().err
+
+
+def test_cli_sample_refuses_to_overwrite_and_writes_png_folders(tiny_npy_run, tmp_path,
+                                                               capsys):
+    from ganforge.cli import main
+
+    run = str(tiny_npy_run / "run")
+    out = tmp_path / "s.npy"
+    assert main(["sample", run, "-n", "3", "--out", str(out)]) == 0
+    first = np.load(out)
+    assert main(["sample", run, "-n", "3", "--out", str(out), "--seed", "1"]) == 2
+    assert "already exists; pass --force" in capsys.readouterr().err
+    assert np.array_equal(np.load(out), first)  # nothing lost
+    assert main(["sample", run, "-n", "3", "--out", str(out), "--seed", "1", "--force",
+                 "--device", "cpu"]) == 0
+    assert not np.array_equal(np.load(out), first)
+    assert main(["sample", run, "--out", str(tmp_path / "pngs") + "/"]) == 2
+    assert "one PNG per image sample" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == \
+        f"ganforge {ganforge.__version__}"
+
+
+def test_cli_sample_folder_writes_one_png_per_image(tmp_path):
+    from PIL import Image
+
+    from ganforge.commands.core import save_sample_files
+
+    x = torch.linspace(-1, 1, 2 * 3 * 4 * 5).reshape(2, 3, 4, 5)
+    assert save_sample_files(x, tmp_path / "f", "image") == 0
+    files = sorted(p.name for p in (tmp_path / "f").iterdir())
+    assert files == ["sample_00000.png", "sample_00001.png"]
+    img = np.asarray(Image.open(tmp_path / "f" / "sample_00000.png"))
+    assert img.shape == (4, 5, 3) and img[0, 0, 0] == 0 and img.max() <= 255
+
+
+def test_progress_is_lines_when_not_a_terminal(monkeypatch, capsys):
+    from ganforge.training.trainer import Progress
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    bar = Progress(True, 40, 0, "demo")
+    for _ in range(40):
+        bar.set_postfix({"d_loss": "0.69"})
+        bar.update()
+    bar.close()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 20
+    assert lines[0] == "demo: step 2/40 (5%) d_loss=0.69"
+    assert lines[-1] == "demo: step 40/40 (100%) d_loss=0.69"

@@ -3,6 +3,7 @@ checkpoint, resume."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -17,8 +18,8 @@ from tqdm.auto import tqdm
 from ganforge import checkpoint as ckpt
 from ganforge.config import RunConfig
 from ganforge.data import DataLoaderBatcher, IndexBatcher, load_training_data
-from ganforge.data.sequences import save_data_info
-from ganforge.errors import CheckpointError, ConfigError, SpecError
+from ganforge.data.sequences import data_sha256, load_data_info, save_data_info
+from ganforge.errors import CheckpointError, ConfigError, DataError, SpecError
 from ganforge.metrics.during_training import EvalCallback
 from ganforge.monitor.callback import MonitorCallback
 from ganforge.monitor.images import save_samples_picture
@@ -64,6 +65,55 @@ def cpu_has_fast_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a torch without the probe: assume it is native
         return True
+
+
+def check_resume_data(run_dir: Path, data: Any) -> None:
+    """Resume trains on the data the run started with: its sha256 must match ``data.json``."""
+    stored = load_data_info(run_dir)
+    if not stored or not stored.get("sha256"):
+        return  # a run from before data.json: nothing to compare with
+    if data_sha256(data) != stored["sha256"]:
+        raise DataError(f"the data of '{data.name}' differs from what run '{run_dir}' was "
+                        f"trained on (sha256 {stored['sha256'][:12]}..., from "
+                        f"'{stored.get('source')}', {stored.get('n')} samples of shape "
+                        f"{tuple(stored.get('shape') or ())}; given {len(data)} samples of "
+                        f"shape {data.shape}). Resume with the original data, or start a new "
+                        f"run on this data.")
+
+
+class Progress:
+    """The progress display: a redrawn tqdm bar on a terminal; when stdout or stderr is not a
+    terminal (a log file, CI), one stderr line per 5% of the run instead."""
+
+    def __init__(self, enabled: bool, total: int, initial: int, name: str) -> None:
+        quiet = os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")
+        tty = sys.stdout.isatty() and sys.stderr.isatty()
+        self.lines = enabled and not quiet and not tty
+        self.total, self.n, self.name = total, initial, name
+        self.every = max(1, total // 20)
+        self.postfix: dict[str, str] = {}
+        self.bar = tqdm(total=total, initial=initial, disable=not enabled or self.lines,
+                        desc=name, unit="step", dynamic_ncols=True)
+
+    def update(self, k: int = 1) -> None:
+        self.bar.update(k)
+        self.n += k
+        if self.lines and (self.n % self.every == 0 or self.n == self.total):
+            stats = "".join(f" {k}={v}" for k, v in self.postfix.items())
+            sys.stderr.write(f"{self.name}: step {self.n}/{self.total} "
+                             f"({100 * self.n // max(1, self.total)}%){stats}\n")
+            sys.stderr.flush()
+
+    def set_postfix(self, values: dict[str, str], refresh: bool = False) -> None:
+        self.postfix = dict(values)
+        self.bar.set_postfix(values, refresh=refresh)
+
+    def reset_to(self, n: int) -> None:
+        self.n = n
+        self.bar.n = n
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def check_user_networks(G: nn.Module, D: nn.Module, latent_shape: tuple[int, ...],
@@ -123,6 +173,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # weight init and dropout
 
         self.data = data if data is not None else load_training_data(cfg)
+        if resume:
+            check_resume_data(self.run_dir, self.data)
         task_cls = task_class(cfg.task)
         networks = {k: v for k, v in (networks or {}).items() if v is not None}
         # the user's own networks replace specs, so the spec shapes are not checked
@@ -189,6 +241,9 @@ class Trainer:
         if resume:
             ckpt.clean_stale_temporaries(self.run_dir)
             self.restore(ckpt.latest_checkpoint(self.run_dir))
+            if self.dist.is_writer:
+                sys.stderr.write(f"ganforge: resuming '{self.run_dir}' from step {self.step} "
+                                 f"of {self.total_steps}.\n")
 
     # -------------------------------------------------------------------------- pieces
     def _apply_speed_switches(self) -> None:
@@ -299,8 +354,7 @@ class Trainer:
     # ---------------------------------------------------------------------------- loop
     def fit(self, on_step: Callable[[Trainer], None] | None = None) -> Path:
         cfg = self.cfg.monitor
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not cfg.progress,
-                   desc=self.cfg.name, unit="step", dynamic_ncols=True)
+        bar = Progress(cfg.progress, self.total_steps, self.step, self.cfg.name)
         sums: dict[str, torch.Tensor] = {}
         n_window, images = 0, 0
         t_window = time.perf_counter()
@@ -343,7 +397,7 @@ class Trainer:
                 if problem := self.guard.check(due_ckpt or self.step % cfg.log_every == 0):
                     self.guard.recover(problem)  # raises, or rolls back to a good checkpoint
                     sums, n_window, images, t_window = {}, 0, 0, time.perf_counter()
-                    bar.n = self.step
+                    bar.reset_to(self.step)
                     continue
                 if self.step % cfg.sample_every == 0 or last:
                     self.save_grid()
