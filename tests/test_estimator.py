@@ -299,3 +299,18 @@ def test_progress_is_lines_when_not_a_terminal(monkeypatch, capsys):
     assert len(lines) == 20
     assert lines[0] == "demo: step 2/40 (5%) d_loss=0.69"
     assert lines[-1] == "demo: step 40/40 (100%) d_loss=0.69"
+
+
+def test_cli_config_all_prints_every_key_with_value_and_default(capsys):
+    from ganforge.cli import main
+    from ganforge.config import RunConfig, config_rows
+
+    assert main(["config", "gan-ring8", "--all", "--set", "train.steps=7"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(config_rows(RunConfig.model_validate(
+        ganforge.load_config("gan-ring8").to_dict())))
+    assert "train.steps = 7  (default: null)  # generator updates" in lines
+    assert any(line.startswith("optim.g.schedule = null  (default: null)") for line in lines)
+    assert main(["config", "gan-ring8"]) == 0
+    changed = capsys.readouterr().out.splitlines()
+    assert "latent.dim = 16  (default: 100)" in changed and len(changed) < len(lines)

@@ -329,6 +329,25 @@ class RunConfig(Section):
 
 
 # ------------------------------------------------------------------------ loading / errors
+def config_rows(cfg: BaseModel, prefix: str = "") -> list[tuple[str, Any, Any, str]]:
+    """Every leaf key of a config as (dotted key, value, default, description); a section that
+    is set (or has a default) is walked into, lists and dicts are values."""
+    rows: list[tuple[str, Any, Any, str]] = []
+    for name, field in type(cfg).model_fields.items():
+        value = getattr(cfg, name)
+        key = f"{prefix}{name}"
+        if isinstance(value, BaseModel):
+            rows.extend(config_rows(value, key + "."))
+            continue
+        default = ("(required)" if field.is_required()
+                   else field.get_default(call_default_factory=True))
+        if isinstance(default, BaseModel):
+            default = default.model_dump(mode="json")
+        value = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+        rows.append((key, value, default, field.description or ""))
+    return rows
+
+
 def list_presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 

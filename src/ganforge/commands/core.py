@@ -1,4 +1,4 @@
-"""Core verbs: train, inspect, sample, presets, preset."""
+"""Core verbs: train, inspect, sample, config, presets, preset."""
 
 from __future__ import annotations
 
@@ -51,6 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="text-to-image runs: -n images of this text, e.g. --text \"a thick "
                         "slanted seven\"")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("config", help="print a config's keys; --all: every key with its value "
+                       "and default")
+    p.add_argument("config", help="preset name or YAML file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--all", action="store_true", help="every key, including the defaults")
+    p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("presets", help="list the shipped presets")
     p.set_defaults(func=cmd_presets)
@@ -175,6 +182,29 @@ def save_sample_files(samples: object, folder: Path, kind: str) -> int:
         img = x[0] if x.shape[0] == 1 else x.transpose(1, 2, 0)
         Image.fromarray(img).save(folder / f"sample_{i:05d}.png")
     print(f"wrote {len(arr)} PNG files to {folder}/")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """The resolved config: keys that differ from the schema's default (all keys with --all),
+    as ``key = value  (default: ...)  # description``."""
+    import json
+
+    from ganforge import api
+    from ganforge.config import config_rows
+
+    cfg = api.load_config(args.config, args.overrides)
+    for key, value, default, desc in config_rows(cfg):
+        changed = value != default
+        if not (changed or args.all):
+            continue
+        text = json.dumps(value) if not isinstance(value, list) or len(str(value)) < 60 else \
+            f"[{len(value)} entries]"
+        dflt = f"  (default: {json.dumps(default)})" if changed or args.all else ""
+        if default == "(required)":
+            dflt = "  (required)"
+        note = f"  # {desc}" if desc and args.all else ""
+        print(f"{key} = {text}{dflt}{note}")
     return 0
 
 
