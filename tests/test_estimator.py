@@ -99,7 +99,7 @@ def test_set_indexes_lists():
     cfg = load_config("gan-ring8", ["generator.layers[0].dense.units=128",
                                     "discriminator.layers[-1].dense.units=1"])
     assert cfg.generator.layers[0] == {"dense": {"units": 128}}
-    with pytest.raises(ConfigError, match="index 9 is out of range.*has 10 entries"):
+    with pytest.raises(ConfigError, match="index 10 is out of range.*has 10 entries"):
         load_config("gan-ring8", ["generator.layers[9].dense.units=3",
                                   "generator.layers[10].dense.units=3"])
     with pytest.raises(ConfigError, match="is not a list"):
@@ -117,7 +117,7 @@ def test_image_arrays_are_scaled_to_tanh_range_with_a_note(capsys):
     u8 = np.array([[[0, 255], [51, 102]]] * 2, dtype=np.uint8)  # (N, H, W)
     x, kind = as_model_array(u8)
     assert kind == "image" and x.shape == (2, 1, 2, 2)
-    assert x[0, 0].tolist() == pytest.approx([[-1.0, 1.0], [-0.6, -0.2]])
+    assert x[0, 0].ravel().tolist() == pytest.approx([-1.0, 1.0, -0.6, -0.2])
     err = capsys.readouterr().err
     assert "one channel" in err and "scaled to [-1, 1]" in err
     x, _ = as_model_array(np.full((2, 3, 4, 4), 0.25, dtype=np.float32))
@@ -314,3 +314,32 @@ def test_cli_config_all_prints_every_key_with_value_and_default(capsys):
     assert main(["config", "gan-ring8"]) == 0
     changed = capsys.readouterr().out.splitlines()
     assert "latent.dim = 16  (default: 100)" in changed and len(changed) < len(lines)
+
+
+# ------------------------------------------------------------------------ data checks (files)
+def test_csv_numeric_column_with_stray_cells_is_reported_by_line(tmp_path):
+    from ganforge.data.tabular import read_csv
+
+    rows = ["age,city"] + [f"{20 + i},x" for i in range(30)]
+    rows[5] = "4O,x"      # letter O typed for a zero: CSV line 5
+    rows[12] = "n/a?,y"   # line 12
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"column 'age' holds numbers except 2 cell\(s\): line 5 "
+                                        r"\('4O'\), line 12 \('n/a\?'\)\. Fix them, or leave"):
+        read_csv(tmp_path / "t.csv")
+    rows[5], rows[12] = "40,x", ",y"  # an empty cell is a missing value, not an error
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    assert read_csv(tmp_path / "t.csv")["age"].isna().sum() == 1
+
+
+def test_image_folder_size_and_mode_fixes_are_noted_on_stderr(tmp_path, capsys):
+    from PIL import Image
+
+    from ganforge.data import load_dataset
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(np.zeros((6, 6), np.uint8)).save(tmp_path / "b.png")
+    d = load_dataset(f"folder:{tmp_path}", image_size=[3, 8, 8])
+    assert d.x.shape == (2, 3, 8, 8)
+    err = capsys.readouterr().err
+    assert "note:" in err and "resized 1 of 2 images to 8x8" in err and "1 L images to RGB" in err

@@ -162,8 +162,8 @@ class GAN:
             self._config([])
 
     # ------------------------------------------------------------------ config
-    def _config(self, extra: list[str], default: dict[str, Any] | None = None
-                ) -> _config.RunConfig:
+    def _config(self, extra: list[str], default: dict[str, Any] | None = None,
+                check: bool = True) -> _config.RunConfig:
         source = self.config_source
         if isinstance(source, _config.RunConfig):
             source = source.to_dict()
@@ -171,7 +171,7 @@ class GAN:
             source = default if default is not None else default_config("vector", (2,))
         raw = _config.raw_config(source)
         cfg = _config.validate_config(_config.apply_overrides(raw, extra + self.overrides))
-        if not any(self.networks.values()):
+        if check and not any(self.networks.values()):
             api.check_config(cfg)
         return cfg
 
@@ -190,16 +190,16 @@ class GAN:
                                 "again, or continue this one with ganforge.train(resume=...).")
         extra, default, array = self._data_overrides(data, discrete_columns, target, image,
                                                      image_size)
-        cfg = self._config(extra, default)
-        run_dir = self.run_dir or api.default_run_dir(cfg)
+        run_dir = self.run_dir or api.default_run_dir(self._config(extra, default, check=False))
+        if array is not None:  # stored in the run: the run is self-contained
+            extra.append(f"data.source={json.dumps(f'npy:{run_dir / DATA_FILE}')}")
+        cfg = self._config(extra, default)  # every config error before anything is written
         if array is not None:
             if run_dir.exists() and any(run_dir.iterdir()):
                 raise ConfigError(f"run directory '{run_dir}' is not empty; give another "
                                   f"run_dir or remove it.")
             run_dir.mkdir(parents=True, exist_ok=True)
             np.save(run_dir / DATA_FILE, array)
-            cfg = self._config([*extra, f"data.source={json.dumps(f'npy:{run_dir / DATA_FILE}')}"],
-                               default)
         networks = {k: v for k, v in self.networks.items() if v is not None}
         trainer = Trainer(cfg, run_dir, networks=networks or None)
         if networks:

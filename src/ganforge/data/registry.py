@@ -6,6 +6,7 @@ import functools
 import logging
 import math
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -303,11 +304,17 @@ def image_folder(path: str, split: str = "all", image_size: tuple[int, ...] | No
         if not arrays:
             raise DataError(f"none of the {len(files)} images in '{path}' can be read: "
                             f"{listing}{more}.")
+    notes = []
     if resized:
         log.info("resized %d of %d images in %s to %dx%d", resized, len(kept), path, h, w)
+        notes.append(f"resized {resized} of {len(kept)} images to {w}x{h}")
     if converted:
-        log.info("converted image modes in %s to %s: %s", path, "L" if c == 1 else "RGB",
-                 ", ".join(f"{n} {m}" for m, n in sorted(converted.items())))
+        modes = ", ".join(f"{n} {m}" for m, n in sorted(converted.items()))
+        log.info("converted image modes in %s to %s: %s", path, "L" if c == 1 else "RGB", modes)
+        notes.append(f"converted {modes} images to {'L' if c == 1 else 'RGB'}")
+    if notes:  # shown by the CLI (stderr), not only in the INFO log
+        sys.stderr.write(f"ganforge: note: {path}: {'; '.join(notes)} (data.image_size is "
+                         f"{[c, h, w]}).\n")
     x = np.stack(arrays)
     if c == 3:
         x = x.transpose(0, 3, 1, 2)
