@@ -343,3 +343,16 @@ def test_image_folder_size_and_mode_fixes_are_noted_on_stderr(tmp_path, capsys):
     assert d.x.shape == (2, 3, 8, 8)
     err = capsys.readouterr().err
     assert "note:" in err and "resized 1 of 2 images to 8x8" in err and "1 L images to RGB" in err
+
+
+def test_npy_float_images_in_0_255_are_scaled_with_a_note(tmp_path, capsys):
+    from ganforge.data import load_dataset
+
+    arr = np.array([[[0.0, 255.0], [127.5, 51.0]]] * 3, dtype=np.float32)  # (N, H, W)
+    np.save(tmp_path / "f.npy", arr)
+    d = load_dataset(f"npy:{tmp_path / 'f.npy'}", image_size=[1, 2, 2])
+    assert d.x.shape == (3, 1, 2, 2)
+    assert d.x[0, 0].ravel().tolist() == pytest.approx([-1.0, 1.0, 0.0, -0.6])
+    assert "scaled to [-1, 1]" in capsys.readouterr().err
+    kept = load_dataset(f"npy:{tmp_path / 'f.npy'}", image_size=[1, 2, 2], scale=False)
+    assert float(kept.x.max()) == 255.0

@@ -255,7 +255,7 @@ class GAN:
         if isinstance(data, (np.ndarray, torch.Tensor, list)):
             arr, kind = as_model_array(data, image)
             shape = tuple(arr.shape[1:])
-            extra = ['data.split="all"']
+            extra = ['data.split="all"', "data.options.scale=false"]  # already scaled
             if kind == "image":
                 extra.append(f"data.image_size={json.dumps(list(shape))}")
             return extra, default_config(kind, shape), arr
