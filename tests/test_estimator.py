@@ -141,6 +141,8 @@ def test_gan_fits_an_array_samples_saves_and_loads(tmp_path):
     assert info["shape"] == [3] and info["n"] == 256 and len(info["sha256"]) == 64
     gan.save(tmp_path / "copy")
     shutil.rmtree(tmp_path / "run")  # the copy needs nothing from the original
+    src = ganforge.api.read_run_config(tmp_path / "copy").data.source
+    assert src == f"npy:{(tmp_path / 'copy').resolve() / 'data.npy'}"  # its own stored data
     again = ganforge.GAN.load(tmp_path / "copy")
     assert torch.equal(again.sample(500, seed=1), s)
     with pytest.raises(ganforge.GanforgeError, match="not empty"):

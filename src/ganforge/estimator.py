@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from torch import nn
 
 from ganforge import api
@@ -192,7 +193,7 @@ class GAN:
                                                      image_size)
         run_dir = self.run_dir or api.default_run_dir(self._config(extra, default, check=False))
         if array is not None:  # stored in the run: the run is self-contained
-            extra.append(f"data.source={json.dumps(f'npy:{run_dir / DATA_FILE}')}")
+            extra.append(f"data.source={json.dumps(f'npy:{run_dir.resolve() / DATA_FILE}')}")
         cfg = self._config(extra, default)  # every config error before anything is written
         if array is not None:
             if run_dir.exists() and any(run_dir.iterdir()):
@@ -304,6 +305,14 @@ class GAN:
         if dst.exists():
             dst.rmdir()
         shutil.copytree(run.run_dir, dst)
+        if (dst / DATA_FILE).is_file():  # the copy reads its own stored data from now on
+            path = dst / "config.yaml"
+            raw = yaml.safe_load(path.read_text())
+            if raw.get("data", {}).get("source") == f"npy:{run.run_dir.resolve() / DATA_FILE}":
+                raw["data"]["source"] = f"npy:{dst.resolve() / DATA_FILE}"
+                tmp = path.with_suffix(".yaml.tmp")
+                tmp.write_text(yaml.safe_dump(raw, sort_keys=False))
+                tmp.replace(path)
         return dst
 
     @classmethod
