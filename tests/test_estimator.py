@@ -172,6 +172,7 @@ def test_gan_with_own_generator_trains_loads_and_checks_shapes(tmp_path):
                                         r"\(3,\)"):
         ganforge.GAN(generator=TinyG(out=2), latent={"dim": 8}, run_dir=tmp_path / "bad",
                      train={"steps": 1}, monitor=QUIET).fit(x)
+    assert not (tmp_path / "bad").exists()  # no half-made run left behind
     with pytest.raises(SpecError, match="generator fails on a latent batch"):
         ganforge.GAN(generator=TinyG(), run_dir=tmp_path / "bad2", train={"steps": 1},
                      monitor=QUIET).fit(x)  # latent.dim 16 != 8

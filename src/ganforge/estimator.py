@@ -195,14 +195,23 @@ class GAN:
         if array is not None:  # stored in the run: the run is self-contained
             extra.append(f"data.source={json.dumps(f'npy:{run_dir.resolve() / DATA_FILE}')}")
         cfg = self._config(extra, default)  # every config error before anything is written
+        created = False
         if array is not None:
             if run_dir.exists() and any(run_dir.iterdir()):
                 raise ConfigError(f"run directory '{run_dir}' is not empty; give another "
                                   f"run_dir or remove it.")
+            created = not run_dir.exists()
             run_dir.mkdir(parents=True, exist_ok=True)
             np.save(run_dir / DATA_FILE, array)
         networks = {k: v for k, v in self.networks.items() if v is not None}
-        trainer = Trainer(cfg, run_dir, networks=networks or None)
+        try:
+            trainer = Trainer(cfg, run_dir, networks=networks or None)
+        except BaseException:
+            if array is not None:  # nothing trained: leave no half-made run behind
+                (run_dir / DATA_FILE).unlink(missing_ok=True)
+                if created and not any(run_dir.iterdir()):
+                    run_dir.rmdir()
+            raise
         if networks:
             (run_dir / NETWORKS_FILE).write_text(json.dumps(
                 {k: type(v).__module__ + "." + type(v).__qualname__ for k, v in networks.items()},
