@@ -324,11 +324,11 @@ def test_csv_numeric_column_with_stray_cells_is_reported_by_line(tmp_path):
     from ganforge.data.tabular import read_csv
 
     rows = ["age,city"] + [f"{20 + i},x" for i in range(30)]
-    rows[5] = "4O,x"      # letter O typed for a zero: CSV line 5
-    rows[12] = "n/a?,y"   # line 12
+    rows[5] = "4O,x"      # letter O typed for a zero: CSV line 6 (line 1 is the header)
+    rows[12] = "n/a?,y"   # line 13
     (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
-    with pytest.raises(DataError, match=r"column 'age' holds numbers except 2 cell\(s\): line 5 "
-                                        r"\('4O'\), line 12 \('n/a\?'\)\. Fix them, or leave"):
+    with pytest.raises(DataError, match=r"column 'age' holds numbers except 2 cell\(s\): line 6 "
+                                        r"\('4O'\), line 13 \('n/a\?'\)\. Fix them, or leave"):
         read_csv(tmp_path / "t.csv")
     rows[5], rows[12] = "40,x", ",y"  # an empty cell is a missing value, not an error
     (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
