@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from ganforge.errors import GanforgeError
+from ganforge.version import __version__
 
 COMMAND_MODULES = [
     "ganforge.commands.core",
@@ -33,6 +34,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ganforge", description="Design, train, watch and judge GANs.")
+    parser.add_argument("--version", action="version", version=f"ganforge {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMAND_MODULES:

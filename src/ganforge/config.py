@@ -8,6 +8,8 @@ monitor, seed, device. Unknown keys are rejected with a did-you-mean hint.
 from __future__ import annotations
 
 import math
+import re
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -106,8 +108,19 @@ class ObjectiveConfig(Section):
         return self
 
 
+class ScheduleConfig(Section):
+    """A learning-rate schedule over the run's steps: a linear warm-up from lr/warmup to lr
+    over ``warmup`` steps, then ``constant``, ``linear`` decay or ``cosine`` decay down to
+    ``min_factor`` x lr at the last step. A pure function of the step, so a resumed run gets
+    exactly the learning rates of an uninterrupted one."""
+
+    kind: Literal["constant", "linear", "cosine"] = "constant"
+    warmup: int = Field(0, ge=0, description="steps of linear warm-up")
+    min_factor: float = Field(0.0, ge=0, le=1, description="final lr as a fraction of lr")
+
+
 class OptimizerConfig(Section):
-    name: Literal["adam", "sgd", "rmsprop"] = "adam"
+    name: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
     lr: float = Field(2e-4, gt=0)
     betas: tuple[float, float] = (0.5, 0.999)
     momentum: float = Field(0.0, ge=0)
@@ -117,6 +130,8 @@ class OptimizerConfig(Section):
     impl: Literal["foreach", "fused", "loop"] = Field(
         "foreach", description="update kernel: foreach (multi-tensor), fused (adam/sgd), or "
         "loop (per parameter)")
+    schedule: ScheduleConfig | None = Field(
+        None, description="lr schedule, e.g. {kind: cosine, warmup: 100} (null: constant lr)")
 
     @model_validator(mode="after")
     def _sane(self) -> OptimizerConfig:
@@ -326,6 +341,25 @@ class RunConfig(Section):
 
 
 # ------------------------------------------------------------------------ loading / errors
+def config_rows(cfg: BaseModel, prefix: str = "") -> list[tuple[str, Any, Any, str]]:
+    """Every leaf key of a config as (dotted key, value, default, description); a section that
+    is set (or has a default) is walked into, lists and dicts are values."""
+    rows: list[tuple[str, Any, Any, str]] = []
+    for name, field in type(cfg).model_fields.items():
+        value = getattr(cfg, name)
+        key = f"{prefix}{name}"
+        if isinstance(value, BaseModel):
+            rows.extend(config_rows(value, key + "."))
+            continue
+        default = ("(required)" if field.is_required()
+                   else field.get_default(call_default_factory=True))
+        if isinstance(default, BaseModel):
+            default = default.model_dump(mode="json")
+        value = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+        rows.append((key, value, default, field.description or ""))
+    return rows
+
+
 def list_presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
@@ -363,8 +397,27 @@ def raw_config(source: str | Path | dict[str, Any]) -> dict[str, Any]:
     return yaml.safe_load(preset_text(str(source)))
 
 
+_BUDGETS = {"steps": "epochs", "epochs": "steps"}
+
+
+def _override_path(key: str, item: str) -> list[str | int]:
+    """``generator.layers[3].dense.units`` -> ['generator', 'layers', 3, 'dense', 'units']."""
+    parts: list[str | int] = []
+    for token in (k for k in key.strip().split(".") if k):
+        m = re.fullmatch(r"([^\[\]]*)((?:\[-?\d+\])*)", token)
+        if m is None:
+            raise ConfigError(f"override '{item}': '{token}' is not a key or key[index] "
+                              f"(e.g. generator.layers[3].dense.units=128).")
+        if m.group(1):
+            parts.append(m.group(1))
+        parts.extend(int(i) for i in re.findall(r"\[(-?\d+)\]", m.group(2)))
+    return parts
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
-    """Apply ``key.sub=value`` overrides; values are parsed as YAML (``5``, ``true``, ``[1,2]``)."""
+    """Apply ``key.sub=value`` overrides; values are parsed as YAML (``5``, ``true``, ``[1,2]``).
+    ``key[i]`` indexes a list (``generator.layers[3].dense.units=128``). Setting one training
+    budget (``train.steps`` / ``train.epochs``) replaces the other, with a note on stderr."""
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override '{item}' must look like section.key=value "
@@ -374,19 +427,50 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
             value = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError:
             value = text
-        parts = [k for k in key.strip().split(".") if k]
+        parts = _override_path(key, item)
         if not parts:
             raise ConfigError(f"override '{item}' has an empty key.")
-        node = raw
-        for i, part in enumerate(parts[:-1]):
-            nxt = node.get(part) if isinstance(node, dict) else None
-            if nxt is None:
-                nxt = {}
-                node[part] = nxt
-            if not isinstance(nxt, dict):
-                raise ConfigError(f"override '{item}': '{'.'.join(parts[:i + 1])}' is not a section.")
+        node: Any = raw
+        for i, part in enumerate(parts):
+            where = key.strip() if i == len(parts) - 1 else ".".join(map(str, parts[:i + 1]))
+            if isinstance(part, int):
+                if not isinstance(node, list):
+                    raise ConfigError(f"override '{item}': '{'.'.join(map(str, parts[:i]))}' "
+                                      f"is not a list, so it cannot be indexed with [{part}].")
+                if not -len(node) <= part < len(node):
+                    raise ConfigError(f"override '{item}': index {part} is out of range; "
+                                      f"'{'.'.join(map(str, parts[:i]))}' has {len(node)} "
+                                      f"entries (0..{len(node) - 1}).")
+                if i == len(parts) - 1:
+                    node[part] = value
+                    break
+                nxt = node[part]
+                if isinstance(nxt, str) and isinstance(parts[i + 1], str):
+                    nxt = node[part] = {nxt: {}}  # 'relu' -> {relu: {}} to set an argument
+                elif isinstance(nxt, dict) and len(nxt) == 1 and isinstance(parts[i + 1], str):
+                    k = next(iter(nxt))
+                    if nxt[k] is None and parts[i + 1] == k:
+                        nxt[k] = {}
+            else:
+                if not isinstance(node, dict):
+                    raise ConfigError(f"override '{item}': '{where}' is not inside a section.")
+                if i == len(parts) - 1:
+                    if (len(parts) == 2 and parts[0] == "train" and part in _BUDGETS
+                            and value is not None and node.get(_BUDGETS[part]) is not None):
+                        other = _BUDGETS[part]
+                        sys.stderr.write(f"ganforge: note: train.{part}={value} replaces the "
+                                         f"config's train.{other}={node[other]}.\n")
+                        node[other] = None
+                    node[part] = value
+                    break
+                nxt = node.get(part)
+                if nxt is None:
+                    nxt = {}
+                    node[part] = nxt
+                if not isinstance(nxt, (dict, list)):
+                    raise ConfigError(f"override '{item}': '{'.'.join(map(str, parts[:i + 1]))}' "
+                                      f"is not a section.")
             node = nxt
-        node[parts[-1]] = value
     return raw
 
 

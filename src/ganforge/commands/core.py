@@ -1,4 +1,4 @@
-"""Core verbs: train, inspect, sample, presets, preset."""
+"""Core verbs: train, inspect, sample, config, presets, preset."""
 
 from __future__ import annotations
 
@@ -32,7 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="draw samples from a trained run")
     p.add_argument("run_dir")
     p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
-    p.add_argument("--out", required=True, help="output file: .png grid, .npy or .csv")
+    p.add_argument("--out", required=True, help="output file: .png grid, .npy or .csv; or a "
+                   "folder ending in / (images: one PNG per sample)")
+    p.add_argument("--force", action="store_true", help="replace an existing output")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--truncation", type=float, default=None, metavar="PSI",
                    help="truncation trick: 0 = the mean sample only, 1 (scale) = none")
@@ -48,6 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="text-to-image runs: -n images of this text, e.g. --text \"a thick "
                         "slanted seven\"")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("config", help="print a config's keys; --all: every key with its value "
+                       "and default")
+    p.add_argument("config", help="preset name or YAML file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--all", action="store_true", help="every key, including the defaults")
+    p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("presets", help="list the shipped presets")
     p.set_defaults(func=cmd_presets)
@@ -128,7 +138,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise GanforgeError(f"-n must be >= 1, got {args.n}.")
-    run = api.load(args.run_dir)
+    out = Path(args.out)
+    as_folder = args.out.endswith(("/", "\\")) or out.is_dir()
+    taken = (any(out.glob("*.png")) if out.is_dir() else False) if as_folder else out.exists()
+    if taken and not getattr(args, "force", False):
+        raise GanforgeError(f"'{out}' already {'holds PNG files' if as_folder else 'exists'}; "
+                            f"pass --force to replace it, or choose another --out.")
+    run = api.load(args.run_dir, device=getattr(args, "device", "cpu"))
     extra = {"where": args.where} if args.where is not None else {}
     if extra and run.data_kind != "table":
         raise GanforgeError("--where applies to table runs (task ctgan) only.")
@@ -144,8 +160,51 @@ def cmd_sample(args: argparse.Namespace) -> int:
         from ganforge.commands.conditional import sample_conditional
 
         return sample_conditional(run, args, extra)
-    out = run.save_samples(run.sample(args.n, seed=args.seed, **extra), Path(args.out))
+    samples = run.sample(args.n, seed=args.seed, **extra)
+    if as_folder:
+        return save_sample_files(samples, out, run.data_kind)
+    out = run.save_samples(samples, out)
     print(f"wrote {args.n} samples to {out}")
+    return 0
+
+
+def save_sample_files(samples: object, folder: Path, kind: str) -> int:
+    """One PNG per image sample (sample_00000.png, ...), at the data's own size."""
+    import numpy as np
+    from PIL import Image
+
+    if kind != "image":
+        raise GanforgeError(f"--out FOLDER/ writes one PNG per image sample; this run's samples "
+                            f"are {kind}s. Use a .npy or .csv file name instead.")
+    arr = ((samples.clamp(-1, 1).numpy() + 1.0) * 127.5).round().astype(np.uint8)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, x in enumerate(arr):
+        img = x[0] if x.shape[0] == 1 else x.transpose(1, 2, 0)
+        Image.fromarray(img).save(folder / f"sample_{i:05d}.png")
+    print(f"wrote {len(arr)} PNG files to {folder}/")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """The resolved config: keys that differ from the schema's default (all keys with --all),
+    as ``key = value  (default: ...)  # description``."""
+    import json
+
+    from ganforge import api
+    from ganforge.config import config_rows
+
+    cfg = api.load_config(args.config, args.overrides)
+    for key, value, default, desc in config_rows(cfg):
+        changed = value != default
+        if not (changed or args.all):
+            continue
+        text = json.dumps(value) if not isinstance(value, list) or len(str(value)) < 60 else \
+            f"[{len(value)} entries]"
+        dflt = f"  (default: {json.dumps(default)})" if changed or args.all else ""
+        if default == "(required)":
+            dflt = "  (required)"
+        note = f"  # {desc}" if desc and args.all else ""
+        print(f"{key} = {text}{dflt}{note}")
     return 0
 
 

@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="real data split (default: the run's data.split)")
     p.add_argument("--checkpoint", default=None, help="a checkpoint directory (default: latest)")
     p.add_argument("--no-log", action="store_true", help="do not append to metrics.jsonl")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     from ganforge.commands.use import add_truncation_args
 
@@ -53,7 +54,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate_run(args.run_dir, metrics=names if args.metrics else None, extractor=extractor, n=args.n,
                           seed=args.seed, real_split=args.real_split, checkpoint=args.checkpoint,
                           log=not args.no_log, truncation=args.truncation,
-                          truncation_method=args.truncation_method)
+                          truncation_method=args.truncation_method,
+                          device=getattr(args, "device", "cpu"))
     if args.json:
         print(json.dumps(result, indent=2))
     else:

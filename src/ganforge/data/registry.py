@@ -6,6 +6,7 @@ import functools
 import logging
 import math
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -303,11 +304,17 @@ def image_folder(path: str, split: str = "all", image_size: tuple[int, ...] | No
         if not arrays:
             raise DataError(f"none of the {len(files)} images in '{path}' can be read: "
                             f"{listing}{more}.")
+    notes = []
     if resized:
         log.info("resized %d of %d images in %s to %dx%d", resized, len(kept), path, h, w)
+        notes.append(f"resized {resized} of {len(kept)} images to {w}x{h}")
     if converted:
-        log.info("converted image modes in %s to %s: %s", path, "L" if c == 1 else "RGB",
-                 ", ".join(f"{n} {m}" for m, n in sorted(converted.items())))
+        modes = ", ".join(f"{n} {m}" for m, n in sorted(converted.items()))
+        log.info("converted image modes in %s to %s: %s", path, "L" if c == 1 else "RGB", modes)
+        notes.append(f"converted {modes} images to {'L' if c == 1 else 'RGB'}")
+    if notes:  # shown by the CLI (stderr), not only in the INFO log
+        sys.stderr.write(f"ganforge: note: {path}: {'; '.join(notes)} (data.image_size is "
+                         f"{[c, h, w]}).\n")
     x = np.stack(arrays)
     if c == 3:
         x = x.transpose(0, 3, 1, 2)
@@ -317,11 +324,13 @@ def image_folder(path: str, split: str = "all", image_size: tuple[int, ...] | No
 
 
 @register_dataset("npy:")
-def npy_array(path: str, split: str = "all", image_size: tuple[int, ...] | None = None
-              ) -> TensorData:
-    """A ``.npy`` array of shape (N, ...): floats are used as they are, uint8 images are scaled
-    to [-1, 1]. Shapes (N, H, W) / (N, C, H, W) are images, (N, F) vectors, (N, T, F) sequences
-    unless ``image_size`` says otherwise."""
+def npy_array(path: str, split: str = "all", image_size: tuple[int, ...] | None = None,
+              scale: bool = True) -> TensorData:
+    """A ``.npy`` array of shape (N, ...): uint8 images are scaled to [-1, 1], and so are float
+    images in [0, 255] or [0, 1] (with a note on stderr; ``data.options.scale: false`` keeps
+    them as they are); other floats are used as they are. Shapes (N, H, W) / (N, C, H, W) are
+    images, (N, F) vectors, (N, T, F) sequences unless ``image_size`` says otherwise (an
+    (N, H, W) array with ``image_size`` [1, H, W] is one channel)."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise DataError(f"array file '{path}' does not exist. Give data.source as npy:PATH.")
@@ -358,4 +367,12 @@ def npy_array(path: str, split: str = "all", image_size: tuple[int, ...] | None 
             if tuple(t.shape[1:]) != tuple(image_size):
                 raise DataError(f"'{path}' samples have shape {tuple(arr.shape[1:])}, but "
                                 f"data.image_size is {list(image_size)}.")
+    if kind == "image" and arr.dtype != np.uint8 and scale:
+        lo, hi = float(t.min()), float(t.max())
+        if lo >= 0 and (1.0 < hi <= 255.0 or hi <= 1.0):
+            top = 255.0 if hi > 1.0 else 1.0
+            t = t * (2.0 / top) - 1.0
+            sys.stderr.write(f"ganforge: note: '{path}' holds images in [{lo:g}, {hi:g}]: read "
+                             f"as 0..{top:g} and scaled to [-1, 1], the range of a tanh "
+                             f"generator (data.options.scale: false keeps the values).\n")
     return TensorData(name=f"npy:{path}", x=t, kind=kind, split=split)

@@ -203,12 +203,21 @@ def csv_sequence(path: str, split: str = "all", seq_len: int = 24, seed: int = 0
 
 
 # ----------------------------------------------------------- stored with each run
-def save_data_info(run_dir: str | Path, data: TensorData) -> Path | None:
-    """Write ``data.json`` (kind, shape, columns, scaling) for sequence data; None otherwise."""
-    if data.kind != "sequence":
-        return None
-    info = {"kind": data.kind, "shape": list(data.shape),
-            "columns": data.info.get("columns"), "scaling": data.info.get("scaling")}
+def data_sha256(data: TensorData) -> str:
+    """The sha256 of the training samples as loaded (float tensor bytes, row order)."""
+    import hashlib
+
+    return hashlib.sha256(data.x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+
+def save_data_info(run_dir: str | Path, data: TensorData) -> Path:
+    """Write ``data.json``: the data's kind, sample shape, size, where it came from and its
+    sha256, so a run samples without its data (and resume / evaluate can tell whether the data
+    they are given is the one it was trained on); sequences add their columns and scaling."""
+    info: dict[str, Any] = {"kind": data.kind, "shape": list(data.shape), "n": len(data),
+                            "source": data.name, "sha256": data_sha256(data)}
+    if data.kind == "sequence":
+        info.update(columns=data.info.get("columns"), scaling=data.info.get("scaling"))
     path = Path(run_dir) / DATA_INFO_FILE
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(info, indent=1))

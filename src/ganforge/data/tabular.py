@@ -595,7 +595,33 @@ def read_csv(path: str | Path) -> Any:
         raise DataError(f"CSV file '{path}' cannot be parsed: {exc}") from None
     if len(df) == 0:
         raise DataError(f"CSV file '{path}' has a header but no data rows.")
+    check_numeric_columns(df, f"CSV file '{path}'")
     return df
+
+
+def check_numeric_columns(df: Any, what: str, share: float = 0.9) -> None:
+    """A text column whose cells are numbers but for a few (at least ``share`` of the present
+    ones) is a numeric column with stray cells: a DataError naming the rows (CSV lines) and
+    values, instead of silently turning the column into categories."""
+    import pandas as pd
+
+    for name in df.columns:
+        col = df[name]
+        if col.dtype != object:
+            continue
+        present = col.notna() & (col.astype(str).str.strip() != "")
+        if present.sum() < 2:
+            continue
+        numbers = pd.to_numeric(col.where(present), errors="coerce")
+        stray = present & numbers.isna()
+        n_bad, n_ok = int(stray.sum()), int((present & numbers.notna()).sum())
+        if n_bad == 0 or n_ok < share * (n_ok + n_bad):
+            continue
+        rows = [int(i) for i in np.flatnonzero(stray.to_numpy())]
+        listing = ", ".join(f"line {i + 2} ({col.iloc[i]!r})" for i in rows[:5])
+        more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+        raise DataError(f"{what}: column '{name}' holds numbers except {n_bad} cell(s): "
+                        f"{listing}{more}. Fix them, or leave them empty (a missing value).")
 
 
 def table_frame(source: str) -> Any:

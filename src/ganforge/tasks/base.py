@@ -132,6 +132,9 @@ class Task(ABC):
     distributed_modules: ClassVar[tuple[str, ...]] = ()
     # whether D's outputs are probabilities (None: the monitor decides from objective.loss)
     probabilities: bool | None = None
+    # whether the task sets its own learning rates every step (then optim.*.schedule, which
+    # the loop applies, is rejected instead of being silently overwritten)
+    own_lr_schedule: ClassVar[bool] = False
 
     # ----------------------------------------------------------------- class level
     @classmethod

@@ -46,6 +46,7 @@ Batch = tuple[torch.Tensor, torch.Tensor | None]
 
 class CycleGANTask(Task):
     name = "cyclegan"
+    own_lr_schedule = True  # translation.decay_start
     sections = ("translation",)
 
     @classmethod

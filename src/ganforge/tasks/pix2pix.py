@@ -37,6 +37,7 @@ Batch = tuple[torch.Tensor, torch.Tensor | None]
 
 class Pix2PixTask(Task):
     name = "pix2pix"
+    own_lr_schedule = True  # translation.decay_start
     sections = ("translation",)
 
     @classmethod

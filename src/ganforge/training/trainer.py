@@ -3,6 +3,7 @@ checkpoint, resume."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -17,13 +18,14 @@ from tqdm.auto import tqdm
 from ganforge import checkpoint as ckpt
 from ganforge.config import RunConfig
 from ganforge.data import DataLoaderBatcher, IndexBatcher, load_training_data
-from ganforge.data.sequences import save_data_info
-from ganforge.errors import CheckpointError, ConfigError
+from ganforge.data.sequences import data_sha256, load_data_info, save_data_info
+from ganforge.errors import CheckpointError, ConfigError, DataError, SpecError
 from ganforge.metrics.during_training import EvalCallback
 from ganforge.monitor.callback import MonitorCallback
 from ganforge.monitor.images import save_samples_picture
 from ganforge.monitor.log import MetricLog
-from ganforge.optim import build_optimizer
+from ganforge.objectives.tricks import pack
+from ganforge.optim import LrSchedules, build_optimizer
 from ganforge.seeding import resolve_device, rng_state, sample_latent, set_rng_state
 from ganforge.tasks import check_config, task_class
 from ganforge.tasks.base import spec_networks
@@ -66,9 +68,98 @@ def cpu_has_fast_bf16() -> bool:
         return True
 
 
+def check_resume_data(run_dir: Path, data: Any) -> None:
+    """Resume trains on the data the run started with: its sha256 must match ``data.json``."""
+    stored = load_data_info(run_dir)
+    if not stored or not stored.get("sha256"):
+        return  # a run from before data.json: nothing to compare with
+    if data_sha256(data) != stored["sha256"]:
+        raise DataError(f"the data of '{data.name}' differs from what run '{run_dir}' was "
+                        f"trained on (sha256 {stored['sha256'][:12]}..., from "
+                        f"'{stored.get('source')}', {stored.get('n')} samples of shape "
+                        f"{tuple(stored.get('shape') or ())}; given {len(data)} samples of "
+                        f"shape {data.shape}). Resume with the original data, or start a new "
+                        f"run on this data.")
+
+
+class Progress:
+    """The progress display: a redrawn tqdm bar on a terminal; when stdout or stderr is not a
+    terminal (a log file, CI), one stderr line per 5% of the run instead."""
+
+    def __init__(self, enabled: bool, total: int, initial: int, name: str) -> None:
+        quiet = os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")
+        tty = sys.stdout.isatty() and sys.stderr.isatty()
+        self.lines = enabled and not quiet and not tty
+        self.total, self.n, self.name = total, initial, name
+        self.every = max(1, total // 20)
+        self.postfix: dict[str, str] = {}
+        self.bar = tqdm(total=total, initial=initial, disable=not enabled or self.lines,
+                        desc=name, unit="step", dynamic_ncols=True)
+
+    def update(self, k: int = 1) -> None:
+        self.bar.update(k)
+        self.n += k
+        if self.lines and (self.n % self.every == 0 or self.n == self.total):
+            stats = "".join(f" {k}={v}" for k, v in self.postfix.items())
+            sys.stderr.write(f"{self.name}: step {self.n}/{self.total} "
+                             f"({100 * self.n // max(1, self.total)}%){stats}\n")
+            sys.stderr.flush()
+
+    def set_postfix(self, values: dict[str, str], refresh: bool = False) -> None:
+        self.postfix = dict(values)
+        self.bar.set_postfix(values, refresh=refresh)
+
+    def reset_to(self, n: int) -> None:
+        self.n = n
+        self.bar.n = n
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def check_user_networks(G: nn.Module, D: nn.Module, latent_shape: tuple[int, ...],
+                        data_shape: tuple[int, ...], packing: int, device: torch.device) -> None:
+    """A dry forward pass (eval mode, two samples) of the user's own networks: G must map the
+    latent to the data's shape and D the data to one logit per sample."""
+    g_was, d_was = G.training, D.training
+    G.eval()
+    D.eval()
+    try:
+        with torch.no_grad():
+            try:
+                out = G(torch.zeros((2 * packing, *latent_shape), device=device))
+            except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+                raise SpecError(f"the generator fails on a latent batch of shape "
+                                f"{(2 * packing, *latent_shape)}: {str(exc).splitlines()[0]}. "
+                                f"Its input is (batch, {', '.join(map(str, latent_shape))}); "
+                                f"set latent.dim to what it expects.") from None
+            if tuple(out.shape[1:]) != tuple(data_shape):
+                raise SpecError(f"the generator outputs samples of shape {tuple(out.shape[1:])}, "
+                                f"but the data's samples have shape {tuple(data_shape)}. Make "
+                                f"its last layer produce exactly (batch, "
+                                f"{', '.join(map(str, data_shape))}).")
+            x = pack(out, packing)  # D sees `packing` samples concatenated
+            try:
+                logits = D(x)
+            except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+                raise SpecError(f"the discriminator fails on a batch of shape "
+                                f"{tuple(x.shape)}: {str(exc).splitlines()[0]}.") from None
+            if tuple(logits.shape) not in ((2, 1), (2,)):
+                raise SpecError(f"the discriminator outputs shape {tuple(logits.shape[1:])} per "
+                                f"sample; it must output one logit per sample (batch, 1). End "
+                                f"it with nn.Linear(..., 1).")
+    finally:
+        G.train(g_was)
+        D.train(d_was)
+
+
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: str | Path, resume: bool = False,
-                 callbacks: Iterable[Callback] = ()) -> None:
+                 callbacks: Iterable[Callback] = (), data: Any = None,
+                 networks: dict[str, nn.Module] | None = None) -> None:
+        """``data``: an already loaded TensorData (else ``cfg.data`` is loaded). ``networks``:
+        the user's own ``generator`` and/or ``discriminator`` modules replacing the specs
+        (tasks that build their spec networks; checked by a dry forward pass)."""
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.callbacks = list(callbacks)
@@ -82,21 +173,34 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)  # weight init and dropout
 
-        self.data = load_training_data(cfg)
+        self.data = data if data is not None else load_training_data(cfg)
+        if resume:
+            check_resume_data(self.run_dir, self.data)
         task_cls = task_class(cfg.task)
-        check_config(cfg, self.data.shape)
+        networks = {k: v for k, v in (networks or {}).items() if v is not None}
+        # the user's own networks replace specs, so the spec shapes are not checked
+        check_config(cfg, None if networks else self.data.shape)
         self.data.x = self.data.x.to(self.device)
         if self.data.y is not None:
             self.data.y = self.data.y.to(self.device)
         latent_shape = cfg.latent.full_shape
-        networks = task_cls.build_networks(self)  # a task may build its own G and D
-        if networks is not None:
-            self.G, self.D = (m.to(self.device) for m in networks)
+        built = task_cls.build_networks(self)  # a task may build its own G and D
+        if built is not None:
+            if networks:
+                raise ConfigError(f"task '{cfg.task}' builds its own networks; a generator or "
+                                  f"discriminator module cannot replace them. Use the config's "
+                                  f"specs, or task: unconditional.")
+            self.G, self.D = (m.to(self.device) for m in built)
         else:
-            nets = spec_networks(cfg, self.data.shape)
+            nets = {} if len(networks) == 2 else spec_networks(cfg, self.data.shape)
+            nets.update(networks)
             self.G = nets["generator"].to(self.device)
             self.D = nets["discriminator"].to(self.device)
-            dry_run(self.G, self.D, latent_shape, self.device)
+            if networks:
+                check_user_networks(self.G, self.D, latent_shape, self.data.shape,
+                                    cfg.objective.packing, self.device)
+            else:
+                dry_run(self.G, self.D, latent_shape, self.device)
         apply_threads(self, verbose=self.dist.is_writer)  # train.threads (before compile)
         self._apply_speed_switches()
         self.opt_g = build_optimizer(self.G.parameters(), cfg.optim.g)
@@ -115,6 +219,11 @@ class Trainer:
         self.total_steps = cfg.train.total_steps(
             max(1, self.batcher.batches_per_epoch // cfg.objective.packing))
         self.task = task_cls(self)
+        self.schedules = LrSchedules(self.task.optimizers(), {"generator": cfg.optim.g,
+                                                              "discriminator": cfg.optim.d})
+        if self.schedules and task_cls.own_lr_schedule:
+            raise ConfigError(f"task '{cfg.task}' sets its own learning rates (translation."
+                              f"decay_start); remove optim.g.schedule / optim.d.schedule.")
         mods = self.task.modules()  # a task may replace the networks built above (TimeGAN)
         self.G, self.D = mods["generator"], mods["discriminator"]
         self.callbacks.extend(self.task.callbacks(self))
@@ -129,11 +238,14 @@ class Trainer:
         if self.dist.is_writer:
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(),
                                                                      sort_keys=False))
-            save_data_info(self.run_dir, self.data)  # sequences: shape, columns, min-max scaling
+            save_data_info(self.run_dir, self.data)  # shape, source, sha256 (+ sequence scaling)
         self.dist.attach(self)  # DDP, data shards, rank-0-only writes (no-op on one process)
         if resume:
             ckpt.clean_stale_temporaries(self.run_dir)
             self.restore(ckpt.latest_checkpoint(self.run_dir))
+            if self.dist.is_writer:
+                sys.stderr.write(f"ganforge: resuming '{self.run_dir}' from step {self.step} "
+                                 f"of {self.total_steps}.\n")
 
     # -------------------------------------------------------------------------- pieces
     def _apply_speed_switches(self) -> None:
@@ -244,8 +356,7 @@ class Trainer:
     # ---------------------------------------------------------------------------- loop
     def fit(self, on_step: Callable[[Trainer], None] | None = None) -> Path:
         cfg = self.cfg.monitor
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not cfg.progress,
-                   desc=self.cfg.name, unit="step", dynamic_ncols=True)
+        bar = Progress(cfg.progress, self.total_steps, self.step, self.cfg.name)
         sums: dict[str, torch.Tensor] = {}
         n_window, images = 0, 0
         t_window = time.perf_counter()
@@ -257,6 +368,8 @@ class Trainer:
             if self.cfg.train.on_nan == "rollback" and not ckpt.list_checkpoints(self.run_dir):
                 self.save()  # a good state to roll back to
             while self.step < self.total_steps:
+                if self.schedules:  # lr of this step: a function of the step (exact resume)
+                    self.schedules.apply(self.step, self.total_steps, self.lr_scale)
                 with self.autocast():
                     stats = self.task.train_step(self.batcher.next)
                 self.step += 1
@@ -286,7 +399,7 @@ class Trainer:
                 if problem := self.guard.check(due_ckpt or self.step % cfg.log_every == 0):
                     self.guard.recover(problem)  # raises, or rolls back to a good checkpoint
                     sums, n_window, images, t_window = {}, 0, 0, time.perf_counter()
-                    bar.n = self.step
+                    bar.reset_to(self.step)
                     continue
                 if self.step % cfg.sample_every == 0 or last:
                     self.save_grid()
