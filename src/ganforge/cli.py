@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "ganforge.commands.report",
     "ganforge.commands.translate",
     "ganforge.commands.conditional",
+    "ganforge.commands.tune",
 ]
 
 
