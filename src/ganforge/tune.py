@@ -33,6 +33,7 @@ import os
 import socket
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -355,16 +356,25 @@ def open_storage(spec: TuneSpec) -> Any:
         return optuna.storages.JournalStorage(
             JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path),
                                                                        grace_period=30)))
-    try:
-        # heartbeats let any worker fail the trials of a machine that died
-        return optuna.storages.RDBStorage(spec.storage, heartbeat_interval=10, grace_period=60,
-                                          engine_kwargs={"pool_pre_ping": True})
-    except Exception as exc:  # noqa: BLE001 (sqlalchemy: bad URL, no server, no driver)
-        raise GanforgeError(f"--storage {spec.storage}: cannot open the study database "
-                            f"({type(exc).__name__}: {str(exc).splitlines()[0]}). Check the "
-                            f"URL (e.g. postgresql://user:pass@host:5432/db), that the server "
-                            f"is running and that psycopg2 is installed (pip install "
-                            f"'ganforge[tune]').") from None
+    error: Exception | None = None
+    for attempt in range(3):
+        try:
+            # heartbeats let any worker fail the trials of a machine that died
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(spec.storage, heartbeat_interval=10,
+                                              grace_period=60,
+                                              engine_kwargs={"pool_pre_ping": True})
+        except Exception as exc:  # noqa: BLE001 (sqlalchemy: bad URL, no server, no driver)
+            error = exc
+            text = str(exc).lower()
+            if not ("already exists" in text or "duplicate" in text) or attempt == 2:
+                break
+            time.sleep(1.0 + attempt)  # two workers creating the tables at once: retry
+    raise GanforgeError(f"--storage {spec.storage}: cannot open the study database "
+                        f"({type(error).__name__}: {str(error).splitlines()[0]}). Check the "
+                        f"URL (e.g. postgresql://user:pass@host:5432/db), that the server "
+                        f"is running and that psycopg2 is installed (pip install "
+                        f"'ganforge[tune]').") from None
 
 
 def _space_signature(params: list[dict[str, Any]]) -> str:
@@ -380,6 +390,9 @@ def open_study(spec: TuneSpec, sampler: Any = None, pruner: Any = None) -> Any:
         study = optuna.load_study(study_name=spec.study_name, storage=storage, sampler=sampler,
                                   pruner=pruner)
         attrs = study.user_attrs
+        if "metric" not in attrs:  # another process created it and is setting them now
+            _describe_study(study, spec)
+            attrs = study.user_attrs
         old = (attrs.get("metric"), attrs.get("direction"))
         if old != (spec.metric, spec.direction):
             raise GanforgeError(f"the study '{spec.study_name}' in {storage_url(spec)} "
@@ -392,11 +405,14 @@ def open_study(spec: TuneSpec, sampler: Any = None, pruner: Any = None) -> Any:
         return study
     study = optuna.create_study(study_name=spec.study_name, storage=storage, sampler=sampler,
                                 pruner=pruner, direction=direction, load_if_exists=True)
-    study.set_user_attr("metric", spec.metric)
-    study.set_user_attr("direction", spec.direction)
-    study.set_user_attr("space", _space_signature(spec.params))
-    study.set_user_attr("config", spec.config)
+    _describe_study(study, spec)
     return study
+
+
+def _describe_study(study: Any, spec: TuneSpec) -> None:
+    for key, value in (("metric", spec.metric), ("direction", spec.direction),
+                       ("space", _space_signature(spec.params)), ("config", spec.config)):
+        study.set_user_attr(key, value)
 
 
 def counted(t: Any) -> bool:
