@@ -370,7 +370,7 @@ def test_two_processes_share_one_postgresql_study(tmp_path, postgres):
         procs.append(subprocess.Popen(
             cli_cmd(*tune_args(tmp_path / host, study, 4, "--storage", postgres)),
             env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    outs = [p.communicate(timeout=300, check=False) for p in procs]
+    outs = [p.communicate(timeout=300) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err
     study = optuna.load_study(study_name="study", storage=postgres)
