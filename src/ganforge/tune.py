@@ -356,12 +356,16 @@ def open_storage(spec: TuneSpec) -> Any:
         return optuna.storages.JournalStorage(
             JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path),
                                                                        grace_period=30)))
+    url = spec.storage
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):  # SQLAlchemy 2.1 defaults to psycopg 3; the extra ships psycopg2
+            url = "postgresql+psycopg2://" + url[len(plain):]
     error: Exception | None = None
     for attempt in range(3):
         try:
             # heartbeats let any worker fail the trials of a machine that died
             warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(spec.storage, heartbeat_interval=10,
+            return optuna.storages.RDBStorage(url, heartbeat_interval=10,
                                               grace_period=60,
                                               engine_kwargs={"pool_pre_ping": True})
         except Exception as exc:  # noqa: BLE001 (sqlalchemy: bad URL, no server, no driver)
@@ -701,7 +705,8 @@ def write_report(spec: TuneSpec, study: Any, path: Path) -> Path:
                    color="C7", label="pruned (last report)")
     ax.set_xlabel("trial")
     ax.set_ylabel(spec.metric)
-    ax.legend(loc="best", fontsize=8)
+    if done or pruned:
+        ax.legend(loc="best", fontsize=8)
     ax.set_title("optimisation history")
     figures.append(("Optimisation history", _png(fig)))
     plt.close(fig)
