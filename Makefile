@@ -6,7 +6,7 @@ TORCH   := torch==2.13.0
 STAMP   := $(VENV)/.installed
 EXTRAS  ?= dev
 
-.PHONY: setup demo test test-slow bench-setup lint clean chromium
+.PHONY: setup demo test test-slow bench-setup lint clean chromium postgresql
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,7 +23,7 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/ganforge train dcgan-mnist
 
-test: setup chromium
+test: setup chromium postgresql
 	$(BIN)/python -m pytest -q
 
 test-slow: setup
@@ -33,6 +33,13 @@ test-slow: setup
 chromium:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium) || \
 		echo "warning: chromium could not be installed; the report rendering test will skip"
+
+# PostgreSQL server binaries: tests/test_tune.py starts a throwaway server for the shared-study
+# test (Debian package; the binaries live in /usr/lib/postgresql/*/bin).
+postgresql:
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update && apt-get install -y postgresql) || \
+		echo "warning: postgresql could not be installed; the PostgreSQL tune test will skip"
 
 # Peers for the side-by-side benchmarks (ctgan, Keras 3); torch stays pinned.
 bench-setup: setup

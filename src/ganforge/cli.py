@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "ganforge.commands.report",
     "ganforge.commands.translate",
     "ganforge.commands.conditional",
+    "ganforge.commands.tune",
 ]
 
 
