@@ -63,7 +63,7 @@ def test_template_task_trains_by_module_path_and_fits_ring8(tmp_path):
     """``task: ganforge.tasks.template:TemplateTask`` trains with the loop's checkpoints and
     logs; the plain GAN of the template spreads over the ring (no collapse to a point)."""
     run = ganforge.train("gan-ring8", run_dir=tmp_path / "t", overrides=QUIET + [
-        "task=ganforge.tasks.template:TemplateTask", "train.steps=300",
+        "task=ganforge.tasks.template:TemplateTask", "train.steps=300", "objective.ema=null",
         "monitor.log_every=100", "train.checkpoint_every=300"])
     assert type(run) is ganforge.Run
     cov = mode_coverage(run.sample(2000), mixture_means("ring8"), std=0.02)

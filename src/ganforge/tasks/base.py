@@ -161,16 +161,20 @@ class Task(ABC):
         return spec_networks(cfg, data_shape)
 
     @classmethod
+    def sampling_module(cls, cfg: Any) -> str:
+        """The checkpointed module a loaded run samples from (the EMA copy, where kept)."""
+        return "generator"
+
+    @classmethod
     def load_run(cls, run_dir: str | Path, cfg: Any, device: str = "cpu",
                  checkpoint: str | Path | None = None) -> Run:
-        """A trained run of this task from its latest (or a given) checkpoint. With EMA on,
-        the generator is the averaged one."""
+        """A trained run of this task from its latest (or a given) checkpoint; its generator
+        holds the weights of ``sampling_module``."""
         data_shape, kind = run_data_shape(run_dir, cfg)
         mods = cls.build_modules(cfg, data_shape)
         G, D = mods["generator"], mods["discriminator"]
-        ema = getattr(cfg.objective, "ema", None) is not None
-        step = load_weights(run_dir, {"generator_ema" if ema else "generator": G,
-                                      "discriminator": D}, device, checkpoint)
+        step = load_weights(run_dir, {cls.sampling_module(cfg): G, "discriminator": D}, device,
+                            checkpoint)
         return cls.run_class(run_dir, cfg, G, D, step, tuple(data_shape), kind)
 
     @classmethod

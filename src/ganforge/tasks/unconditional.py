@@ -67,6 +67,10 @@ class GeneratorDiscriminatorTask(Task):
         self.fm_weight = float(o.feature_matching_weight)
         self.packing = int(o.packing)
 
+    @classmethod
+    def sampling_module(cls, cfg: Any) -> str:
+        return "generator_ema" if cfg.objective.ema is not None else "generator"
+
     @property
     def probabilities(self) -> bool:  # type: ignore[override]
         """Whether D's outputs read as probabilities (after a sigmoid) under this loss."""

@@ -333,8 +333,8 @@ class Distributed:
         if not names:
             raise ConfigError(f"task '{trainer.cfg.task}' does not support training with several "
                               f"processes yet; run it with one process.")
-        if trainer.cfg.train.sync_bn:
-            for m in (trainer.G, trainer.D):
+        if trainer.cfg.train.sync_bn:  # every network, the EMA generator's own statistics too
+            for m in trainer.modules().values():
                 convert_sync_batchnorm(m, trainer.device)
         ids = [self.local_rank] if trainer.device.type == "cuda" else None
         for name in names:
