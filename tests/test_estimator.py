@@ -49,7 +49,7 @@ def test_schedule_factors_are_warmup_then_decay():
 
 
 def test_scheduled_adamw_resume_equals_uninterrupted(tmp_path):
-    over = ["optim.g.name=adamw", "optim.g.lr=3e-4", "optim.g.weight_decay=0.01",
+    over = ["optim.g.name=adamw", "optim.g.lr=3e-4", "optim.g.weight_decay=0.01", "objective.ema=null",
             "optim.g.schedule={kind: cosine, warmup: 3}", "optim.d.schedule={kind: linear}",
             "train.steps=12", "train.batch_size=32", "train.checkpoint_every=3",
             "monitor.progress=false", "monitor.report=false", "monitor.log_every=3",

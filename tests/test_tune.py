@@ -373,7 +373,8 @@ def test_two_processes_share_one_postgresql_study(tmp_path, postgres):
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err
-    study = optuna.load_study(study_name="study", storage=postgres)
+    study = optuna.load_study(study_name="study",
+                              storage=postgres.replace("postgresql://", "postgresql+psycopg2://"))
     done = _assert_shared_study(study.get_trials(), 4)
     assert {t.user_attrs["pid"] for t in done} <= {p.pid for p in procs}
     for host in ("a", "b"):  # each machine writes the study's best config
