@@ -16,3 +16,13 @@ os.environ["OMP_NUM_THREADS"] = THREADS
 @pytest.fixture(autouse=True)
 def _quiet_progress(monkeypatch):
     monkeypatch.setenv("TQDM_DISABLE", "1")
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for a test, restored after: CPU results depend on the thread count
+    (the summation order of a matmul), and subprocess workers run with one thread each."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

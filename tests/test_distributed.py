@@ -55,16 +55,6 @@ def _max_diff(a: dict[str, torch.Tensor], trainer: Trainer) -> float:
     return worst
 
 
-@pytest.fixture
-def one_thread():
-    """The workers run with one thread each; so does the reference (the summation order of a
-    matmul depends on the thread count, and GAN steps amplify such differences)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _no_bn_config(tmp_path: Path) -> Path:
     raw = yaml.safe_load((PRESET_DIR / "gan-ring8.yaml").read_text())
     raw["generator"]["layers"] = [x for x in raw["generator"]["layers"] if x != "batch_norm"]

@@ -22,12 +22,7 @@ QUIET = {"progress": False, "report": False, "tensorboard": False, "alarms": Fal
          "log_every": 5, "sample_every": 1000}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def points(n=256, seed=0):

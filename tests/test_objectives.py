@@ -35,14 +35,7 @@ from ganforge.training.trainer import Trainer
 QUICK = ["monitor.progress=false", "train.epochs=null"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread for this module's tests only (restored after, so other modules keep
-    the session's count whatever the collection order)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def gen(seed: int = 0) -> torch.Generator:

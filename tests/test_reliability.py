@@ -50,13 +50,7 @@ def ring(*extra: str) -> list[str]:
     return [*RING, *extra]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Same thread count in this process and in the subprocesses (CPU results depend on it)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def weights(step_dir: Path) -> dict[str, torch.Tensor]:

@@ -29,12 +29,7 @@ from ganforge.training.trainer import Trainer
 QUIET = ["monitor.progress=false", "monitor.report=false", "monitor.tensorboard=false"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def test_package_layers_point_down_only():

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 optuna = pytest.importorskip("optuna", reason="ganforge tune needs optuna (pip install "
@@ -39,12 +38,7 @@ SPACE = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def sets(overrides):
