@@ -375,3 +375,26 @@ def test_two_processes_share_one_postgresql_study(tmp_path, postgres):
         best = yaml.safe_load((tmp_path / host / "study" / "best.yaml").read_text())
         assert best["optim"]["g"]["lr"] == pytest.approx(study.best_trial.params["optim.g.lr"])
     json.dumps(study.best_trial.params)  # plain values
+
+
+def test_a_finished_machine_waits_for_trials_running_elsewhere(tmp_path):
+    # the race that made two machines write different best.yaml files: one ran out of trials
+    # to start while the other's last (best) trial was still running
+    import io
+    import threading
+
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "j.log")))
+    study = optuna.create_study(study_name="s", storage=storage)
+    study.enqueue_trial({"x": 1.0})
+    done = study.ask({"x": optuna.distributions.FloatDistribution(0, 2)})
+    study.tell(done, 1.0)
+    running = study.ask({"x": optuna.distributions.FloatDistribution(0, 2)})
+    running.set_user_attr("host", socket.gethostname())
+    running.set_user_attr("pid", os.getpid())  # alive: not reaped
+    threading.Timer(0.6, lambda: study.tell(running.number, 0.25)).start()
+    out = io.StringIO()
+    assert T.wait_for_running(study, out, poll_s=0.05)
+    assert f"waiting for trial(s) {running.number}" in out.getvalue()
+    assert study.best_trial.number == running.number and study.best_value == 0.25

@@ -863,9 +863,41 @@ def tune(config: str | Path, space: str | Path | dict[str, Any], *, trials: int,
     return finish(spec, out)
 
 
+def wait_for_running(study: Any, out: Any, poll_s: float = 1.0) -> bool:
+    """Wait until no trial of the study is running (other workers or machines finish the
+    trials they started), so best.yaml is the study's best, not this machine's view of it.
+    Dead local workers are reaped, dead machines fail by the database's heartbeat. Ctrl-C
+    stops the wait; returns False then (best.yaml is written from the finished trials)."""
+    optuna = _optuna()
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    said: set[int] = set()
+    try:
+        while True:
+            reap_dead_trials(study)
+            optuna.storages.fail_stale_trials(study)  # a no-op without heartbeats
+            running = [t for t in study.get_trials(deepcopy=False)
+                       if t.state.name == "RUNNING"]
+            if not running:
+                return True
+            new = [t for t in running if t.number not in said]
+            if new:
+                where = ", ".join(f"{t.number} ({t.user_attrs.get('host', '?')} pid "
+                                  f"{t.user_attrs.get('pid', '?')})" for t in new)
+                out.write(f"waiting for trial(s) {where} to finish elsewhere before writing "
+                          f"best.yaml (Ctrl-C: write it from the finished trials now)\n")
+                out.flush()
+                said.update(t.number for t in new)
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        out.write("stopped waiting: best.yaml covers the finished trials only; run the same "
+                  "command again later to refresh it\n")
+        return False
+
+
 def finish(spec: TuneSpec, out: Any = None) -> TuneResult:
     out = out or sys.stdout
     study = open_study(spec)
+    wait_for_running(study, out)
     trials = [t for t in study.get_trials(deepcopy=False) if counted(t)]
     counts = {s: sum(1 for t in trials if t.state.name == s.upper())
               for s in ("complete", "pruned", "fail")}
