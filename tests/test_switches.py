@@ -139,6 +139,49 @@ def test_diffaugment_changes_what_d_sees_in_a_training_step(tmp_path):
     assert all(not torch.equal(a, b) for a, b in zip(d_in, real, strict=True))
 
 
+# ---------------------------------------------------------------------------- monitor
+class _FlatEval:
+    """Logs an eval line with the same FID at every step: the plateau rule's input."""
+
+    def on_step(self, trainer, stats):
+        trainer.log.write({"kind": "eval", "step": trainer.step, "fid": 7.0})
+
+    def on_log(self, trainer, record):
+        pass
+
+    def on_end(self, trainer):
+        pass
+
+
+def test_alarms_false_silences_every_alarm_rule(tmp_path, capsys):
+    """Thresholds that every step of a fresh ring8 run crosses (D(G(z)) < 0.99, diversity
+    below 0.99 x the real data's, a flat FID): with alarms on, three rules fire and are logged
+    and printed; with alarms off, none, while the signals are logged all the same."""
+    hair_trigger = ["monitor.alarm_warmup=0", "monitor.alarm_window=1",
+                    "monitor.d_fake_floor=0.99", "monitor.collapse_ratio=0.99",
+                    "monitor.plateau_evals=2"]
+    runs, printed = {}, {}
+    for on in (True, False):
+        tr = Trainer(load_config("gan-ring8", [*RING, "train.steps=4", *hair_trigger,
+                                               f"monitor.alarms={str(on).lower()}"]),
+                     tmp_path / f"alarms_{on}", callbacks=[_FlatEval()])
+        tr.fit()
+        runs[on], printed[on] = tr, capsys.readouterr().err
+    for tr in runs.values():  # the conditions hold on the logged numbers of both runs
+        first = _train_lines(tr)[0]
+        assert first["d_fake"] < 0.99 and first["d_real"] > 0.01
+        assert first["diversity_ratio"] < 0.99
+    on = [(r["alarm"], r["step"]) for r in runs[True].log.read() if r["kind"] == "alarm"]
+    assert sorted(on) == [("d_too_strong", 1), ("mode_collapse", 1), ("no_progress", 3)]
+    assert len(runs[True].monitor.alarms) == 3 and printed[True].count("[ganforge alarm") == 3
+    assert [r for r in runs[False].log.read() if r["kind"] == "alarm"] == []
+    assert runs[False].monitor.alarms == [] and "[ganforge alarm" not in printed[False]
+    # alarms only watch: both runs log the same signals and the same losses
+    for a, b in zip(_train_lines(runs[True]), _train_lines(runs[False]), strict=True):
+        for k in ("d_loss", "g_loss", "diversity_ratio", "g_grad_norm"):
+            assert a[k] == b[k], k
+
+
 # ---------------------------------------------------------------------- extension points
 def test_register_dataset_feeds_a_run(tmp_path, monkeypatch):
     monkeypatch.setitem(DATASETS, "two-points", None)  # removed again after the test
