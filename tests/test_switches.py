@@ -3,6 +3,8 @@ switch on the built objects or the logged numbers (tiny gan-ring8 budgets, secon
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -198,6 +200,70 @@ def test_register_dataset_feeds_a_run(tmp_path, monkeypatch):
     assert torch.equal(tr.data.x, pts)  # the run trains on the registered loader's tensors
     tr.fit()
     assert [r["step"] for r in _train_lines(tr)] == [1, 2]
+
+
+
+def test_register_feature_extractor_sets_the_diversity_space(tmp_path, monkeypatch):
+    """monitor.diversity_features names a function registered with
+    ganforge.monitor.register_feature_extractor: the logged diversity is the mean pairwise
+    distance of that function's features (recomputed with scipy), not of the raw samples."""
+    from scipy.spatial.distance import pdist
+
+    from ganforge.monitor import register_feature_extractor
+    from ganforge.monitor.signals import FEATURE_EXTRACTORS
+
+    monkeypatch.setitem(FEATURE_EXTRACTORS, "test-angle", None)  # removed after the test
+
+    @register_feature_extractor("test-angle")
+    def angle(x):  # (N, 2) -> (N, 1): the angle on the ring, x 10
+        return 10 * torch.atan2(x[:, 1], x[:, 0])[:, None]
+
+    tr = _ring(tmp_path, "angle", "monitor.diversity_features=test-angle", steps=2)
+    last = _train_lines(tr)[-1]
+    fake, real = tr.sample_fixed().double(), tr.monitor.real_ref.double()
+    want_fake, want_real = pdist(angle(fake).numpy()).mean(), pdist(angle(real).numpy()).mean()
+    assert last["diversity"] == pytest.approx(want_fake, rel=1e-5)
+    assert last["diversity_real"] == pytest.approx(want_real, rel=1e-5)
+    assert last["diversity_real"] != pytest.approx(pdist(real.numpy()).mean(), rel=1e-2)
+
+
+def test_registered_extractor_is_the_feature_space_of_evaluate(ring_run, tmp_path, monkeypatch,
+                                                               capsys):
+    """`ganforge evaluate --extractor NAME` with NAME registered through
+    ganforge.metrics.register_extractor: the logged FID is the Frechet distance of that
+    extractor's features of the same real subset and samples, computed here with scipy."""
+    from scipy import linalg
+
+    from ganforge.data import load_dataset
+    from ganforge.metrics import register_extractor
+    from ganforge.metrics.features import EXTRACTORS
+
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(EXTRACTORS, "test-poly", None)  # removed after the test
+
+    def poly(x):  # (N, 2) -> (N, 4), nonlinear so its FID differs from raw
+        return torch.stack([x[:, 0], x[:, 1], x[:, 0] * x[:, 1], x.pow(2).sum(1)], 1)
+
+    register_extractor("test-poly", lambda: poly)
+    run_dir, _ = ring_run
+    assert main(["evaluate", str(run_dir), "--metrics", "fid", "--n", "300", "--seed", "4",
+                 "--extractor", "test-poly", "--no-log", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["protocol"]["extractor"] == "test-poly"
+
+    def frechet(a, b):
+        mu1, mu2 = a.mean(0), b.mean(0)
+        s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+        covmean = linalg.sqrtm(s1 @ s2).real
+        return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+    real = load_dataset("ring8", split="train", n=512).x
+    idx = torch.randperm(512, generator=torch.Generator().manual_seed(4))[:300]
+    fake = ganforge.load(run_dir).sample(300, seed=4)
+    want = frechet(poly(real[idx]).double().numpy(), poly(fake).double().numpy())
+    assert got["fid"] == pytest.approx(want, rel=1e-3)
+    raw = frechet(real[idx].double().numpy(), fake.double().numpy())
+    assert got["fid"] != pytest.approx(raw, rel=1e-2)  # not the raw features
 
 
 # ------------------------------------------------------------------------- CLI flags
