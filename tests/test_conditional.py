@@ -260,6 +260,73 @@ def test_acgan_aux_head_learns_real_labels(tmp_path):
     assert train[-1]["aux_acc_real"] > train[0]["aux_acc_real"]
 
 
+
+def test_aux_weight_scales_the_class_terms_of_both_losses(tmp_path):
+    """conditioning.aux_weight w: the loss D backpropagates is BCE + w x (CE(real class head, y)
+    + CE(fake class head, y_fake)) and G's is BCE + w x CE(class head on G's fakes, y_fake),
+    both recomputed here from D's outputs at every update; w = 0 leaves the plain GAN losses.
+    Step 1 starts from the same D for every w, so its logged D loss and class loss agree."""
+    import torch.nn.functional as F
+
+    from ganforge.training.trainer import Trainer
+
+    first = {}
+    for w in (0.0, 2.5):
+        cfg = small("acgan-mnist", 2)
+        cfg["conditioning"]["aux_weight"] = w
+        cfg["monitor"].update(log_every=1, report=False, tensorboard=False)
+        cfg["device"] = "cpu"
+        tr = Trainer(load_config(cfg), tmp_path / f"w{w}")
+        task, seen = tr.task, {"d": [], "g": []}
+        cur = {}
+        real_batch, fake_labels, generate = task.real_batch, task.fake_labels, task.generate
+        d_update, g_update = task.d_update, task.g_update
+
+        def take_real(nb, cur=cur, real_batch=real_batch):
+            cur["real"], cur["y"] = real_batch(nb)
+            return cur["real"], cur["y"]
+
+        def take_labels(n, dev, cur=cur, fake_labels=fake_labels):
+            cur["yf"] = fake_labels(n, dev)
+            return cur["yf"]
+
+        def take_fake(z, y, cur=cur, generate=generate):
+            cur["fake"] = generate(z, y)
+            return cur["fake"]
+
+        def check_d(d_fn, real_in, fake_in, d_loss, i, *a, w=w, task=task, cur=cur, seen=seen,
+                    d_update=d_update):
+            with torch.no_grad():
+                (r, rc), (f, fc) = task.D(real_in, cur["y"]), task.D(fake_in, cur["yf"])
+                plain = (F.binary_cross_entropy_with_logits(r, torch.ones_like(r))
+                         + F.binary_cross_entropy_with_logits(f, torch.zeros_like(f)))
+                aux = F.cross_entropy(rc, cur["y"]) + F.cross_entropy(fc, cur["yf"])
+            seen["d"].append((float(d_loss.detach()), float(plain + w * aux)))
+            return d_update(d_fn, real_in, fake_in, d_loss, i, *a)
+
+        def check_g(g_loss, step, *a, w=w, task=task, cur=cur, seen=seen, g_update=g_update):
+            with torch.no_grad():
+                f, fc = task.D(cur["fake"], cur["yf"])
+                want = (F.binary_cross_entropy_with_logits(f, torch.ones_like(f))
+                        + w * F.cross_entropy(fc, cur["yf"]))
+            seen["g"].append((float(g_loss.detach()), float(want)))
+            return g_update(g_loss, step, *a)
+
+        task.real_batch, task.fake_labels, task.generate = take_real, take_labels, take_fake
+        task.d_update, task.g_update = check_d, check_g
+        tr.fit()
+        assert len(seen["d"]) == len(seen["g"]) == 2
+        for got, want in seen["d"] + seen["g"]:
+            assert got == pytest.approx(want, rel=1e-5, abs=1e-6)
+        line = next(r for r in tr.log.read() if r["kind"] == "train")
+        first[w] = (line, seen["d"][0][0])
+    (l0, total0), (l2, total2) = first[0.0], first[2.5]
+    assert l0["d_loss"] == pytest.approx(l2["d_loss"], rel=1e-6)  # logged without class terms
+    assert l0["aux_loss"] == pytest.approx(l2["aux_loss"], rel=1e-6) and l0["aux_loss"] > 1
+    assert total0 == pytest.approx(l0["d_loss"], rel=1e-6)  # w = 0: the plain D loss
+    assert total2 - total0 == pytest.approx(2.5 * l2["aux_loss"], rel=1e-4)
+
+
 def test_conditional_eval_during_training_and_class_grid(tmp_path):
     cfg = small("projection-mnist", 20)
     cfg["monitor"].update(eval_every=10, eval_metrics=["cas", "intra_fid"], eval_n=100,

@@ -3,6 +3,8 @@ switch on the built objects or the logged numbers (tiny gan-ring8 budgets, secon
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -139,6 +141,49 @@ def test_diffaugment_changes_what_d_sees_in_a_training_step(tmp_path):
     assert all(not torch.equal(a, b) for a, b in zip(d_in, real, strict=True))
 
 
+# ---------------------------------------------------------------------------- monitor
+class _FlatEval:
+    """Logs an eval line with the same FID at every step: the plateau rule's input."""
+
+    def on_step(self, trainer, stats):
+        trainer.log.write({"kind": "eval", "step": trainer.step, "fid": 7.0})
+
+    def on_log(self, trainer, record):
+        pass
+
+    def on_end(self, trainer):
+        pass
+
+
+def test_alarms_false_silences_every_alarm_rule(tmp_path, capsys):
+    """Thresholds that every step of a fresh ring8 run crosses (D(G(z)) < 0.99, diversity
+    below 0.99 x the real data's, a flat FID): with alarms on, three rules fire and are logged
+    and printed; with alarms off, none, while the signals are logged all the same."""
+    hair_trigger = ["monitor.alarm_warmup=0", "monitor.alarm_window=1",
+                    "monitor.d_fake_floor=0.99", "monitor.collapse_ratio=0.99",
+                    "monitor.plateau_evals=2"]
+    runs, printed = {}, {}
+    for on in (True, False):
+        tr = Trainer(load_config("gan-ring8", [*RING, "train.steps=4", *hair_trigger,
+                                               f"monitor.alarms={str(on).lower()}"]),
+                     tmp_path / f"alarms_{on}", callbacks=[_FlatEval()])
+        tr.fit()
+        runs[on], printed[on] = tr, capsys.readouterr().err
+    for tr in runs.values():  # the conditions hold on the logged numbers of both runs
+        first = _train_lines(tr)[0]
+        assert first["d_fake"] < 0.99 and first["d_real"] > 0.01
+        assert first["diversity_ratio"] < 0.99
+    on = [(r["alarm"], r["step"]) for r in runs[True].log.read() if r["kind"] == "alarm"]
+    assert sorted(on) == [("d_too_strong", 1), ("mode_collapse", 1), ("no_progress", 3)]
+    assert len(runs[True].monitor.alarms) == 3 and printed[True].count("[ganforge alarm") == 3
+    assert [r for r in runs[False].log.read() if r["kind"] == "alarm"] == []
+    assert runs[False].monitor.alarms == [] and "[ganforge alarm" not in printed[False]
+    # alarms only watch: both runs log the same signals and the same losses
+    for a, b in zip(_train_lines(runs[True]), _train_lines(runs[False]), strict=True):
+        for k in ("d_loss", "g_loss", "diversity_ratio", "g_grad_norm"):
+            assert a[k] == b[k], k
+
+
 # ---------------------------------------------------------------------- extension points
 def test_register_dataset_feeds_a_run(tmp_path, monkeypatch):
     monkeypatch.setitem(DATASETS, "two-points", None)  # removed again after the test
@@ -155,6 +200,70 @@ def test_register_dataset_feeds_a_run(tmp_path, monkeypatch):
     assert torch.equal(tr.data.x, pts)  # the run trains on the registered loader's tensors
     tr.fit()
     assert [r["step"] for r in _train_lines(tr)] == [1, 2]
+
+
+
+def test_register_feature_extractor_sets_the_diversity_space(tmp_path, monkeypatch):
+    """monitor.diversity_features names a function registered with
+    ganforge.monitor.register_feature_extractor: the logged diversity is the mean pairwise
+    distance of that function's features (recomputed with scipy), not of the raw samples."""
+    from scipy.spatial.distance import pdist
+
+    from ganforge.monitor import register_feature_extractor
+    from ganforge.monitor.signals import FEATURE_EXTRACTORS
+
+    monkeypatch.setitem(FEATURE_EXTRACTORS, "test-angle", None)  # removed after the test
+
+    @register_feature_extractor("test-angle")
+    def angle(x):  # (N, 2) -> (N, 1): the angle on the ring, x 10
+        return 10 * torch.atan2(x[:, 1], x[:, 0])[:, None]
+
+    tr = _ring(tmp_path, "angle", "monitor.diversity_features=test-angle", steps=2)
+    last = _train_lines(tr)[-1]
+    fake, real = tr.sample_fixed().double(), tr.monitor.real_ref.double()
+    want_fake, want_real = pdist(angle(fake).numpy()).mean(), pdist(angle(real).numpy()).mean()
+    assert last["diversity"] == pytest.approx(want_fake, rel=1e-5)
+    assert last["diversity_real"] == pytest.approx(want_real, rel=1e-5)
+    assert last["diversity_real"] != pytest.approx(pdist(real.numpy()).mean(), rel=1e-2)
+
+
+def test_registered_extractor_is_the_feature_space_of_evaluate(ring_run, tmp_path, monkeypatch,
+                                                               capsys):
+    """`ganforge evaluate --extractor NAME` with NAME registered through
+    ganforge.metrics.register_extractor: the logged FID is the Frechet distance of that
+    extractor's features of the same real subset and samples, computed here with scipy."""
+    from scipy import linalg
+
+    from ganforge.data import load_dataset
+    from ganforge.metrics import register_extractor
+    from ganforge.metrics.features import EXTRACTORS
+
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(EXTRACTORS, "test-poly", None)  # removed after the test
+
+    def poly(x):  # (N, 2) -> (N, 4), nonlinear so its FID differs from raw
+        return torch.stack([x[:, 0], x[:, 1], x[:, 0] * x[:, 1], x.pow(2).sum(1)], 1)
+
+    register_extractor("test-poly", lambda: poly)
+    run_dir, _ = ring_run
+    assert main(["evaluate", str(run_dir), "--metrics", "fid", "--n", "300", "--seed", "4",
+                 "--extractor", "test-poly", "--no-log", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["protocol"]["extractor"] == "test-poly"
+
+    def frechet(a, b):
+        mu1, mu2 = a.mean(0), b.mean(0)
+        s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+        covmean = linalg.sqrtm(s1 @ s2).real
+        return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+    real = load_dataset("ring8", split="train", n=512).x
+    idx = torch.randperm(512, generator=torch.Generator().manual_seed(4))[:300]
+    fake = ganforge.load(run_dir).sample(300, seed=4)
+    want = frechet(poly(real[idx]).double().numpy(), poly(fake).double().numpy())
+    assert got["fid"] == pytest.approx(want, rel=1e-3)
+    raw = frechet(real[idx].double().numpy(), fake.double().numpy())
+    assert got["fid"] != pytest.approx(raw, rel=1e-2)  # not the raw features
 
 
 # ------------------------------------------------------------------------- CLI flags

@@ -370,3 +370,111 @@ def test_register_frame_and_tabular_switches_change_the_step(tmp_path) -> None:
     assert base["cond_loss"] > 0 and plain["cond_loss"] == 0
     # loss non_saturating: no penalty, BCE terms (> 0) and D outputs as probabilities
     assert plain["gp"] == 0 and plain["d_loss"] > 0 and 0 < plain["d_real"] < 1
+
+
+def skewed_frame(seed: int = 0) -> pd.DataFrame:
+    """1,000 rows: 'skew' with counts 800/150/40/10, 'two' with 700/300, one continuous."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "x": rng.normal(0, 1, 1000),
+        "skew": rng.permutation(np.array(["a"] * 800 + ["b"] * 150 + ["c"] * 40 + ["d"] * 10,
+                                         dtype=object)),
+        "two": rng.permutation(np.array(["u"] * 700 + ["v"] * 300, dtype=object)),
+    })
+
+
+TINY_CTGAN = ["generator.layers=[{dense_concat: {units: 32}}]",
+              "discriminator.layers=[{dense: {units: 32}}, leaky_relu, {dense: {units: 1}}]",
+              "data.target=null", "train.epochs=null", "monitor.progress=false",
+              "monitor.report=false", "monitor.tensorboard=false", "device=cpu"]
+
+
+def test_log_frequency_sets_the_condition_distribution(tmp_path) -> None:
+    """The conditions of the training steps: a discrete column uniformly, then a category
+    with probability proportional to log(1 + count) (log_frequency true) or to the count
+    (false), the counts taken here from the DataFrame."""
+    from ganforge.data.tabular import register_frame
+    from ganforge.training.trainer import Trainer
+
+    df = skewed_frame()
+    source = register_frame("test-skewed", df)
+    got = {}
+    for log in (True, False):
+        tr = Trainer(ganforge.load_config("ctgan", [
+            f"data.source={source}", "train.steps=4", "train.batch_size=500",
+            f"tabular.log_frequency={str(log).lower()}", *TINY_CTGAN]), tmp_path / f"log{log}")
+        sampler, drawn = tr.task.sampler, []
+        one_hot = sampler.one_hot
+
+        def record(gid, drawn=drawn, one_hot=one_hot):
+            drawn.append(gid.clone())
+            return one_hot(gid)
+
+        sampler.one_hot = record
+        tr.fit()
+        gids = torch.cat(drawn)
+        assert len(gids) == 2000
+        freq = torch.bincount(gids, minlength=sampler.width).double() / len(gids)
+        # expected per global category id, from the frame's value counts
+        expect = {True: [], False: []}
+        for s in tr.task.transformer.discrete_spans:
+            col = tr.task.transformer.columns[s.column]
+            counts = df[col.name].value_counts()
+            c = np.array([counts[k] for k in col.categories], dtype=float)
+            for lg, w in ((True, np.log1p(c)), (False, c)):
+                expect[lg] += list(0.5 * w / w.sum())  # two discrete columns, one chosen uniformly
+        got[log] = (freq.numpy(), {k: np.array(v) for k, v in expect.items()})
+    for log, (freq, expect) in got.items():
+        assert len(freq) == 6
+        # 2,000 draws: sd of a frequency <= 0.012; the two rules differ by up to 0.21
+        assert np.abs(freq - expect[log]).max() < 0.05, (log, freq, expect[log])
+        assert np.abs(freq - expect[not log]).max() > 0.15, (log, freq, expect[not log])
+
+
+def test_gumbel_tau_is_the_softmax_temperature(tmp_path) -> None:
+    """Step 1's generated rows for several gumbel_tau at one seed: the same logits and Gumbel
+    noise, so on every one-hot span tau x (log y_i - log y_max) is the same for every tau
+    (the span is softmax((logits + noise) / tau)), and a lower tau is closer to one-hot."""
+    from ganforge.data.tabular import register_frame
+    from ganforge.training.trainer import Trainer
+
+    source = register_frame("test-skewed", skewed_frame())
+    out = {}
+    for tau in (0.1, 0.5, 2.0):
+        tr = Trainer(ganforge.load_config("ctgan", [
+            f"data.source={source}", "train.steps=1", "train.batch_size=100",
+            f"tabular.gumbel_tau={tau}", *TINY_CTGAN]), tmp_path / f"tau{tau}")
+        layout, calls = tr.task.layout, []
+        activate = layout.activate
+
+        def record(raw, t, calls=calls, activate=activate):
+            y = activate(raw, t)
+            calls.append((raw.detach().clone(), y.detach().clone()))
+            return y
+
+        layout.activate = record
+        tr.fit()
+        out[tau] = calls[0]
+        spans = [s for s in tr.task.transformer.spans if s.act == "softmax"]
+    assert len(spans) >= 3  # skew, two, and x's modes
+    raws = [raw for raw, _ in out.values()]
+    assert all(torch.equal(raws[0], r) for r in raws[1:])
+    one_hot_ness = {}
+    for tau, (_, y) in out.items():
+        rel, peaks = [], []
+        for s in spans:
+            p = y[:, s.start:s.start + s.width].double()
+            torch.testing.assert_close(p.sum(1), torch.ones(len(p), dtype=torch.float64),
+                                       rtol=0, atol=1e-5)
+            peaks.append(p.max(1).values)
+            rel.append(tau * (p.clamp_min(1e-300).log() - p.max(1, keepdim=True).values.log()))
+        one_hot_ness[tau] = float(torch.cat(peaks).mean())
+        out[tau] = (torch.cat(rel, 1), torch.cat([y[:, s.start:s.start + s.width] for s in spans], 1))
+    ref, y_ref = out[2.0]
+    for tau in (0.1, 0.5):
+        r, y = out[tau]
+        ok = (y > 1e-30) & (y_ref > 1e-30)  # entries not underflowed at either temperature
+        assert ok.float().mean() > 0.5
+        torch.testing.assert_close(r[ok], ref[ok], rtol=0, atol=2e-3)
+    assert one_hot_ness[0.1] > one_hot_ness[0.5] > one_hot_ness[2.0]
+    assert one_hot_ness[0.1] > 0.85

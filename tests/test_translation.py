@@ -152,6 +152,48 @@ def test_image_pool_returns_old_and_new_fakes_with_published_probabilities():
                   ) != [3.0, 4.0]
 
 
+
+def test_pool_prob_sets_how_often_d_sees_an_old_fake(tmp_path):
+    """translation.pool_prob reaches both CycleGAN pools. Per step each D is called on the new
+    fakes (G's update), the real batch, then the pooled fakes (its own update). A pool of 4
+    fills at step 1 (batch 4); from step 2, pool_prob 0 shows D exactly the new fakes and
+    pool_prob 1 swaps every one for a stored fake (a swap may hand back a fake stored earlier
+    in the same batch, never the image itself)."""
+    from ganforge.training.trainer import Trainer
+
+    seen = {}
+    for prob in (0.0, 1.0):
+        tr = Trainer(load_config("cyclegan-digits", tiny_cyclegan(3, [
+            "translation.pool_size=4", f"translation.pool_prob={prob}", "device=cpu",
+            "monitor.report=false", "monitor.tensorboard=false", "monitor.sample_every=1000",
+            "train.checkpoint_every=1000"])), tmp_path / f"p{prob}")
+        task = tr.task
+        assert task.pool_a.prob == task.pool_b.prob == prob
+        calls = {"a": [], "b": []}
+        for name, d in (("a", task.D_a), ("b", task.D_b)):
+            d.register_forward_pre_hook(
+                lambda m, args, out=calls[name]: out.append(args[0].detach().clone()))
+        tr.fit()
+        seen[prob] = calls
+    for prob, calls in seen.items():
+        for side in ("a", "b"):
+            c = calls[side]
+            assert len(c) == 9  # 3 steps x (new fakes, real, pooled)
+            new, pooled = c[0::3], c[2::3]
+            assert torch.equal(pooled[0], new[0])  # step 1: filling the pool
+            for step in (1, 2):
+                if prob == 0.0:
+                    assert torch.equal(pooled[step], new[step])
+                    continue
+                stored = torch.cat(new[:step + 1])
+                for i, img in enumerate(pooled[step]):
+                    assert not torch.equal(img, new[step][i])
+                    assert any(torch.equal(img, s) for s in stored)
+                # at least one fake from an earlier step in every batch
+                assert any(any(torch.equal(img, s) for s in torch.cat(new[:step]))
+                           for img in pooled[step])
+
+
 def test_lr_is_constant_then_linear_to_zero():
     f = [lr_factor(s, 10, 0.5) for s in range(10)]
     assert f[:5] == [1.0] * 5
