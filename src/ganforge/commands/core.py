@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ganforge.errors import GanforgeError
+from ganforge.errors import CheckpointError, GanforgeError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -80,8 +80,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.config is None and args.resume is None:
         raise GanforgeError("give a preset name or YAML config to train, or --resume RUN_DIR.")
     if args.resume not in (None, "auto") and not Path(args.resume).is_dir():
-        raise GanforgeError(f"--resume: run directory '{args.resume}' does not exist. Give the "
-                            f"directory of an earlier run, or --resume auto --run-dir DIR.")
+        raise CheckpointError(f"--resume: run directory '{args.resume}' does not exist. Give the "
+                              f"directory of an earlier run, or --resume auto --run-dir DIR.")
     run = api.train(args.config, overrides=overrides, run_dir=args.run_dir, resume=args.resume)
     from ganforge.training.distributed import is_writer
 
