@@ -1,5 +1,6 @@
 """The CLI end to end on tiny budgets, and clean errors for bad input."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -152,3 +153,24 @@ def test_exit_status_tells_usage_data_checkpoint_and_failed_runs_apart(tmp_path,
     for code in ("0", "1", "2", "3", "4", "130"):
         assert any(line.split()[:1] == [code] for line in help_lines), r.stdout
 
+
+# ------------------------------------------------------------------ progress in a log file
+def test_training_piped_to_a_file_logs_a_line_every_5_percent(tmp_path):
+    """A run whose output goes to a file (CI, nohup) writes one progress line per 5%, not a
+    redrawn bar: no carriage returns, 20 progress lines for 1,000 steps, a few KB in all."""
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}  # the suite's quiet switch
+    log = tmp_path / "train.log"
+    with log.open("wb") as f:
+        r = subprocess.run([sys.executable, "-m", "ganforge", "train", "gan-ring8", "--run-dir",
+                            str(tmp_path / "run"), "--set", "train.steps=1000",
+                            "--set", "monitor.log_every=5", *RING, *TINY[1:]],
+                           stdout=f, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
+                           timeout=600, check=False)
+    text = log.read_bytes()
+    assert r.returncode == 0, text.decode()[-2000:]
+    assert b"\r" not in text and b"\x1b[" not in text  # no redraws, no cursor movement
+    progress = [line for line in text.decode().splitlines() if ": step " in line]
+    assert len(progress) == 20, progress
+    assert progress[0].startswith("gan-ring8: step 50/1000 (5%) d_loss=")
+    assert progress[-1].startswith("gan-ring8: step 1000/1000 (100%)")
+    assert len(text) < 6000, len(text)
