@@ -118,6 +118,7 @@ def test_exit_status_tells_usage_data_checkpoint_and_failed_runs_apart(tmp_path,
     out = tmp_path / "s.npy"
     cases = [
         (["train", "gan-ring8", "--set", "train.stepz=5", *RING], 2, "Did you mean 'steps'?"),
+        (["seqscore", str(run)], 2, "the sequence scores do not apply"),  # the wrong verb
         (["train", "gan-ring8", "--set", f"data.source=npy:{tmp_path / 'missing.npy'}"], 3,
          "missing.npy"),
         (["train", "gan-ring8", "--set", f"data.source=npy:{tmp_path / 'garbage.npy'}"], 3,
