@@ -1,5 +1,7 @@
 """The CLI end to end on tiny budgets, and clean errors for bad input."""
 
+import os
+import shutil
 import subprocess
 import sys
 
@@ -91,3 +93,85 @@ def test_bad_yaml_file(tmp_path):
     bad.write_text("generator: [unclosed\n")
     r = run_cli("train", str(bad))
     assert r.returncode == 2 and "is not valid YAML" in r.stderr and "Traceback" not in r.stderr
+
+
+# ------------------------------------------------------------------------------ exit status
+TINY = ["--no-progress", "--set", "train.batch_size=64", "--set", "monitor.sample_every=100000",
+        "--set", "device=cpu"]
+RING = ["--set", "data.options.n=256"]
+
+
+def test_exit_status_tells_usage_data_checkpoint_and_failed_runs_apart(tmp_path, capsys):
+    """0 success, 1 the run failed, 2 usage, 3 data, 4 checkpoint: a script can branch on the
+    status; each error keeps its one-paragraph message, no traceback, nothing written."""
+    run = tmp_path / "run"
+    assert main(["train", "gan-ring8", "--run-dir", str(run), "--set", "train.steps=2", *RING,
+                 *TINY]) == 0
+    (ckpt,) = sorted((run / "checkpoints").glob("step_*"))
+    (tmp_path / "garbage.npy").write_bytes(b"not an array at all")
+    (tmp_path / "not_a_run").mkdir()
+    trained = tmp_path / "trained"  # a copy of the run whose weights file loses its last bytes
+    shutil.copytree(run, trained)
+    weights = trained / "checkpoints" / ckpt.name / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    before = {p: p.read_bytes() for p in trained.rglob("*") if p.is_file()}
+    out = tmp_path / "s.npy"
+    cases = [
+        (["train", "gan-ring8", "--set", "train.stepz=5", *RING], 2, "Did you mean 'steps'?"),
+        (["seqscore", str(run)], 2, "the sequence scores do not apply"),  # the wrong verb
+        (["train", "gan-ring8", "--set", f"data.source=npy:{tmp_path / 'missing.npy'}"], 3,
+         "missing.npy"),
+        (["train", "gan-ring8", "--set", f"data.source=npy:{tmp_path / 'garbage.npy'}"], 3,
+         "garbage.npy"),
+        (["sample", str(tmp_path / "not_a_run"), "--out", str(out)], 4, "is not a ganforge run"),
+        (["sample", str(trained), "--out", str(out)], 4, "truncated"),
+        (["train", "--resume", str(trained), "--set", "train.steps=4"], 4, "truncated"),
+        (["train", "gan-ring8", "--set", "train.steps=30", "--set", "optim.g.name=sgd",
+          "--set", "optim.d.name=sgd", "--set", "optim.g.lr=1e6", "--set", "optim.d.lr=1e6",
+          *RING],
+         1, "diverged"),
+    ]
+    capsys.readouterr()
+    for i, (argv, status, needle) in enumerate(cases):
+        where = tmp_path / f"new{i}"
+        if argv[0] == "train" and "--resume" not in argv:
+            argv = [*argv, "--run-dir", str(where), *TINY]
+        assert main(argv) == status, (argv, capsys.readouterr().err)
+        err = capsys.readouterr().err
+        assert "ganforge: error: " in err and needle in err, err
+        assert "Traceback" not in err
+        if status in (2, 3):
+            assert not where.exists()  # nothing started
+    assert not out.exists()
+    assert {p: p.read_bytes() for p in trained.rglob("*") if p.is_file()} == before
+    # through a real process too, and documented in --help
+    r = run_cli("train", "gan-ring8", "--set", f"data.source=npy:{tmp_path / 'garbage.npy'}",
+                "--run-dir", str(tmp_path / "sub"), cwd=tmp_path)
+    assert r.returncode == 3 and "Traceback" not in r.stderr, r.stderr
+    r = run_cli("--help")
+    assert r.returncode == 0
+    help_lines = r.stdout.split("exit status:")[1].splitlines()
+    for code in ("0", "1", "2", "3", "4", "130"):
+        assert any(line.split()[:1] == [code] for line in help_lines), r.stdout
+
+
+# ------------------------------------------------------------------ progress in a log file
+def test_training_piped_to_a_file_logs_a_line_every_5_percent(tmp_path):
+    """A run whose output goes to a file (CI, nohup) writes one progress line per 5%, not a
+    redrawn bar: no carriage returns, 20 progress lines for 1,000 steps, a few KB in all."""
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}  # the suite's quiet switch
+    log = tmp_path / "train.log"
+    with log.open("wb") as f:
+        r = subprocess.run([sys.executable, "-m", "ganforge", "train", "gan-ring8", "--run-dir",
+                            str(tmp_path / "run"), "--set", "train.steps=1000",
+                            "--set", "monitor.log_every=5", *RING, *TINY[1:]],
+                           stdout=f, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
+                           timeout=600, check=False)
+    text = log.read_bytes()
+    assert r.returncode == 0, text.decode()[-2000:]
+    assert b"\r" not in text and b"\x1b[" not in text  # no redraws, no cursor movement
+    progress = [line for line in text.decode().splitlines() if ": step " in line]
+    assert len(progress) == 20, progress
+    assert progress[0].startswith("gan-ring8: step 50/1000 (5%) d_loss=")
+    assert progress[-1].startswith("gan-ring8: step 1000/1000 (100%)")
+    assert len(text) < 6000, len(text)

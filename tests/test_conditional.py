@@ -244,6 +244,31 @@ def test_augment_cli_writes_labelled_files(cgan_run, tmp_path, capsys):
     assert Image.open(tmp_path / "g.png").size == (4 * 30 + 2, 10 * 30 + 2)
 
 
+def test_cli_sample_label_and_grid_by_class_write_png_folders(cgan_run, tmp_path, capsys):
+    from PIL import Image
+
+    run = str(cgan_run.run_dir)
+    sevens = tmp_path / "sevens"
+    assert main(["sample", run, "--label", "7", "-n", "5", "--out", f"{sevens}/"]) == 0
+    assert sorted(p.name for p in sevens.iterdir()) == [f"sample_{i:05d}.png" for i in range(5)]
+    with Image.open(sevens / "sample_00003.png") as im:
+        assert im.size == (28, 28) and im.mode == "L"
+        pixels = np.asarray(im, dtype=np.float32) / 127.5 - 1
+    ref = cgan_run.sample(5, seed=0, labels=7)[3, 0].clamp(-1, 1).numpy()
+    assert np.abs(pixels - ref).max() <= 1 / 127.5 + 1e-6  # the sample itself, in 8 bits
+    grid = tmp_path / "grid"
+    assert main(["sample", run, "--grid-by-class", "-n", "2", "--out", f"{grid}/"]) == 0
+    names = sorted(p.name for p in grid.iterdir())
+    assert len(names) == 10 * 2 and names[:3] == ["class_0_00000.png", "class_0_00001.png",
+                                                  "class_1_00000.png"]
+    with Image.open(grid / "class_9_00001.png") as im:
+        assert im.size == (28, 28) and im.mode == "L"
+    assert "wrote 20 PNG files" in capsys.readouterr().out
+    # a folder that holds PNGs is not overwritten without --force
+    assert main(["sample", run, "--label", "1", "-n", "5", "--out", f"{sevens}/"]) == 2
+    assert "pass --force" in capsys.readouterr().err
+
+
 def test_acgan_aux_head_learns_real_labels(tmp_path):
     cfg = small("acgan-mnist", 300)
     cfg["monitor"]["log_every"] = 50

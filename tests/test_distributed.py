@@ -260,7 +260,7 @@ def test_hung_rank_stops_the_run_through_the_watchdog(tmp_path) -> None:
             if p.poll() is None:
                 p.kill()
             p.communicate()
-    assert procs[0].returncode == 3
+    assert procs[0].returncode == 1  # the run failed (3 is a data error)
     assert "rank 1 has not answered for 3 s" in err and "--resume" in err
     assert "Traceback" not in err
     ckpt.verify_checkpoint(ckpt.latest_checkpoint(run))

@@ -394,12 +394,13 @@ def test_evaluate_mnist_run_and_cli(tmp_path, capsys):
 
     log = run.run_dir / "metrics.jsonl"
     before = log.read_text()
-    # the CLI in-process (the same main() as `ganforge`): clean errors, exit 2, log untouched
+    # the CLI in-process (the same main() as `ganforge`): clean errors, exit 2 (usage) or 4 (no
+    # run), log untouched
     assert main(["evaluate", str(run.run_dir), "--metrics", "fid,bogus"]) == 2
     err = capsys.readouterr().err
     assert "unknown metric 'bogus'" in err
     assert "Traceback" not in err and log.read_text() == before
-    assert main(["evaluate", str(tmp_path / "nope")]) == 2
+    assert main(["evaluate", str(tmp_path / "nope")]) == 4  # no run there: checkpoint error
     assert "does not exist" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "nope"), "--extractor", "inception",
                  "--inception-path", str(tmp_path / "missing.pt")]) == 2

@@ -425,18 +425,18 @@ def test_cli_report_and_compare(runs: dict, tmp_path: Path, capsys: pytest.Captu
     capsys.readouterr()
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["report", "{tmp}/missing"], "does not exist"),
-    (["report", "{tmp}"], "is not a ganforge run"),
-    (["report", "{run}", "--out", "{tmp}/r.txt"], "must be an .html file"),
-    (["compare", "{run}", "--out", "{tmp}/c.pdf"], "use a .png or .html"),
-    (["compare", "{run}", "{tmp}/missing", "--out", "{tmp}/c.png"], "does not exist"),
+@pytest.mark.parametrize("argv,needle,code", [
+    (["report", "{tmp}/missing"], "does not exist", 4),  # 4: not a run directory
+    (["report", "{tmp}"], "is not a ganforge run", 4),
+    (["report", "{run}", "--out", "{tmp}/r.txt"], "must be an .html file", 2),  # 2: usage
+    (["compare", "{run}", "--out", "{tmp}/c.pdf"], "use a .png or .html", 2),
+    (["compare", "{run}", "{tmp}/missing", "--out", "{tmp}/c.png"], "does not exist", 4),
 ])
 def test_cli_bad_input_is_a_clear_error(runs: dict, tmp_path: Path, capsys: pytest.CaptureFixture,
-                                        argv: list[str], needle: str) -> None:
+                                        argv: list[str], needle: str, code: int) -> None:
     before = sorted(os.listdir(runs["healthy"]))
     args = [a.format(tmp=tmp_path, run=runs["healthy"]) for a in argv]
-    assert cli_main(args) == 2
+    assert cli_main(args) == code
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err
     assert sorted(os.listdir(runs["healthy"])) == before

@@ -348,30 +348,31 @@ device: cpu
     assert cli_main(["sample", str(run_dir), "-n", "2", "--out", str(tmp_path / "b.csv")]) == 0
 
 
-def test_bad_sequence_inputs_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_bad_sequence_inputs_exit_with_their_status(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "text.csv").write_text("a,b\nx,y\n")
-    cases = [
+    cases = [  # status 3: the data; 2: the config or spec
         (["rgan-sines", "--set", f"data.source=csv-sequence:{tmp_path}/none.csv"],
-         "does not exist"),
-        (["rgan-sines", "--set", "data.source=sunspots"], "data is 24x1"),  # 1 feature, G: 5
-        (["timegan-sines", "--set", "latent.shape=[20,5]"], "latent.shape: [24, Z]"),
+         "does not exist", 3),
+        (["rgan-sines", "--set", "data.source=sunspots"], "data is 24x1", 2),  # 1 feature, G: 5
+        (["timegan-sines", "--set", "latent.shape=[20,5]"], "latent.shape: [24, Z]", 2),
         (["rgan-sines", "--set", f"data.source=csv-sequence:{tmp_path}/text.csv"],
-         "no numeric columns"),
+         "no numeric columns", 3),
         (["rgan-sines", "--set", "data.source=macrodata", "--set", "data.options.seq_len=500"],
-         "need at least 501"),
+         "need at least 501", 3),
     ]
-    for i, (argv, msg) in enumerate(cases):
+    for i, (argv, msg, status) in enumerate(cases):
         run_dir = tmp_path / f"r{i}"
         code = cli_main(["train", argv[0], "--set", "data.options={}", *argv[1:], "--run-dir",
                          str(run_dir), "--set", "device=cpu", "--no-progress"])
         err = capsys.readouterr().err
-        assert code == 2, err
+        assert code == status, err
         assert msg in err, err
         assert not (run_dir / "metrics.jsonl").exists()
-    # One real process: the message, exit status 2 and no traceback.
+    # One real process: the message, exit status 3 (data) and no traceback.
     proc = subprocess.run([sys.executable, "-m", "ganforge", "train", "rgan-sines", "--set",
                            f"data.source=csv-sequence:{tmp_path}/text.csv", "--set",
                            "data.options={}"], check=False, capture_output=True, text=True,
                           env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"}, cwd=tmp_path)
-    assert proc.returncode == 2
+    assert proc.returncode == 3
     assert "no numeric columns" in proc.stderr and "Traceback" not in proc.stderr

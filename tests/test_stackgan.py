@@ -270,6 +270,22 @@ def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
     return rc, out.out, out.err
 
 
+def test_cli_sample_text_writes_a_png_folder(trained, tmp_path, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "sevens"
+    rc, so, se = _cli(capsys, "sample", str(trained.run_dir), "--text", "a thick slanted seven",
+                      "-n", "6", "--out", f"{folder}/")
+    assert rc == 0, se
+    assert sorted(p.name for p in folder.iterdir()) == [f"sample_{i:05d}.png" for i in range(6)]
+    assert "wrote 6 PNG files" in so
+    with Image.open(folder / "sample_00005.png") as im:
+        assert im.size == (28, 28) and im.mode == "L"
+        pixels = np.asarray(im, dtype=np.float32) / 127.5 - 1
+    ref = trained.sample_texts(["a thick slanted seven"] * 6, seed=0)[5, 0].clamp(-1, 1)
+    assert np.abs(pixels - ref.numpy()).max() <= 1 / 127.5 + 1e-6  # the sample, in 8 bits
+
+
 def test_cli_sample_text_and_its_errors(trained, tmp_path, capsys):
     run = str(trained.run_dir)
     out = tmp_path / "sevens.png"

@@ -325,7 +325,7 @@ def test_bad_csv_gives_clear_error(tmp_path, capsys, text, match) -> None:
     code = main(["train", "ctgan", "--set", f"data.source=csv:{path}", "--set",
                  "data.target=null", "--run-dir", str(tmp_path / "run"), "--no-progress"])
     err = capsys.readouterr().err
-    assert code == 2 and match in err and "Traceback" not in err
+    assert code == 3 and match in err and "Traceback" not in err  # 3: a data error
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
@@ -333,7 +333,7 @@ def test_missing_target_column_and_wrong_source(tmp_path, capsys) -> None:
     code = main(["train", "ctgan", "--set", "data.target=diagnosis", "--run-dir",
                  str(tmp_path / "r1"), "--no-progress"])
     err = capsys.readouterr().err
-    assert code == 2 and "target column 'diagnosis' is not in the table" in err
+    assert code == 3 and "target column 'diagnosis' is not in the table" in err
     code = main(["train", "ctgan", "--set", "data.source=ring8", "--set", "data.target=null",
                  "--run-dir",
                  str(tmp_path / "r2"), "--no-progress"])

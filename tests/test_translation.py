@@ -440,21 +440,23 @@ def test_translate_cli_writes_one_output_per_input_with_same_names(tmp_path, cap
                         "--out", str(tmp_path / "single"))
     assert rc == 0 and [p.name for p in (tmp_path / "single").iterdir()] == ["one.png"]
     before = sorted((tmp_path / "out_a2b").rglob("*"))
-    for args, message in [
-        (["--input", str(src), "--out", str(tmp_path / "out_a2b")], "already exists"),
-        (["--input", str(tmp_path / "missing"), "--out", str(tmp_path / "o")], "does not exist"),
-        (["--input", str(src / "notes.txt"), "--out", str(tmp_path / "o")], "not an image file"),
-        (["--input", str(src), "--out", str(src)], "is the input directory"),
+    for args, message, status in [  # 2: usage, 3: the input images
+        (["--input", str(src), "--out", str(tmp_path / "out_a2b")], "already exists", 2),
+        (["--input", str(tmp_path / "missing"), "--out", str(tmp_path / "o")], "does not exist",
+         3),
+        (["--input", str(src / "notes.txt"), "--out", str(tmp_path / "o")], "not an image file",
+         3),
+        (["--input", str(src), "--out", str(src)], "is the input directory", 2),
         (["--input", str(src), "--out", str(tmp_path / "o"), "--direction", "sideways"],
-         "invalid choice"),
+         "invalid choice", 2),
     ]:
         rc, _, err = cli_main(capsys, "translate", str(run_dir), *args)
-        assert rc == 2 and message in err, err
+        assert rc == status and message in err, err
     assert sorted((tmp_path / "out_a2b").rglob("*")) == before
     assert not (tmp_path / "o").exists()
     r = run_cli("translate", str(tmp_path / "nope"), "--input", str(src), "--out",
                 str(tmp_path / "o"))
-    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 4 and "does not exist" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_translate_rejects_b2a_for_pix2pix_and_non_translation_runs(tmp_path):

@@ -16,7 +16,7 @@ from typing import Any
 from ganforge.api import load
 from ganforge.data import load_training_data
 from ganforge.data.registry import SPLITS, load_dataset
-from ganforge.errors import ConfigError, DataError, GanforgeError
+from ganforge.errors import ConfigError, GanforgeError
 from ganforge.latent import check_truncation, describe_truncation
 from ganforge.metrics.conditional import conditional_scores
 from ganforge.metrics.evaluate import (
@@ -119,11 +119,11 @@ def evaluate_sequences(run_dir: str | Path, repeats: int = REPEATS,
     run = load(run_dir)
     real = load_training_data(run.config).x
     if real.ndim != 3:
-        raise DataError(f"'{run_dir}' was trained on {tuple(real.shape[1:])} data, not on "
-                        f"sequences (T, F); the sequence scores do not apply.")
+        raise GanforgeError(f"'{run_dir}' was trained on {tuple(real.shape[1:])} data, not on "
+                            f"sequences (T, F); the sequence scores do not apply.")
     count = len(real) if n is None else int(n)
     if count < 2:
-        raise DataError(f"need at least 2 synthetic sequences, got n={count}.")
+        raise GanforgeError(f"need at least 2 synthetic sequences, got n={count}.")
     fake = run.sample(count, seed=seed)
     scores = sequence_scores(real, fake, repeats, disc_iterations, pred_iterations, seed)
     record: dict[str, Any] = {"kind": "eval", "step": int(run.step), **score_summary(scores)}

@@ -43,7 +43,7 @@ import yaml
 
 from ganforge import api
 from ganforge import config as _config
-from ganforge.errors import ConfigError, GanforgeError
+from ganforge.errors import ConfigError, GanforgeError, RunFailed
 from ganforge.metrics.during_training import PRODUCER
 from ganforge.metrics.evaluate import DIRECTION
 from ganforge.training.guard import TrainingDiverged
@@ -858,8 +858,8 @@ def tune(config: str | Path, space: str | Path | dict[str, Any], *, trials: int,
             raise
         bad = [i for i, p in enumerate(procs) if p.exitcode != 0]
         if bad:
-            raise GanforgeError(f"worker(s) {bad} stopped with an error (above); finished "
-                                f"trials are kept: run the same command again to continue.")
+            raise RunFailed(f"worker(s) {bad} stopped with an error (above); finished "
+                            f"trials are kept: run the same command again to continue.")
     return finish(spec, out)
 
 

@@ -63,10 +63,17 @@ def sample_conditional(run: Any, args: argparse.Namespace, extra: dict[str, Any]
     if args.label is not None and args.grid_by_class:
         raise GanforgeError("give --label or --grid-by-class, not both.")
     out = Path(args.out)
+    as_folder = getattr(args, "as_folder", False)
     if args.grid_by_class:
         if extra:
             raise GanforgeError("--grid-by-class does not take --truncation.")
         x = run.grid_by_class(args.n, seed=args.seed)
+        if as_folder:  # class_K_NNNNN.png: sample NNNNN of class K (the same latent per NNNNN)
+            from ganforge.commands.core import save_sample_files
+
+            names = [f"class_{k}_{i:05d}" for k in range(run.num_classes)
+                     for i in range(args.n)]
+            return save_sample_files(x, out, run.data_kind, names)
         if out.suffix.lower() == ".png" and run.data_kind == "image":
             from ganforge.monitor.images import image_grid
 
@@ -78,6 +85,10 @@ def sample_conditional(run: Any, args: argparse.Namespace, extra: dict[str, Any]
               f"row) to {out}")
         return 0
     x = run.sample(args.n, seed=args.seed, labels=args.label, **extra)
+    if as_folder:
+        from ganforge.commands.core import save_sample_files
+
+        return save_sample_files(x, out, run.data_kind)
     out = run.save_samples(x, out)
     print(f"wrote {args.n} samples of class {args.label} to {out}")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ganforge.errors import GanforgeError
+from ganforge.errors import CheckpointError, GanforgeError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -80,8 +80,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.config is None and args.resume is None:
         raise GanforgeError("give a preset name or YAML config to train, or --resume RUN_DIR.")
     if args.resume not in (None, "auto") and not Path(args.resume).is_dir():
-        raise GanforgeError(f"--resume: run directory '{args.resume}' does not exist. Give the "
-                            f"directory of an earlier run, or --resume auto --run-dir DIR.")
+        raise CheckpointError(f"--resume: run directory '{args.resume}' does not exist. Give the "
+                              f"directory of an earlier run, or --resume auto --run-dir DIR.")
     run = api.train(args.config, overrides=overrides, run_dir=args.run_dir, resume=args.resume)
     from ganforge.training.distributed import is_writer
 
@@ -152,6 +152,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if run.data_kind == "table":
             raise GanforgeError("--truncation applies to latent-sampled runs, not tables.")
         extra.update(truncation=args.truncation, truncation_method=args.truncation_method)
+    args.as_folder = as_folder  # --label, --grid-by-class and --text write folders too
     if getattr(args, "text", None) is not None:
         from ganforge.commands.text import sample_text
 
@@ -168,8 +169,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def save_sample_files(samples: object, folder: Path, kind: str) -> int:
-    """One PNG per image sample (sample_00000.png, ...), at the data's own size."""
+def save_sample_files(samples: object, folder: Path, kind: str,
+                      names: list[str] | None = None) -> int:
+    """One PNG per image sample (sample_00000.png, ... or ``names[i]``.png), at the data's own
+    size: grayscale images as mode L, colour as RGB."""
     import numpy as np
     from PIL import Image
 
@@ -180,7 +183,8 @@ def save_sample_files(samples: object, folder: Path, kind: str) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     for i, x in enumerate(arr):
         img = x[0] if x.shape[0] == 1 else x.transpose(1, 2, 0)
-        Image.fromarray(img).save(folder / f"sample_{i:05d}.png")
+        name = names[i] if names is not None else f"sample_{i:05d}"
+        Image.fromarray(img).save(folder / f"{name}.png")
     print(f"wrote {len(arr)} PNG files to {folder}/")
     return 0
 

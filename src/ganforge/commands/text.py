@@ -26,6 +26,10 @@ def sample_text(run: Any, args: argparse.Namespace, extra: dict[str, Any]) -> in
             sys.stderr.write(f"note: the text encoder does not know {', '.join(unknown)}; "
                              f"read as <unk>.\n")
     samples = run.sample_texts([args.text] * args.n, seed=args.seed)
+    if getattr(args, "as_folder", False):
+        from ganforge.commands.core import save_sample_files
+
+        return save_sample_files(samples, Path(args.out), run.data_kind)
     out = run.save_samples(samples, Path(args.out))
     print(f"wrote {args.n} samples of \"{args.text.strip()}\" to {out}")
     return 0

@@ -45,7 +45,7 @@ import torch
 
 from ganforge.data.base import TensorData
 from ganforge.data.registry import register_dataset
-from ganforge.errors import DataError, did_you_mean
+from ganforge.errors import DataError, GanforgeError, did_you_mean
 
 KINDS = ("continuous", "integer", "categorical", "boolean")
 SKLEARN_TABLES = ("breast_cancer", "wine", "iris")
@@ -443,24 +443,27 @@ class TableTransformer:
         return [s for s in self.spans if s.role == "category"]
 
     def category_index(self, column: str, value: str) -> tuple[int, int]:
-        """(index among discrete columns, category index) of ``column=value`` for --where."""
+        """(index among discrete columns, category index) of ``column=value`` for --where. A
+        column or category the table lacks is a bad option value (usage, exit status 2), not a
+        data error."""
         names = [self.columns[s.column].name for s in self.discrete_spans]
         if column not in names:
             every = [c.name for c in self.columns]
             if column in every:
-                raise DataError(f"--where needs a categorical column; '{column}' is "
-                                f"{self.column(column).kind}. Categorical columns: "
-                                f"{', '.join(names) or 'none'}.")
-            raise DataError(f"--where names column '{column}', which the table does not have."
-                            f"{did_you_mean(column, every)} Columns: {', '.join(every)}.")
+                raise GanforgeError(f"--where needs a categorical column; '{column}' is "
+                                    f"{self.column(column).kind}. Categorical columns: "
+                                    f"{', '.join(names) or 'none'}.")
+            raise GanforgeError(f"--where names column '{column}', which the table does not "
+                                f"have.{did_you_mean(column, every)} Columns: "
+                                f"{', '.join(every)}.")
         d = names.index(column)
         cats = self.column(column).categories
         for j, c in enumerate(cats):
             if str(c) == value or (c is None and value in ("", "nan", "NaN", "None")):
                 return d, j
-        raise DataError(f"column '{column}' has no category '{value}'."
-                        f"{did_you_mean(value, map(str, cats))} Categories: "
-                        f"{', '.join(map(str, cats))}.")
+        raise GanforgeError(f"column '{column}' has no category '{value}'."
+                            f"{did_you_mean(value, map(str, cats))} Categories: "
+                            f"{', '.join(map(str, cats))}.")
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)

@@ -27,7 +27,7 @@ a run resumes with any number of processes.
 heartbeat thread on each rank bumps a counter in the rendezvous store every second and watches
 the next rank's counter; a counter that stops for ``train.dist_dead_after`` seconds, or a rank
 that leaves before the end of training, sets an abort key that every rank's watchdog obeys
-within a second (exit status 3). Collectives themselves time out after ``train.dist_timeout``
+within a second (exit status 1). Collectives themselves time out after ``train.dist_timeout``
 seconds. Only rank 0 writes checkpoints, and those are atomic, so the newest one stays valid.
 """
 
@@ -48,11 +48,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ganforge.errors import ConfigError, GanforgeError
+from ganforge.errors import EXIT_FAILED, ConfigError, GanforgeError
 from ganforge.monitor.log import MetricLog
 from ganforge.training.guard import RunGuard
 
-EXIT_PEER_LOST = 3
+EXIT_PEER_LOST = EXIT_FAILED  # the run failed (status 3 is a data error)
 ENV_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 

@@ -29,12 +29,12 @@ from typing import Any
 import torch
 
 from ganforge import checkpoint as ckpt
-from ganforge.errors import GanforgeError, SpecError
+from ganforge.errors import GanforgeError, RunFailed, SpecError
 from ganforge.monitor.report import write_report
 
 
-class TrainingDiverged(GanforgeError):
-    """A loss, gradient or weight became NaN or infinite."""
+class TrainingDiverged(RunFailed):
+    """A loss, gradient or weight became NaN or infinite (exit status 1: the run failed)."""
 
 
 class TrainingInterrupted(GanforgeError):

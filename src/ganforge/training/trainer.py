@@ -170,6 +170,9 @@ class Trainer:
         if not resume and run_is_used(self.run_dir):
             raise ConfigError(f"run directory '{self.run_dir}' already holds a run. Continue it "
                               f"with --resume {self.run_dir}, or pick another --run-dir.")
+        # the checkpoint to resume from, found (and verified) before anything is written: a run
+        # none of whose checkpoints verifies keeps its config.yaml and data.json as they were
+        resume_from = ckpt.latest_checkpoint(self.run_dir) if resume else None
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)  # weight init and dropout
 
@@ -240,9 +243,9 @@ class Trainer:
                                                                      sort_keys=False))
             save_data_info(self.run_dir, self.data)  # shape, source, sha256 (+ sequence scaling)
         self.dist.attach(self)  # DDP, data shards, rank-0-only writes (no-op on one process)
-        if resume:
+        if resume_from is not None:
             ckpt.clean_stale_temporaries(self.run_dir)
-            self.restore(ckpt.latest_checkpoint(self.run_dir))
+            self.restore(resume_from)
             if self.dist.is_writer:
                 sys.stderr.write(f"ganforge: resuming '{self.run_dir}' from step {self.step} "
                                  f"of {self.total_steps}.\n")
