@@ -13,7 +13,7 @@ from torch import nn
 
 import ganforge
 from ganforge.config import load_config
-from ganforge.errors import ConfigError, DataError, SpecError
+from ganforge.errors import ConfigError, DataError, GanforgeError, SpecError
 from ganforge.estimator import as_model_array, option_overrides
 from ganforge.optim import schedule_factor
 from ganforge.training.trainer import Trainer
@@ -184,6 +184,14 @@ def test_tablegan_fits_a_dataframe_and_samples_conditions(tmp_path):
     assert list(rows.columns) == ["sex", "age", "kids"] and len(rows) == 40
     assert (rows["sex"] == "Female").all()
     assert set(rows["kids"]) <= {0, 1, 2}
+    # several columns: every row has all the asked values (the unconditioned share of this
+    # pair is about 1/6, so a sampler that honoured only one column would fail)
+    free = tg.sample(300, seed=1)
+    assert ((free["sex"] == "Male") & (free["kids"] == 2)).mean() < 0.6
+    both = tg.sample(60, seed=1, conditions={"sex": "Male", "kids": 2})
+    assert len(both) == 60 and (both["sex"] == "Male").all() and (both["kids"] == 2).all()
+    with pytest.raises(GanforgeError, match="names a column twice"):
+        tg.sample(5, where=["sex=Male", "sex=Female"])
     # a new process would not have the registered frame: loading reads the run dir only
     from ganforge.data import tabular
 

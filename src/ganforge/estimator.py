@@ -281,20 +281,17 @@ class GAN:
 
     def sample(self, n: int, *, seed: int = 0, conditions: dict[str, Any] | None = None,
                **kw: Any) -> Any:
-        """``n`` samples: a DataFrame for tables (``conditions={"col": value}``: rows with that
-        value, CTGAN's sampling), else a tensor in the data's range (images in [-1, 1])."""
+        """``n`` samples: a DataFrame for tables (``conditions={"col": value, ...}``: rows with
+        those values; CTGAN's conditional sampling, several columns by rejection), else a
+        tensor in the data's range (images in [-1, 1])."""
         run = self._fitted()
         conditions = dict(conditions or {})
         if conditions:
             if run.data_kind != "table":
                 raise GanforgeError("conditions= applies to tables (a GAN fitted on a "
                                     "DataFrame or CSV).")
-            if len(conditions) != 1:
-                raise GanforgeError(f"give one column in conditions= (got "
-                                    f"{', '.join(map(str, conditions))}); several columns at once "
-                                    f"are not supported yet.")
-            (col, value), = conditions.items()
-            return run.sample(n, seed=seed, where=f"{col}={value}", **kw)
+            return run.sample(n, seed=seed, where=[f"{c}={v}" for c, v in conditions.items()],
+                              **kw)
         return run.sample(n, seed=seed, **kw)
 
     def evaluate(self, metrics: Any = None, **kw: Any) -> dict[str, Any]:

@@ -41,8 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="truncation trick: 0 = the mean sample only, 1 (scale) = none")
     p.add_argument("--truncation-method", choices=("scale", "resample"), default="scale",
                    help="scale latents toward the mean (default) or resample outside [-PSI, PSI]")
-    p.add_argument("--where", metavar="COLUMN=VALUE",
-                   help="tables: only rows with this category, e.g. --where \"target=malignant\"")
+    p.add_argument("--where", metavar="COLUMN=VALUE", action="append",
+                   help="tables: only rows with this category, e.g. --where \"target=malignant\"; "
+                        "repeat for several columns (rows with all of them)")
     p.add_argument("--label", type=int, default=None, metavar="K",
                    help="conditional runs: samples of class K only")
     p.add_argument("--grid-by-class", action="store_true",

@@ -22,6 +22,7 @@ sample``) uses its own seeded generator.
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -338,21 +339,34 @@ class CTGANTask(Task):
 
 
 # --------------------------------------------------------------------------- sampling
-def parse_where(where: str | None) -> tuple[str, str] | None:
+def parse_where(where: str | Sequence[str] | None) -> list[tuple[str, str]]:
+    """``"col=value"`` or several of them (a list, or one string joined by commas) as
+    (column, value) pairs; a column named twice is an error."""
     if where is None:
-        return None
-    col, sep, val = where.partition("=")
-    if not sep or not col.strip():
-        raise GanforgeError(f"--where '{where}' must look like COLUMN=VALUE, e.g. "
-                            f"--where \"target=malignant\".")
-    return col.strip(), val.strip()
+        return []
+    items = [where] if isinstance(where, str) else list(where)
+    parts = [p for item in items for p in str(item).split(",") if p.strip()]
+    pairs: list[tuple[str, str]] = []
+    for part in parts:
+        col, sep, val = part.partition("=")
+        if not sep or not col.strip():
+            raise GanforgeError(f"--where '{part}' must look like COLUMN=VALUE, e.g. "
+                                f"--where \"target=malignant\" (several: --where a=x --where b=y).")
+        pairs.append((col.strip(), val.strip()))
+    cols = [c for c, _ in pairs]
+    if len(set(cols)) != len(cols):
+        raise GanforgeError(f"--where names a column twice ({', '.join(cols)}); a row has one "
+                            f"value per column.")
+    return pairs
 
 
 @torch.no_grad()
 def generate_table(G: nn.Module, transformer: Any, cfg: Any, n: int, seed: int = 0,
-                   where: str | None = None, batch_size: int = 4096, max_rounds: int = 50) -> Any:
-    """``n`` synthetic rows as a DataFrame; ``where="col=value"`` keeps rows having that value
-    (the condition vector asks for it; rows that miss it are drawn again)."""
+                   where: str | Sequence[str] | None = None, batch_size: int = 4096,
+                   max_rounds: int = 50) -> Any:
+    """``n`` synthetic rows as a DataFrame. ``where="col=value"`` (or several such) keeps rows
+    having every one of those values: each draw's condition vector asks for one of them (in
+    turn), rows that miss any are drawn again."""
     import pandas as pd
 
     if n < 1:
@@ -364,28 +378,29 @@ def generate_table(G: nn.Module, transformer: Any, cfg: Any, n: int, seed: int =
     layout = SpanLayout(transformer).to(device)
     sampler = CondSampler(transformer, None, cfg.tabular.log_frequency)
     conditional = cfg.tabular.conditional and sampler.n_cols > 0
-    target = parse_where(where)
-    want = None
-    if target is not None:
-        d, j = transformer.category_index(*target)
-        want = (d, int(sampler.cond_start[d]) + j)
+    wants = []  # (discrete column, category, its id in the condition vector)
+    for col, val in parse_where(where):
+        d, j = transformer.category_index(col, val)
+        wants.append((d, j, int(sampler.cond_start[d]) + j))
+    ids = torch.tensor([w[2] for w in wants], dtype=torch.long)
     z_dim = cfg.latent.full_shape[0]
     chunks, have = [], 0
     try:
-        for _ in range(max_rounds if want is not None else 1 << 30):
-            m = min(batch_size, max(n - have, 1) * (2 if want is not None else 1))
+        for _ in range(max_rounds if wants else 1 << 30):
+            m = min(batch_size, max(n - have, 1) * (2 * len(wants) if wants else 1))
             z = torch.randn(m, z_dim, generator=gen)
             if conditional:
-                if want is not None:
-                    gid = torch.full((m,), want[1], dtype=torch.long)
+                if wants:
+                    gid = ids[torch.arange(m) % len(ids)]
                 else:
                     _, gid = sampler.draw(m, log=False, gen=gen)
                 z = torch.cat([z, sampler.one_hot(gid)], 1)
             enc = layout.sample(G(z.to(device)), gen).cpu()
-            if want is not None:
-                s = transformer.discrete_spans[want[0]]
-                asked = want[1] - int(sampler.cond_start[want[0]])
-                hit = enc[:, s.start:s.start + s.width].argmax(1) == asked
+            if wants:
+                hit = torch.ones(enc.shape[0], dtype=torch.bool)
+                for d, j, _ in wants:
+                    s = transformer.discrete_spans[d]
+                    hit &= enc[:, s.start:s.start + s.width].argmax(1) == j
                 enc = enc[hit]
             chunks.append(enc)
             have += enc.shape[0]
@@ -394,9 +409,10 @@ def generate_table(G: nn.Module, transformer: Any, cfg: Any, n: int, seed: int =
     finally:
         G.train(was)
     if have < n:
-        raise GanforgeError(f"the model produced only {have} of {n} rows with {where} in "
-                            f"{max_rounds} rounds; that value is rare in its output. Train "
-                            f"longer or ask for fewer rows.")
+        asked = " and ".join(f"{c}={v}" for c, v in parse_where(where))
+        raise GanforgeError(f"the model produced only {have} of {n} rows with {asked} in "
+                            f"{max_rounds} rounds; that combination is rare in its output. "
+                            f"Train longer or ask for fewer rows.")
     df = transformer.inverse_transform(torch.cat(chunks)[:n])
     return df.reset_index(drop=True) if isinstance(df, pd.DataFrame) else df
 
@@ -408,7 +424,7 @@ class TableRun(Run):
         super().__init__(*args, **kw)
         self.transformer = transformer
 
-    def sample(self, n: int, seed: int = 0, where: str | None = None) -> Any:
+    def sample(self, n: int, seed: int = 0, where: str | Sequence[str] | None = None) -> Any:
         return generate_table(self.generator, self.transformer, self.config, n, seed, where)
 
     def save_samples(self, samples: Any, out: str | Path) -> Path:
