@@ -362,3 +362,24 @@ def test_npy_float_images_in_0_255_are_scaled_with_a_note(tmp_path, capsys):
     assert "scaled to [-1, 1]" in capsys.readouterr().err
     kept = load_dataset(f"npy:{tmp_path / 'f.npy'}", image_size=[1, 2, 2], scale=False)
     assert float(kept.x.max()) == 255.0
+
+
+def test_evaluate_says_when_the_data_is_not_what_the_run_was_trained_on(tiny_npy_run,
+                                                                         tmp_path, capsys):
+    from ganforge.evaluate import evaluate_run
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_npy_run / "run", run)
+    kw = dict(metrics="pr", extractor="raw", n=32, log=False, cache=False)
+    same = evaluate_run(run, **kw)
+    assert same["protocol"]["real"]["same_as_training"] is True
+    assert "differs from what the run was trained on" not in capsys.readouterr().err
+    src = tiny_npy_run / "x.npy"
+    original = np.load(src)
+    try:
+        np.save(src, points(64, seed=5))  # another file at the same path
+        other = evaluate_run(run, **kw)
+    finally:
+        np.save(src, original)
+    assert other["protocol"]["real"]["same_as_training"] is False
+    assert "differs from what the run was trained on" in capsys.readouterr().err

@@ -10,12 +10,14 @@ plus ``protocol``. ``evaluate_sequences`` runs TimeGAN's scores on a sequence ru
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 from ganforge.api import load
 from ganforge.data import load_training_data
 from ganforge.data.registry import SPLITS, load_dataset
+from ganforge.data.sequences import data_sha256, load_data_info
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.latent import check_truncation, describe_truncation
 from ganforge.metrics.conditional import conditional_scores
@@ -37,6 +39,22 @@ from ganforge.metrics.sequences import (
 )
 from ganforge.monitor.log import MetricLog
 from ganforge.version import __version__
+
+
+def same_as_training(run_dir: str | Path, data: Any) -> bool | None:
+    """Whether ``data`` (the training split as loaded now) is what the run was trained on, by
+    the sha256 in ``data.json``; a note on stderr when it is not. None: nothing to compare."""
+    stored = load_data_info(run_dir)
+    if not stored or not stored.get("sha256") or not hasattr(data, "x"):
+        return None
+    same = data_sha256(data) == stored["sha256"]
+    if not same:
+        sys.stderr.write(f"ganforge: note: the data at '{data.name}' differs from what the run "
+                         f"was trained on (sha256 {stored['sha256'][:12]}..., "
+                         f"{stored.get('n')} samples from '{stored.get('source')}'); the scores "
+                         f"compare with the data as it is now (protocol: real.same_as_training "
+                         f"false).\n")
+    return same
 
 
 def evaluate_run(run_dir: str | Path, metrics: str | list[str] | None = None,
@@ -63,8 +81,10 @@ def evaluate_run(run_dir: str | Path, metrics: str | list[str] | None = None,
     split = real_split or cfg.data.split
     if split not in SPLITS:
         raise ConfigError(f"unknown real split '{split}'; use one of {', '.join(SPLITS)}.")
+    same: bool | None = None
     if split == cfg.data.split:
         data = load_training_data(cfg)
+        same = same_as_training(run_dir, data)
     else:
         opts = dict(cfg.data.options)
         if cfg.data.image_size is not None:
@@ -94,7 +114,8 @@ def evaluate_run(run_dir: str | Path, metrics: str | list[str] | None = None,
     protocol = {
         **ext.describe(),
         "metrics": names,
-        "real": {"dataset": cfg.data.source, "split": split, "n": len(real_feats)},
+        "real": {"dataset": cfg.data.source, "split": split, "n": len(real_feats),
+                 **({} if same is None else {"same_as_training": same})},
         "n_real": len(real_feats),
         "n_fake": int(fake.shape[0]),
         "seed": seed,
