@@ -163,6 +163,23 @@ def test_gan_with_own_generator_trains_loads_and_checks_shapes(tmp_path):
         ganforge.GAN.load(tmp_path / "own")
     back = ganforge.GAN.load(tmp_path / "own", generator=TinyG())
     assert torch.equal(back.sample(4), s)
+    # evaluate scores the user's module (with its trained weights), as sample does
+    scores = back.evaluate(metrics="pr", extractor="raw", n=64, log=False, cache=False)
+    assert 0 <= scores["precision"] <= 1 and scores["protocol"]["n_fake"] == 64
+    untrained = ganforge.GAN.load(tmp_path / "own", generator=TinyG())
+    with torch.no_grad():
+        for p in untrained.run.generator.parameters():
+            p.zero_()  # every sample at one point: precision or recall must change
+    other = untrained.evaluate(metrics="pr", extractor="raw", n=64, log=False, cache=False)
+    assert (other["precision"], other["recall"]) != (scores["precision"], scores["recall"])
+    # the CLI (no way to hand it a module) says how to do it: exit 4, no traceback
+    from ganforge.cli import main
+
+    assert main(["evaluate", str(tmp_path / "own"), "--metrics", "pr", "--extractor", "raw",
+                 "--n", "16"]) == 4
+    with pytest.raises(ganforge.GanforgeError, match=r"own generator .*GAN.load\(path, "
+                                                      r"generator=MyNet"):
+        ganforge.load(tmp_path / "own")
     with pytest.raises(SpecError, match=r"shape \(2,\), but the data's samples have shape "
                                         r"\(3,\)"):
         ganforge.GAN(generator=TinyG(out=2), latent={"dim": 8}, run_dir=tmp_path / "bad",
@@ -370,7 +387,7 @@ def test_evaluate_says_when_the_data_is_not_what_the_run_was_trained_on(tiny_npy
 
     run = tmp_path / "run"
     shutil.copytree(tiny_npy_run / "run", run)
-    kw = dict(metrics="pr", extractor="raw", n=32, log=False, cache=False)
+    kw = {"metrics": "pr", "extractor": "raw", "n": 32, "log": False, "cache": False}
     same = evaluate_run(run, **kw)
     assert same["protocol"]["real"]["same_as_training"] is True
     assert "differs from what the run was trained on" not in capsys.readouterr().err

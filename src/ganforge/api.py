@@ -15,8 +15,8 @@ from typing import Any
 from ganforge import checkpoint as ckpt
 from ganforge import config as _config
 from ganforge.config import RunConfig
-from ganforge.errors import GanforgeError
-from ganforge.run import Run, read_run_config
+from ganforge.errors import CheckpointError, GanforgeError
+from ganforge.run import Run, read_run_config, user_networks
 from ganforge.tasks import check_config, task_class
 from ganforge.training.trainer import Trainer
 
@@ -81,6 +81,12 @@ def resolve_auto_resume(config: Any, run_dir: str | Path | None) -> tuple[Path |
 def load(run_dir: str | Path, device: str = "cpu", checkpoint: str | Path | None = None) -> Run:
     """Load a run's networks from its latest (or a given) checkpoint, as its task's run class."""
     cfg = read_run_config(run_dir)
+    users = user_networks(run_dir)
+    if users:
+        raise CheckpointError(f"'{run_dir}' was trained with your own "
+                              f"{' and '.join(users)} ({', '.join(users.values())}): load it "
+                              f"from Python with fresh instances, ganforge.GAN.load(path, "
+                              f"{next(iter(users))}=MyNet(...)), then .sample() / .evaluate().")
     return task_class(cfg.task).load_run(run_dir, cfg, device, checkpoint)
 
 

@@ -36,13 +36,12 @@ from ganforge import config as _config
 from ganforge.data.tabular import register_frame
 from ganforge.errors import CheckpointError, ConfigError, DataError, GanforgeError
 from ganforge.evaluate import evaluate_run
-from ganforge.run import Run, run_data_shape
+from ganforge.run import NETWORKS_FILE, Run, run_data_shape, user_networks
 from ganforge.tasks import task_class
 from ganforge.tasks.base import load_weights, spec_networks
 from ganforge.training.trainer import Trainer
 
 DATA_FILE = "data.npy"
-NETWORKS_FILE = "user_networks.json"
 
 
 def option_overrides(options: dict[str, Any], prefix: str = "") -> list[str]:
@@ -297,7 +296,7 @@ class GAN:
     def evaluate(self, metrics: Any = None, **kw: Any) -> dict[str, Any]:
         """Score the trained run against its data (ganforge.evaluate.evaluate_run)."""
         run = self._fitted()
-        return evaluate_run(run.run_dir, metrics, **kw)
+        return evaluate_run(run.run_dir, metrics, run=run, **kw)
 
     def save(self, path: str | Path) -> Path:
         """Copy the run directory (config, checkpoints, data description, stored data) to
@@ -329,9 +328,7 @@ class GAN:
         again (same classes, fresh instances); their weights come from the checkpoint."""
         path = Path(path)
         cfg = api.read_run_config(path)
-        users = {}
-        if (path / NETWORKS_FILE).is_file():
-            users = json.loads((path / NETWORKS_FILE).read_text())
+        users = user_networks(path)
         given = {"generator": generator, "discriminator": discriminator}
         missing = [k for k in users if given[k] is None]
         if missing:

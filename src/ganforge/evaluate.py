@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ganforge.api import load
+from ganforge.api import Run, load
 from ganforge.data import load_training_data
 from ganforge.data.registry import SPLITS, load_dataset
 from ganforge.data.sequences import data_sha256, load_data_info
@@ -62,8 +62,10 @@ def evaluate_run(run_dir: str | Path, metrics: str | list[str] | None = None,
                  real_split: str | None = None, checkpoint: str | Path | None = None,
                  log: bool = True, cache: str | Path | bool | None = None,
                  device: str = "cpu", truncation: float | None = None,
-                 truncation_method: str = "scale") -> dict[str, Any]:
+                 truncation_method: str = "scale", run: Run | None = None) -> dict[str, Any]:
     """Score a run's generator; append an ``eval`` line to its metrics.jsonl (``log=True``).
+    ``run``: the run already loaded (e.g. with the user's own modules, ``GAN.evaluate``);
+    default: loaded from ``run_dir`` (and ``checkpoint``).
 
     ``truncation`` (psi) truncates the latents of every generated sample scored (see
     ``ganforge.latent.truncate``); the protocol then records it as ``truncation``."""
@@ -74,7 +76,8 @@ def evaluate_run(run_dir: str | Path, metrics: str | list[str] | None = None,
     if truncation is not None:
         check_truncation(truncation, truncation_method)  # before any model is loaded
         trunc = {"truncation": truncation, "truncation_method": truncation_method}
-    run = load(run_dir, device=device, checkpoint=checkpoint)
+    if run is None:
+        run = load(run_dir, device=device, checkpoint=checkpoint)
     if trunc and run.data_kind == "table":
         raise ConfigError("--truncation applies to latent-sampled runs, not tables; drop it.")
     cfg = run.config

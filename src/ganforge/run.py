@@ -7,6 +7,7 @@ task is ``Task.load_run`` (tasks/base.py); this module holds what it reads.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,16 @@ from ganforge.errors import CheckpointError, DataError, GanforgeError
 from ganforge.latent import truncate
 from ganforge.monitor.images import save_samples_picture
 from ganforge.seeding import sample_latent
+
+# Runs trained with the user's own nn.Module(s) (ganforge.GAN(generator=...)) name their
+# classes here; loading them needs fresh instances (GAN.load(path, generator=MyNet())).
+NETWORKS_FILE = "user_networks.json"
+
+
+def user_networks(run_dir: str | Path) -> dict[str, str]:
+    """{"generator": "pkg.MyNet", ...} for a run trained with the user's own modules, else {}."""
+    path = Path(run_dir) / NETWORKS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 class Run:

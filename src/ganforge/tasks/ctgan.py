@@ -21,8 +21,8 @@ sample``) uses its own seeded generator.
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
