@@ -399,6 +399,25 @@ def test_tensorboard_events_hold_the_logged_values(runs: dict) -> None:
     assert len(acc.Histograms("d_output/real")) == len(train)
 
 
+def test_evaluate_scores_go_to_tensorboard_beside_training(runs: dict, tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    import shutil
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from ganforge.evaluate import evaluate_run
+
+    run = tmp_path / "strong"
+    shutil.copytree(runs["strong"], run)
+    got = evaluate_run(run, metrics="pr,dc", extractor="raw", n=128, cache=False)
+    acc = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    for name in ("precision", "recall", "density", "coverage"):
+        events = acc.Scalars(f"eval/{name}")
+        assert events[-1].step == 200 and events[-1].value == pytest.approx(got[name]), name
+    assert len(acc.Scalars("train/d_loss")) == len(records(run, "train"))  # still there
+
+
 # --------------------------------------------------------------------------------- CLI
 def test_cli_report_and_compare(runs: dict, tmp_path: Path, capsys: pytest.CaptureFixture
                                 ) -> None:

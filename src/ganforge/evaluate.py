@@ -38,7 +38,20 @@ from ganforge.metrics.sequences import (
     sequence_scores,
 )
 from ganforge.monitor.log import MetricLog
+from ganforge.monitor.tensorboard import TensorBoardWriter, tensorboard_available
 from ganforge.version import __version__
+
+
+def log_eval(run_dir: str | Path, cfg: Any, record: dict[str, Any]) -> None:
+    """An ``eval`` record into metrics.jsonl and, when the run has TensorBoard on (and it is
+    installed), its scores as ``eval/*`` scalars at the run's step beside the training ones."""
+    MetricLog(Path(run_dir) / "metrics.jsonl").write(record)
+    if cfg.monitor.tensorboard and tensorboard_available():
+        tb = TensorBoardWriter(Path(run_dir) / "tensorboard")
+        try:
+            tb.scalars("eval", record, int(record["step"]))
+        finally:
+            tb.close()
 
 
 def same_as_training(run_dir: str | Path, data: Any) -> bool | None:
@@ -130,7 +143,7 @@ def evaluate_run(run_dir: str | Path, metrics: str | list[str] | None = None,
         protocol["truncation"] = describe_truncation(truncation, truncation_method)
     record = {"kind": "eval", "step": int(run.step), **scores, "protocol": protocol}
     if log:
-        MetricLog(Path(run_dir) / "metrics.jsonl").write(record)
+        log_eval(run_dir, run.config, record)
     return {**scores, "protocol": protocol}
 
 
@@ -155,6 +168,6 @@ def evaluate_sequences(run_dir: str | Path, repeats: int = REPEATS,
         pic = embedding_picture(real, fake, Path(run_dir) / f"sequences_step_{run.step:08d}.png",
                                 seed=seed)
         record["picture"] = pic.name
-    MetricLog(Path(run_dir) / "metrics.jsonl").write(record)
+    log_eval(run_dir, run.config, record)
     record["scores"] = scores
     return record
