@@ -170,6 +170,19 @@ def test_predictive_score_prefers_real_dynamics() -> None:
     assert s.std > 0 and s.protocol["seed"] == 4 and s.protocol["repeats"] == 2
 
 
+def test_long_scores_report_progress(monkeypatch, capsys) -> None:
+    from ganforge.metrics import sequences as S
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    a, b = sine_arrays(60, seed=0), sine_arrays(60, seed=3)
+    S.repeated_score("discriminative", a, b, repeats=2, iterations=3, seed=0)
+    assert capsys.readouterr().err == ""  # short: silent
+    monkeypatch.setattr(S, "PROGRESS_ITERATIONS", 6)
+    S.repeated_score("discriminative", a, b, repeats=2, iterations=3, seed=0)
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "discriminative score: repeat 1/2 (50%)", "discriminative score: repeat 2/2 (100%)"]
+
+
 def test_embedding_picture(tmp_path: Path) -> None:
     from PIL import Image
 

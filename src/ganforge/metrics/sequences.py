@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforge.errors import DataError
+from ganforge.progress import Progress
 
 DISC_ITERATIONS = 2000
 PRED_ITERATIONS = 5000
@@ -38,6 +39,7 @@ BATCH_SIZE = 128
 TRAIN_RATE = 0.8
 REPEATS = 10
 PICTURE_SAMPLES = 1000
+PROGRESS_ITERATIONS = 5000  # scores of at least this many training iterations show progress
 
 
 @dataclass
@@ -168,8 +170,16 @@ def repeated_score(name: str, real: torch.Tensor | np.ndarray, fake: torch.Tenso
         raise ValueError(f"unknown score '{name}'; use discriminative or predictive")
     fn, default_its = fns[name]
     its = default_its if iterations is None else int(iterations)
-    vals = [fn(real, fake, iterations=its, batch_size=batch_size, seed=seed + i)
-            for i in range(repeats)]
+    # a post-hoc network trained per repeat: minutes at TimeGAN's iteration counts
+    bar = Progress(repeats * its >= PROGRESS_ITERATIONS, repeats, 0, f"{name} score",
+                   unit="repeat")
+    vals = []
+    try:
+        for i in range(repeats):
+            vals.append(fn(real, fake, iterations=its, batch_size=batch_size, seed=seed + i))
+            bar.update()
+    finally:
+        bar.close()
     std = float(np.std(vals)) if len(vals) > 1 else 0.0
     protocol = {"name": f"timegan-{name}", "iterations": its, "batch_size": batch_size,
                 "repeats": repeats, "hidden": "floor(dim/2)", "seed": seed,
