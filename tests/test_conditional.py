@@ -391,3 +391,102 @@ def test_resume_equals_uninterrupted(tmp_path):
     for a, b in zip(full.generator.state_dict().values(),
                     resumed.generator.state_dict().values(), strict=True):
         assert torch.allclose(a.float(), b.float(), atol=1e-6)
+
+
+# ------------------------------------------------------------------ augment --validate
+def test_stratified_split_and_confidence_filter():
+    from ganforge.apps.augment_check import confidence_filter, stratified_split, take_per_class
+
+    y = torch.tensor([0] * 10 + [1] * 5 + [2] * 20)
+    fit, val = stratified_split(y, 0.2, seed=3)
+    assert set(fit.tolist()).isdisjoint(val.tolist())
+    assert sorted(fit.tolist() + val.tolist()) == list(range(len(y)))
+    assert [int((y[val] == c).sum()) for c in range(3)] == [2, 1, 4]
+
+    class Fixed(torch.nn.Module):  # a "classifier" whose probabilities are the input itself
+        def forward(self, x):
+            return torch.log(x)
+
+    probs = torch.tensor([[0.95, 0.05], [0.6, 0.4], [0.1, 0.9], [0.5, 0.5]])
+    labels = torch.tensor([0, 0, 1, 1])
+    assert confidence_filter(Fixed(), probs, labels, 0.9).tolist() == [True, False, True, False]
+    assert confidence_filter(Fixed(), probs, labels, 0.0).all()
+    keep = torch.tensor([True, True, False, True])
+    assert take_per_class(keep, labels, 1).tolist() == [0, 3]
+
+
+class _PoolRun:
+    """A stand-in conditional run whose "generator" returns real digits of the asked labels
+    from a pool the classifier never trains on (an ideal generator), or noise."""
+
+    def __init__(self, noise: bool):
+        self.num_classes = 10
+        self.config = load_config(small("cgan-mnist", 10), ["data.source=mnist-few"])
+        full = load_dataset("mnist", split="train")
+        self.pool = {c: full.x[full.y == c][100:] for c in range(10)}
+        self.noise = noise
+
+    def sample(self, n, seed=0, labels=None):
+        g = torch.Generator().manual_seed(seed)
+        if self.noise:
+            return torch.rand((n, 1, 28, 28), generator=g) * 2 - 1
+        out = torch.empty(n, 1, 28, 28)
+        for c in range(10):
+            at = torch.nonzero(labels == c).flatten()
+            pick = torch.randperm(len(self.pool[c]), generator=g)[:len(at)]
+            out[at] = self.pool[c][pick]
+        return out
+
+
+@pytest.fixture
+def mnist_few():
+    from ganforge.data.base import TensorData
+    from ganforge.data.registry import DATASETS, register_dataset
+
+    def few(split="train"):
+        if split == "test":
+            return load_dataset("mnist", split="test")
+        full = load_dataset("mnist", split="train")
+        idx = torch.cat([torch.nonzero(full.y == c).flatten()[:10] for c in range(10)])
+        return TensorData(name="mnist-few", x=full.x[idx], y=full.y[idx], kind="image",
+                          split=split, num_classes=10)
+
+    register_dataset("mnist-few")(few)
+    yield
+    DATASETS.pop("mnist-few", None)
+
+
+def test_validate_sees_help_from_a_good_generator_and_none_from_noise(mnist_few, one_thread):
+    from ganforge.apps.augment_check import report_lines, validate_augmentation
+
+    good = validate_augmentation(_PoolRun(noise=False), [4], [0, 0.9], seeds=[0, 1], steps=150)
+    assert good["validation"].startswith("the 'mnist-few' test split")
+    assert good["real_train"] == 100
+    # 10 real digits per class -> + 40 more real ones per class: a clear gain on 1,000 digits
+    plain = next(r for r in good["settings"] if r["threshold"] == 0)
+    assert plain["synthetic"] == [400, 400]
+    assert plain["gain_mean"] > 0.05, good["settings"]
+    assert good["helps"] and "synthetic data helps" in report_lines(good)[-1]
+    bad = validate_augmentation(_PoolRun(noise=True), [4], [0, 0.9], seeds=[0, 1], steps=150)
+    noisy = {r["threshold"]: r for r in bad["settings"]}
+    # the filter drops nearly all noise (the real-data classifier is unsure of it)
+    assert np.mean(noisy[0.9]["synthetic"]) < 0.25 * np.mean(noisy[0]["synthetic"])
+    assert noisy[0]["gain_mean"] < plain["gain_mean"] - 0.03
+    assert bad["baseline"] == good["baseline"]  # the same baseline classifiers
+    if not bad["helps"]:
+        assert "does not help" in report_lines(bad)[-1]
+
+
+def test_augment_validate_cli(cgan_run, tmp_path, capsys):
+    out = tmp_path / "v.json"
+    assert main(["augment", str(cgan_run.run_dir), "--validate", "--ratios", "1",
+                 "--filters", "0", "--seeds", "0", "--clf-steps", "20",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "real only: accuracy" in text and "test split" in text
+    res = json.loads(out.read_text())
+    assert len(res["settings"]) == 1 and res["settings"][0]["synthetic"][0] > 0
+    assert main(["augment", str(cgan_run.run_dir), "--validate", "--ratios", "0"]) == 2
+    assert main(["augment", str(cgan_run.run_dir), "--validate", "--out", "x.npz"]) == 2
+    assert main(["augment", str(cgan_run.run_dir)]) == 2
+    assert "needs --per-class" in capsys.readouterr().err

@@ -17,13 +17,58 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "uint8 (N, C, H, W) and y int64) or DIR (DIR/<class>/<index>.png and "
                        "DIR/labels.csv).")
     p.add_argument("run_dir")
-    p.add_argument("--per-class", type=int, required=True, metavar="N",
-                   help="samples per class")
-    p.add_argument("--out", required=True, help="FILE.npz or a directory")
+    p.add_argument("--per-class", type=int, default=None, metavar="N",
+                   help="samples per class (required unless --validate)")
+    p.add_argument("--out", default=None,
+                   help="FILE.npz or a directory; with --validate, a .json for the results")
     p.add_argument("--seed", type=int, default=0, help="latent seed")
     p.add_argument("--classes", default=None,
                    help="comma-separated classes to generate (default: all)")
+    p.add_argument("--validate", action="store_true",
+                   help="measure whether the synthetic data helps a classifier: real alone vs "
+                        "real + synthetic per ratio and confidence filter, on held-out data")
+    p.add_argument("--ratios", default="0.5,1,2,4",
+                   help="--validate: synthetic samples per real one (comma-separated)")
+    p.add_argument("--filters", default="0,0.9",
+                   help="--validate: keep synthetic samples the real-data classifier gives "
+                        "their label at least this probability (0: all)")
+    p.add_argument("--seeds", default="0,1,2", help="--validate: classifier seeds")
+    p.add_argument("--clf-steps", type=int, default=300,
+                   help="--validate: classifier training steps (batch 64)")
     p.set_defaults(func=cmd_augment)
+
+
+def _numbers(text: str, flag: str, kind: type = float) -> list[Any]:
+    try:
+        return [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise GanforgeError(f"{flag} takes comma-separated numbers, got '{text}'.") from None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    import json
+
+    from ganforge.apps.augment_check import report_lines, validate_augmentation
+
+    if args.out is not None and not args.out.lower().endswith(".json"):
+        raise GanforgeError(f"--out '{args.out}': with --validate, give a .json file for the "
+                            f"results.")
+    if args.clf_steps < 1:
+        raise GanforgeError(f"--clf-steps must be >= 1, got {args.clf_steps}.")
+    ratios = _numbers(args.ratios, "--ratios")
+    filters = _numbers(args.filters, "--filters")
+    seeds = _numbers(args.seeds, "--seeds", int)
+    run = _conditional_run(args.run_dir)
+    result = validate_augmentation(run, ratios, filters, seeds, steps=args.clf_steps)
+    print("\n".join(report_lines(result)))
+    if args.out is not None:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(result, indent=1))
+        tmp.replace(out)
+        print(f"wrote {out}")
+    return 0
 
 
 def _conditional_run(run_dir: str) -> Any:
@@ -40,6 +85,11 @@ def _conditional_run(run_dir: str) -> Any:
 def cmd_augment(args: argparse.Namespace) -> int:
     from ganforge.apps.augment import augment
 
+    if args.validate:
+        return cmd_validate(args)
+    if args.per_class is None or args.out is None:
+        raise GanforgeError("augment needs --per-class N and --out FILE.npz|DIR (or --validate "
+                            "to measure whether the synthetic data helps).")
     if args.per_class < 1:
         raise GanforgeError(f"--per-class must be >= 1, got {args.per_class}.")
     classes = None
