@@ -242,7 +242,7 @@ def test_timegan_autoencoder_phase_reconstructs_sines(tmp_path: Path) -> None:
     assert log[-1]["recon_mse"] < log[0]["recon_mse"] / 3
 
 
-def test_timegan_phases_resume_and_sample(tmp_path: Path) -> None:
+def test_timegan_phases_resume_and_sample(tmp_path: Path, capsys, monkeypatch) -> None:
     cfg = _timegan_cfg(2, 2, 6, n=200, batch=16)
     cfg["monitor"]["log_every"] = 1
     cfg["train"]["checkpoint_every"] = 3
@@ -289,6 +289,27 @@ def test_timegan_phases_resume_and_sample(tmp_path: Path) -> None:
     assert ev["protocol"]["discriminative"]["repeats"] == 2
     assert ev["protocol"]["predictive"]["iterations"] == 3
     assert ev["protocol"]["discriminative"]["n_synthetic"] == 50
+    # beside it, real vs real: a random half of the real set (seed 1) against the other half
+    real = load_dataset("sines", n=200).x
+    perm = torch.randperm(200, generator=torch.Generator().manual_seed(1))
+    rr = sequence_scores(real[perm[:100]], real[perm[100:]], repeats=2, disc_iterations=3,
+                         pred_iterations=3, seed=1)
+    assert ev["real_vs_real"]["discriminative"] == pytest.approx(rr["discriminative"].mean,
+                                                                 abs=1e-9)
+    assert ev["real_vs_real"]["predictive"] == pytest.approx(rr["predictive"].mean, abs=1e-9)
+    printed = capsys.readouterr().out
+    assert "custom protocol (2 seeds, 3/3 iterations): not TimeGAN's" in printed
+    assert f"real vs real {rr['discriminative'].mean:.4f}" in printed
+    # --quick: its own protocol, said to be quick; --no-reference drops the row
+    from ganforge.commands import sequences as seqcmd
+
+    monkeypatch.setattr(seqcmd, "QUICK", (2, 2, 2))
+    assert cli_main(["seqscore", str(full.run_dir), "--quick", "-n", "20", "--no-picture",
+                     "--no-reference"]) == 0
+    printed = capsys.readouterr().out
+    assert "quick protocol (2 seeds, 2/2 iterations)" in printed and "real vs real" not in printed
+    ev = [json.loads(r) for r in (full.run_dir / "metrics.jsonl").read_text().splitlines()][-1]
+    assert ev["protocol"]["discriminative"]["iterations"] == 2 and "real_vs_real" not in ev
     assert not list(full.run_dir.glob("sequences_step_*.png"))  # --no-picture
     x = ganforge.load(full.run_dir).sample(7)
     lo, hi = float(load_dataset("sines", n=200).x.min()), 1.0

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ganforge.api import Run, load
 from ganforge.data import load_training_data
 from ganforge.data.registry import SPLITS, load_dataset
@@ -149,7 +151,8 @@ def evaluate_run(run_dir: str | Path, metrics: str | list[str] | None = None,
 
 def evaluate_sequences(run_dir: str | Path, repeats: int = REPEATS,
                  disc_iterations: int = DISC_ITERATIONS, pred_iterations: int = PRED_ITERATIONS,
-                 n: int | None = None, seed: int = 0, picture: bool = True) -> dict[str, Any]:
+                 n: int | None = None, seed: int = 0, picture: bool = True,
+                 reference: bool = True) -> dict[str, Any]:
     """Score a trained sequence run against its training data (TimeGAN scores on the whole
     real set, with as many synthetic sequences); log an ``eval`` record to ``metrics.jsonl``
     and write ``sequences_step_N.png`` (PCA and t-SNE) in the run directory."""
@@ -164,10 +167,23 @@ def evaluate_sequences(run_dir: str | Path, repeats: int = REPEATS,
     fake = run.sample(count, seed=seed)
     scores = sequence_scores(real, fake, repeats, disc_iterations, pred_iterations, seed)
     record: dict[str, Any] = {"kind": "eval", "step": int(run.step), **score_summary(scores)}
+    ref_scores = None
+    if reference:  # real vs real: one random half of the real set scored against the other
+        perm = torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))
+        half = len(real) // 2
+        if half < 2:
+            raise GanforgeError(f"the real-vs-real row needs at least 4 real sequences, have "
+                                f"{len(real)}; pass reference=False (--no-reference).")
+        ref_scores = sequence_scores(real[perm[:half]], real[perm[half:2 * half]], repeats,
+                                     disc_iterations, pred_iterations, seed)
+        record["real_vs_real"] = {k: v for k, v in score_summary(ref_scores).items()
+                                  if k != "protocol"}
     if picture:
         pic = embedding_picture(real, fake, Path(run_dir) / f"sequences_step_{run.step:08d}.png",
                                 seed=seed)
         record["picture"] = pic.name
     log_eval(run_dir, run.config, record)
     record["scores"] = scores
+    if ref_scores is not None:
+        record["reference_scores"] = ref_scores
     return record
