@@ -14,7 +14,10 @@ and this parser's version.
 
 Train / test are split by piece (a seeded permutation of the pieces in name order; the first
 ``round(test_fraction * pieces)`` are test), so no test melody overlaps a training window.
-Every window of ``seq_len`` consecutive notes inside a piece (step ``stride``) is a training
+Notes longer than ``max_quarters`` (8: two 4/4 bars; 3 of the chorales' 21,160 soprano notes)
+are clipped to it, and a rest longer than it (21 times in the chorales, up to 51 quarters where
+the soprano pauses) cuts the piece into separate melodies, so the features keep a useful range.
+Every window of ``seq_len`` consecutive notes inside a melody (step ``stride``) is a training
 sequence; windows are shuffled with a seeded permutation. Features are min-max scaled to
 [0, 1] over all pieces of the source (both splits, as the other sequence datasets scale the
 whole series) with :func:`~ganforge.data.sequences.minmax_apply`, for a sigmoid generator; the
@@ -170,6 +173,17 @@ def split_pieces(count: int, split: str, test_fraction: float, seed: int) -> lis
     return sorted(int(i) for i in chosen)
 
 
+def segment_piece(events: np.ndarray, max_quarters: float) -> list[np.ndarray]:
+    """Durations clipped to ``max_quarters``; where more than ``max_quarters`` pass between two
+    onsets (a long rest: the part pauses), the piece is cut and the next note starts a new
+    melody (delta 0)."""
+    ev = events.copy()
+    ev[:, 1] = np.minimum(ev[:, 1], max_quarters)
+    cuts = np.flatnonzero(ev[:, 2] > max_quarters)
+    ev[cuts, 2] = 0.0
+    return [seg for seg in np.split(ev, cuts) if len(seg)]
+
+
 def piece_windows(pieces: list[np.ndarray], seq_len: int, stride: int) -> np.ndarray:
     """Every window of seq_len consecutive notes inside each piece (start step ``stride``), in
     order: (W, seq_len, 3)."""
@@ -186,16 +200,22 @@ def _option_int(name: str, value: Any, low: int) -> int:
 
 @register_dataset("music:")
 def music(path: str, split: str = "all", seq_len: int = 32, stride: int = 1, seed: int = 0,
-          test_fraction: float = 0.1, limit: int | None = None, part: int | str | None = None
-          ) -> TensorData:
+          test_fraction: float = 0.1, limit: int | None = None, part: int | str | None = None,
+          max_quarters: float = 8.0) -> TensorData:
     """Melodies as windows of ``seq_len`` notes (pitch, duration, delta) in [0, 1]:
     ``music:bach`` (soprano of music21's Bach chorales) or ``music:FOLDER`` of MIDI/MusicXML
-    files (first part, or ``part``). ``limit`` keeps the first pieces (by file name)."""
+    files (first part, or ``part``). ``limit`` keeps the first pieces (by file name); notes
+    longer than ``max_quarters`` are clipped to it and rests longer than it cut a piece into
+    melodies (:func:`segment_piece`)."""
     _check_split(split)
     seq_len = _option_int("seq_len", seq_len, 2)
     stride = _option_int("stride", stride, 1)
     if limit is not None:
         limit = _option_int("limit", limit, 1)
+    if isinstance(max_quarters, bool) or not isinstance(max_quarters, (int, float)) or \
+            max_quarters <= 0:
+        raise DataError(f"data.options.max_quarters must be a positive number of quarter "
+                        f"notes (8 = two 4/4 bars), got {max_quarters!r}.")
     if not isinstance(test_fraction, (int, float)) or not 0 <= test_fraction < 1:
         raise DataError(f"data.options.test_fraction must be in [0, 1), got {test_fraction!r}.")
     if path == "bach":
@@ -219,9 +239,10 @@ def music(path: str, split: str = "all", seq_len: int = 32, stride: int = 1, see
     if not pieces:
         raise DataError(f"no file of music:{path} has notes in part {part!r}; set "
                         f"data.options.part to a part index (0 = first) or a part name.")
-    scaling = minmax_fit(np.concatenate(pieces))
+    melodies = [segment_piece(p, float(max_quarters)) for p in pieces]
+    scaling = minmax_fit(np.concatenate([seg for segs in melodies for seg in segs]))
     keep = split_pieces(len(pieces), split, float(test_fraction), seed)
-    windows = piece_windows([pieces[i] for i in keep], seq_len, stride)
+    windows = piece_windows([seg for i in keep for seg in melodies[i]], seq_len, stride)
     if len(windows) == 0:
         longest = max(len(pieces[i]) for i in keep) if keep else 0
         raise DataError(f"music:{path} ({split}): no piece has {seq_len} notes (the longest has "
