@@ -14,7 +14,7 @@ and this parser's version.
 
 Train / test are split by piece (a seeded permutation of the pieces in name order; the first
 ``round(test_fraction * pieces)`` are test), so no test melody overlaps a training window.
-Notes longer than ``max_quarters`` (8: two 4/4 bars; 3 of the chorales' 21,160 soprano notes)
+Notes longer than ``max_quarters`` (8: two 4/4 bars; 2 of the chorales' 21,160 soprano notes)
 are clipped to it, and a rest longer than it (21 times in the chorales, up to 51 quarters where
 the soprano pauses) cuts the piece into separate melodies, so the features keep a useful range.
 Every window of ``seq_len`` consecutive notes inside a melody (step ``stride``) is a training
