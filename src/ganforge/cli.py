@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "ganforge.commands.use",
     "ganforge.commands.evaluate",
     "ganforge.commands.sequences",
+    "ganforge.commands.music",
     "ganforge.commands.report",
     "ganforge.commands.translate",
     "ganforge.commands.conditional",

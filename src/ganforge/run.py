@@ -16,6 +16,7 @@ import yaml
 
 from ganforge.config import RunConfig, apply_overrides, known_data_shape, validate_config
 from ganforge.data import load_training_data
+from ganforge.data.music import MIDI_SUFFIXES, SCORE_SUFFIXES, write_melodies
 from ganforge.data.sequences import load_data_info, write_sequence_csv
 from ganforge.errors import CheckpointError, DataError, GanforgeError
 from ganforge.latent import truncate
@@ -86,11 +87,19 @@ class Run:
         return self.generate(z)
 
     def save_samples(self, samples: torch.Tensor, out: str | Path) -> Path:
-        """Write samples as a PNG grid, ``.npy`` or ``.csv`` (vectors), by the extension."""
+        """Write samples as a PNG grid, ``.npy`` or ``.csv`` (vectors), by the extension;
+        music runs also as ``.mid`` / ``.midi`` (MIDI) or ``.musicxml`` (one melody after
+        another, data/music.py)."""
         out = Path(out)
         suffix = out.suffix.lower()
-        if suffix not in (".png", ".npy", ".csv"):
-            raise GanforgeError(f"cannot write '{out}': use a .png, .npy or .csv file name.")
+        if suffix not in (".png", ".npy", ".csv", *MIDI_SUFFIXES, *SCORE_SUFFIXES):
+            raise GanforgeError(f"cannot write '{out}': use a .png, .npy or .csv file name "
+                                f"(music runs: .mid or .musicxml).")
+        if suffix in (*MIDI_SUFFIXES, *SCORE_SUFFIXES):
+            info = load_data_info(self.run_dir) or {"source": self.config.data.source,
+                                                    "kind": self.data_kind}
+            out.parent.mkdir(parents=True, exist_ok=True)
+            return write_melodies(samples.numpy(), out, info)
         out.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".png":
             return save_samples_picture(samples, out, self.data_kind)

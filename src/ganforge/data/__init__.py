@@ -5,6 +5,7 @@ Every dataset returns a :class:`~ganforge.data.base.TensorData`.
 """
 
 from ganforge.data import captions as _captions  # noqa: F401  (mnist-captions)
+from ganforge.data import music as _music  # noqa: F401  (music:bach, music:FOLDER)
 from ganforge.data import sequences as _sequences  # noqa: F401  (registers sines, ...)
 from ganforge.data import tabular as _tabular  # noqa: F401  (sklearn:, csv:, frame:)
 from ganforge.data import translation as _translation  # noqa: F401  (paired/unpaired sets)

@@ -218,6 +218,8 @@ def save_data_info(run_dir: str | Path, data: TensorData) -> Path:
                             "source": data.name, "sha256": data_sha256(data)}
     if data.kind == "sequence":
         info.update(columns=data.info.get("columns"), scaling=data.info.get("scaling"))
+        if "music" in data.info:  # music runs: the quantization grid of MIDI / MusicXML output
+            info["music"] = {"grid": data.info["music"]["grid"]}
     path = Path(run_dir) / DATA_INFO_FILE
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(info, indent=1))

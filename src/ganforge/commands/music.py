@@ -1,0 +1,59 @@
+"""Music verb: ``ganforge musicscore RUN_DIR`` (C-RNN-GAN's melody scores, docs/music.md)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ganforge.errors import GanforgeError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("musicscore", help="melody scores of a music run (pitch classes, scale "
+                                          "consistency, repetitions, tone span, note lengths) "
+                                          "against its training melodies, with the held-out "
+                                          "test melodies as the real-vs-real row")
+    p.add_argument("run_dir")
+    p.add_argument("-n", type=int, default=1000, help="generated melodies (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_musicscore)
+
+
+def music_score_rows(run_dir: str, n: int = 1000, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """{"generated vs train": scores, "test vs train": scores} of a music run: its samples
+    quantized as they are written to MIDI, the real windows in musical units (no test row
+    when the run holds no pieces out, ``test_fraction: 0``)."""
+    from ganforge import api
+    from ganforge.data import load_dataset
+    from ganforge.data.music import quantize_notes, samples_to_notes
+    from ganforge.data.sequences import load_data_info, minmax_invert
+    from ganforge.metrics.music import music_scores
+
+    if n < 1:
+        raise GanforgeError(f"-n must be >= 1, got {n}.")
+    run = api.load(run_dir)
+    info = load_data_info(run_dir) or {}
+    if "music" not in info:
+        raise GanforgeError(f"'{run_dir}' is not a music run (its data is "
+                            f"'{run.config.data.source}'); musicscore scores runs trained on "
+                            f"music:bach or music:FOLDER.")
+    grid = float(info["music"]["grid"])
+    opts = dict(run.config.data.options)
+    real = {}
+    held_out = float(opts.get("test_fraction", 0.1)) > 0  # else "test" is every piece
+    for split in ("train", "test") if held_out else ("train",):
+        data = load_dataset(run.config.data.source, split=split, **opts)
+        real[split] = quantize_notes(minmax_invert(data.x.double().numpy(), info["scaling"]),
+                                     grid)
+    fake = samples_to_notes(run.sample(n, seed=seed).numpy(), info["scaling"], grid)
+    rows = {"generated vs train": music_scores(fake, real["train"])}
+    if held_out:
+        rows["test vs train"] = music_scores(real["test"], real["train"])
+    return rows
+
+
+def cmd_musicscore(args: argparse.Namespace) -> int:
+    from ganforge.metrics.music import format_rows
+
+    print(format_rows(music_score_rows(args.run_dir, args.n, args.seed)))
+    return 0

@@ -1,0 +1,411 @@
+"""Music as note sequences, as C-RNN-GAN (Mogren 2016) models it: one row per note.
+
+- ``music:bach``: the soprano part of the Bach pieces shipped (offline) in music21's corpus
+  (MusicXML; pieces without a part named "Soprano" are skipped).
+- ``music:PATH``: a folder of the user's MIDI (.mid/.midi) or MusicXML (.mxl/.musicxml/.xml)
+  files; the first part of each (``data.options.part``: another index, or a part name).
+
+Each piece becomes note events ``(pitch, duration, delta)``: the MIDI pitch (the highest note
+of a chord), the duration in quarter lengths (tied notes merged, grace notes dropped) and the
+time since the previous note's onset (0 for the first note). music21 parses each file once
+(without its pickle cache: no file is ever unpickled); the events are cached as a plain
+``.npz`` in ``cache_dir()`` keyed by the files (name, size, mtime), the part, music21's version
+and this parser's version.
+
+Train / test are split by piece (a seeded permutation of the pieces in name order; the first
+``round(test_fraction * pieces)`` are test), so no test melody overlaps a training window.
+Notes longer than ``max_quarters`` (8: two 4/4 bars; 2 of the chorales' 21,160 soprano notes)
+are clipped to it, and a rest longer than it (21 times in the chorales, up to 51 quarters where
+the soprano pauses) cuts the piece into separate melodies, so the features keep a useful range.
+Every window of ``seq_len`` consecutive notes inside a melody (step ``stride``) is a training
+sequence; windows are shuffled with a seeded permutation. Features are min-max scaled to
+[0, 1] over all pieces of the source (both splits, as the other sequence datasets scale the
+whole series) with :func:`~ganforge.data.sequences.minmax_apply`, for a sigmoid generator; the
+scaling goes into ``info["scaling"]`` and the run's ``data.json``, so samples are written back
+in musical units (CSV, MIDI, MusicXML).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganforge.data.base import TensorData
+from ganforge.data.registry import cache_dir, register_dataset
+from ganforge.data.sequences import _check_split, minmax_apply, minmax_fit, minmax_invert
+from ganforge.errors import DataError, GanforgeError
+
+FEATURES = ("pitch", "duration", "delta")
+MUSIC_SUFFIXES = (".mid", ".midi", ".mxl", ".musicxml", ".xml")
+PARSER_VERSION = 1  # bump when the events a file gives change (invalidates the cache)
+GRID = 0.25  # quantization of durations and onsets in quarter lengths (a sixteenth note)
+MIDI_TICKS = 480  # ticks per quarter note in the MIDI files written
+log = logging.getLogger("ganforge.data")
+
+INSTALL = "pip install 'ganforge[music]' (music21 and mido)"
+
+
+def _music21() -> Any:
+    try:
+        import music21
+    except ImportError:
+        raise DataError(f"music data needs music21: {INSTALL}.") from None
+    return music21
+
+
+# ------------------------------------------------------------------------------- parsing
+def bach_files() -> list[Path]:
+    """The MusicXML files of music21's Bach corpus, sorted by name."""
+    corpus = _music21().corpus
+    return sorted((Path(p) for p in corpus.getComposer("bach")
+                   if Path(p).suffix.lower() in (".mxl", ".xml")), key=lambda p: p.name)
+
+
+def _choose_part(score: Any, part: int | str) -> Any:
+    parts = list(getattr(score, "parts", [])) or [score]
+    if isinstance(part, str):
+        for p in parts:
+            if part.lower() in str(p.partName or "").lower():
+                return p
+        return None
+    return parts[part] if -len(parts) <= part < len(parts) else None
+
+
+def part_events(stream: Any) -> np.ndarray:
+    """A part -> (K, 3) float64 events (pitch, duration, delta); notes that start together
+    (chords, voices) keep the highest pitch; zero-length (grace) notes are dropped."""
+    by_onset: dict[float, tuple[int, float]] = {}
+    for n in stream.stripTies().flatten().notes:
+        dur = float(n.quarterLength)
+        if dur <= 0:
+            continue
+        pitch = max(p.midi for p in n.pitches)
+        onset = float(n.offset)
+        if onset not in by_onset or pitch > by_onset[onset][0]:
+            by_onset[onset] = (pitch, dur)
+    onsets = np.array(sorted(by_onset), dtype=np.float64)
+    if len(onsets) == 0:
+        return np.zeros((0, 3))
+    pitch = np.array([by_onset[o][0] for o in onsets], dtype=np.float64)
+    dur = np.array([by_onset[o][1] for o in onsets], dtype=np.float64)
+    delta = np.diff(onsets, prepend=onsets[0])
+    return np.stack([pitch, dur, delta], axis=1)
+
+
+def parse_piece(path: Path, part: int | str) -> np.ndarray | None:
+    """The events of one file's chosen part; None when the file has no such part."""
+    converter = _music21().converter
+    c = converter.Converter()
+    c.parseFile(path, forceSource=True, storePickle=False)  # music21's cache is pickles
+    chosen = _choose_part(c.stream, part)
+    return None if chosen is None else part_events(chosen)
+
+
+def _cache_key(label: str, files: list[Path], part: int | str) -> Path:
+    m21 = _music21()
+    stamp = [(f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in files]
+    blob = json.dumps([PARSER_VERSION, m21.__version__, part, label, stamp])
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return cache_dir() / f"music-{label}-{digest}.npz"
+
+
+def piece_events(label: str, files: list[Path], part: int | str
+                 ) -> tuple[list[str], list[np.ndarray]]:
+    """(names, events per piece) of the files that have the part; parsed once, then read back
+    from the ``.npz`` cache (plain arrays, ``allow_pickle=False``)."""
+    cached = _cache_key(label, files, part)
+    try:
+        with np.load(cached, allow_pickle=False) as f:
+            events, starts, names = f["events"], f["starts"], f["names"]
+        return [str(n) for n in names], [events[a:b] for a, b in itertools.pairwise(starts)]
+    except (OSError, ValueError, KeyError):
+        pass
+    t0 = time.perf_counter()
+    names, pieces, bad = [], [], []
+    for f in files:
+        try:
+            ev = parse_piece(f, part)
+        except Exception as exc:  # noqa: BLE001 - music21 raises many kinds on bad files
+            bad.append((f, exc))
+            continue
+        if ev is not None and len(ev):
+            names.append(f.name)
+            pieces.append(ev)
+    if bad:
+        listing = "; ".join(f"'{f}' ({type(e).__name__}: {e})" for f, e in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise DataError(f"music21 cannot read {len(bad)} of {len(files)} files: {listing}{more}. "
+                        f"Remove or fix these files.")
+    log.info("parsed %d files (%d with the part) in %.1f s", len(files), len(pieces),
+             time.perf_counter() - t0)
+    if pieces:
+        starts = np.cumsum([0] + [len(p) for p in pieces]).astype(np.int64)
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(f".{os.getpid()}.tmp.npz")
+            np.savez(tmp, events=np.concatenate(pieces), starts=starts,
+                     names=np.array(names, dtype=str))
+            tmp.replace(cached)
+        except OSError:
+            pass  # a read-only home: keep working without the cache
+    return names, pieces
+
+
+# ------------------------------------------------------------------ split and windows
+def split_pieces(count: int, split: str, test_fraction: float, seed: int) -> list[int]:
+    """The piece indices of a split: a seeded permutation of range(count); its first
+    round(test_fraction * count) (at least 1 when test_fraction > 0 and count > 1) are test."""
+    _check_split(split)
+    if split == "all" or test_fraction <= 0:
+        return list(range(count))
+    n_test = min(count - 1, max(1, round(test_fraction * count))) if count > 1 else 0
+    perm = np.random.RandomState(seed).permutation(count)
+    chosen = perm[:n_test] if split == "test" else perm[n_test:]
+    return sorted(int(i) for i in chosen)
+
+
+def segment_piece(events: np.ndarray, max_quarters: float) -> list[np.ndarray]:
+    """Durations clipped to ``max_quarters``; where more than ``max_quarters`` pass between two
+    onsets (a long rest: the part pauses), the piece is cut and the next note starts a new
+    melody (delta 0)."""
+    ev = events.copy()
+    ev[:, 1] = np.minimum(ev[:, 1], max_quarters)
+    cuts = np.flatnonzero(ev[:, 2] > max_quarters)
+    ev[cuts, 2] = 0.0
+    return [seg for seg in np.split(ev, cuts) if len(seg)]
+
+
+def piece_windows(pieces: list[np.ndarray], seq_len: int, stride: int) -> np.ndarray:
+    """Every window of seq_len consecutive notes inside each piece (start step ``stride``), in
+    order: (W, seq_len, 3)."""
+    out = [p[s:s + seq_len] for p in pieces for s in range(0, len(p) - seq_len + 1, stride)]
+    return np.stack(out) if out else np.zeros((0, seq_len, 3))
+
+
+def _option_int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise DataError(f"data.options.{name} for music data must be an integer >= {low}, "
+                        f"got {value!r}.")
+    return value
+
+
+@register_dataset("music:")
+def music(path: str, split: str = "all", seq_len: int = 32, stride: int = 1, seed: int = 0,
+          test_fraction: float = 0.1, limit: int | None = None, part: int | str | None = None,
+          max_quarters: float = 8.0) -> TensorData:
+    """Melodies as windows of ``seq_len`` notes (pitch, duration, delta) in [0, 1]:
+    ``music:bach`` (soprano of music21's Bach chorales) or ``music:FOLDER`` of MIDI/MusicXML
+    files (first part, or ``part``). ``limit`` keeps the first pieces (by file name); notes
+    longer than ``max_quarters`` are clipped to it and rests longer than it cut a piece into
+    melodies (:func:`segment_piece`)."""
+    _check_split(split)
+    seq_len = _option_int("seq_len", seq_len, 2)
+    stride = _option_int("stride", stride, 1)
+    if limit is not None:
+        limit = _option_int("limit", limit, 1)
+    if isinstance(max_quarters, bool) or not isinstance(max_quarters, (int, float)) or \
+            max_quarters <= 0:
+        raise DataError(f"data.options.max_quarters must be a positive number of quarter "
+                        f"notes (8 = two 4/4 bars), got {max_quarters!r}.")
+    if not isinstance(test_fraction, (int, float)) or not 0 <= test_fraction < 1:
+        raise DataError(f"data.options.test_fraction must be in [0, 1), got {test_fraction!r}.")
+    if path == "bach":
+        label, files = "bach", bach_files()
+        part = "soprano" if part is None else part
+    else:
+        root = Path(path).expanduser()
+        if not root.is_dir():
+            raise DataError(f"music folder '{path}' does not exist. Give data.source as "
+                            f"music:bach or music:FOLDER with MIDI/MusicXML files.")
+        files = sorted((p for p in root.rglob("*") if p.suffix.lower() in MUSIC_SUFFIXES
+                        and p.is_file()), key=lambda p: str(p.relative_to(root)))
+        if not files:
+            raise DataError(f"music folder '{path}' holds no {', '.join(MUSIC_SUFFIXES)} files.")
+        label, part = "folder", 0 if part is None else part
+    if isinstance(part, bool) or not isinstance(part, (int, str)):
+        raise DataError(f"data.options.part must be a part index or name, got {part!r}.")
+    if limit is not None:
+        files = files[:limit]
+    names, pieces = piece_events(label, files, part)
+    if not pieces:
+        raise DataError(f"no file of music:{path} has notes in part {part!r}; set "
+                        f"data.options.part to a part index (0 = first) or a part name.")
+    melodies = [segment_piece(p, float(max_quarters)) for p in pieces]
+    scaling = minmax_fit(np.concatenate([seg for segs in melodies for seg in segs]))
+    keep = split_pieces(len(pieces), split, float(test_fraction), seed)
+    windows = piece_windows([seg for i in keep for seg in melodies[i]], seq_len, stride)
+    if len(windows) == 0:
+        longest = max(len(pieces[i]) for i in keep) if keep else 0
+        raise DataError(f"music:{path} ({split}): no piece has {seq_len} notes (the longest has "
+                        f"{longest}); lower data.options.seq_len.")
+    windows = windows[np.random.RandomState(seed).permutation(len(windows))]
+    x = minmax_apply(windows, scaling)
+    return TensorData(name=f"music:{path}", x=torch.from_numpy(x.astype(np.float32)),
+                      kind="sequence", split=split,
+                      info={"scaling": scaling, "columns": list(FEATURES),
+                            "music": {"grid": GRID, "pieces": [names[i] for i in keep]}})
+
+
+# ------------------------------------------------------------------- samples -> notes
+def quantize_notes(events: np.ndarray, grid: float = GRID) -> np.ndarray:
+    """(..., 3) events in musical units -> pitch rounded into 0..127, duration rounded to the
+    grid (at least one grid step), delta rounded to the grid (>= 0)."""
+    ev = np.asarray(events, dtype=np.float64)
+    pitch = np.clip(np.round(ev[..., 0]), 0, 127)
+    dur = np.maximum(grid, np.round(ev[..., 1] / grid) * grid)
+    delta = np.maximum(0.0, np.round(ev[..., 2] / grid) * grid)
+    return np.stack([pitch, dur, delta], axis=-1)
+
+
+def samples_to_notes(samples: np.ndarray, scaling: dict[str, Any], grid: float = GRID
+                     ) -> np.ndarray:
+    """Generated (N, T, 3) samples in [0, 1] -> quantized events in musical units."""
+    return quantize_notes(minmax_invert(np.asarray(samples, dtype=np.float64), scaling), grid)
+
+
+def timeline(melodies: np.ndarray | list[np.ndarray], gap: float = 4.0) -> np.ndarray:
+    """Quantized melodies (each (T, 3) pitch, duration, delta) one after another -> (K, 3)
+    rows (onset, pitch, duration) in quarter lengths, as written to MIDI / MusicXML.
+
+    A melody's first note starts it (its delta is ignored); the next melody starts on the first
+    multiple of 4 quarters at least ``gap`` after the previous one's last note ends. A melody
+    sounds one onset at a time: a note is cut where the next later onset starts; notes that
+    start together form a chord (a repeated pitch is written once, with its longest length)."""
+    rows: list[tuple[float, int, float]] = []
+    start = 0.0
+    for mel in melodies:
+        mel = np.asarray(mel, dtype=np.float64)
+        if len(mel) == 0:
+            continue
+        onsets = start + np.concatenate([[0.0], np.cumsum(mel[1:, 2])])
+        distinct = np.unique(onsets)
+        chord: dict[tuple[float, int], float] = {}
+        for onset, (pitch, dur, _) in zip(onsets, mel, strict=True):
+            later = distinct[distinct > onset]
+            if len(later):
+                dur = min(dur, float(later[0] - onset))
+            key = (float(onset), int(pitch))
+            chord[key] = max(chord.get(key, 0.0), float(dur))
+        rows.extend((o, p, d) for (o, p), d in sorted(chord.items()))
+        end = max(o + d for (o, _), d in chord.items())
+        start = float(np.ceil((end + gap) / 4.0) * 4.0)
+    return np.array(rows, dtype=np.float64).reshape(-1, 3)
+
+
+def _mido() -> Any:
+    try:
+        import mido
+    except ImportError:
+        raise GanforgeError(f"writing MIDI needs mido: {INSTALL}.") from None
+    return mido
+
+
+def write_midi(notes: np.ndarray, out: str | Path, tempo_bpm: float = 100.0,
+               velocity: int = 80) -> Path:
+    """Write timeline rows (onset, pitch, duration) as a type-0 MIDI file (piano, channel 0)."""
+    mido = _mido()
+    events = []  # (tick, order, message): note-offs before note-ons at the same tick
+    for onset, pitch, dur in notes:
+        on = round(onset * MIDI_TICKS)
+        off = round((onset + dur) * MIDI_TICKS)
+        events.append((on, 1, mido.Message("note_on", note=int(pitch), velocity=velocity)))
+        events.append((off, 0, mido.Message("note_off", note=int(pitch), velocity=0)))
+    events.sort(key=lambda e: (e[0], e[1]))
+    track = mido.MidiTrack()
+    track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm), time=0))
+    track.append(mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0))
+    now = 0
+    for tick, _, msg in events:
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=0))
+    f = mido.MidiFile(type=0, ticks_per_beat=MIDI_TICKS)
+    f.tracks.append(track)
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    f.save(str(tmp))
+    tmp.replace(out)
+    return out
+
+
+def read_midi(path: str | Path) -> np.ndarray:
+    """A MIDI file -> (K, 3) rows (onset, pitch, duration) in quarter lengths, sorted."""
+    mido = _mido()
+    f = mido.MidiFile(str(path))
+    rows, sounding = [], {}
+    for track in f.tracks:
+        tick = 0
+        for msg in track:
+            tick += msg.time
+            if msg.type == "note_on" and msg.velocity > 0:
+                sounding[msg.note] = tick
+            elif msg.type in ("note_off", "note_on") and msg.note in sounding:
+                start = sounding.pop(msg.note)
+                rows.append((start / f.ticks_per_beat, msg.note,
+                             (tick - start) / f.ticks_per_beat))
+    return np.array(sorted(rows), dtype=np.float64).reshape(-1, 3)
+
+
+def write_musicxml(notes: np.ndarray, out: str | Path) -> Path:
+    """Write timeline rows (onset, pitch, duration) as MusicXML through music21 (4/4, rests
+    filled in, chords where notes start together)."""
+    try:
+        m21 = _music21()
+    except DataError as exc:
+        raise GanforgeError(str(exc)) from None
+    part = m21.stream.Part()
+    part.insert(0, m21.meter.TimeSignature("4/4"))
+    by_onset: dict[float, list[tuple[int, float]]] = {}
+    for onset, pitch, dur in notes:
+        by_onset.setdefault(float(onset), []).append((int(pitch), float(dur)))
+    for onset, group in sorted(by_onset.items()):
+        dur = max(d for _, d in group)
+        if len(group) == 1:
+            el = m21.note.Note(group[0][0], quarterLength=dur)
+        else:
+            el = m21.chord.Chord([p for p, _ in group], quarterLength=dur)
+        part.insert(onset, el)
+    score = m21.stream.Score([part])
+    out = Path(out)
+    score.write("musicxml", fp=str(out))
+    return out
+
+
+def read_musicxml(path: str | Path) -> np.ndarray:
+    """A MusicXML file -> (K, 3) rows (onset, pitch, duration) of its first part, sorted."""
+    m21 = _music21()
+    c = m21.converter.Converter()
+    c.parseFile(Path(path), forceSource=True, storePickle=False)
+    part = _choose_part(c.stream, 0)
+    rows = [(float(n.offset), p.midi, float(n.quarterLength))
+            for n in part.stripTies().flatten().notes for p in n.pitches]
+    return np.array(sorted(rows), dtype=np.float64).reshape(-1, 3)
+
+
+MIDI_SUFFIXES = (".mid", ".midi")
+SCORE_SUFFIXES = (".musicxml",)
+
+
+def write_melodies(samples: np.ndarray, out: str | Path, info: dict[str, Any]) -> Path:
+    """Generated samples of a music run (its ``data.json`` as ``info``) -> a MIDI or MusicXML
+    file by the suffix: one melody after another, quantized to the run's grid."""
+    scaling, music_info = info.get("scaling"), info.get("music")
+    if not scaling or not isinstance(music_info, dict):
+        raise GanforgeError(f"'{out}': MIDI and MusicXML are written for music runs (data "
+                            f"music:bach or music:FOLDER); this run's data is "
+                            f"'{info.get('source')}' ({info.get('kind')}). Use .npy, .csv or "
+                            f".png instead.")
+    notes = timeline(samples_to_notes(samples, scaling, float(music_info.get("grid", GRID))))
+    out = Path(out)
+    if out.suffix.lower() in MIDI_SUFFIXES:
+        return write_midi(notes, out)
+    return write_musicxml(notes, out)
