@@ -108,14 +108,27 @@ def score_samples(fake: torch.Tensor, real_feats: np.ndarray, metrics: list[str]
 
 def format_table(result: dict[str, Any]) -> str:
     """A two-column text table of the scores, then the protocol."""
-    rows = [(k, v) for k, v in result.items() if k != "protocol"]
+    rows = [(k, v) for k, v in result.items() if k not in ("protocol", "real_vs_real")]
+    ref = result.get("real_vs_real") or {}
     width = max((len(k) for k, _ in rows), default=6)
-    lines = [f"{'metric':{width}s}  value", f"{'-' * width}  ----------"]
+
+    def shown(v: Any) -> str:
+        return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+    head = f"{'metric':{width}s}  {'value':<12s}" + ("  real vs real" if ref else "")
+    lines = [head.rstrip(), f"{'-' * width}  ------------" + ("  ------------" if ref else "")]
     for k, v in rows:
-        shown = f"{v:.6g}" if isinstance(v, float) else str(v)
-        lines.append(f"{k:{width}s}  {shown}")
+        beside = f"  {shown(ref[k])}" if k in ref and ref[k] is not None else ""
+        lines.append(f"{k:{width}s}  {shown(v):<12s}{beside}".rstrip())
     p = result.get("protocol", {})
-    if p:
+    if p and p.get("metrics") == "table":
+        real = p.get("real", {})
+        lines.append("")
+        lines.append(f"protocol: {p.get('rows_synthetic')} synthetic rows vs {real.get('dataset')} "
+                     f"({p.get('rows_train')} train, {p.get('rows_test')} test rows), seed "
+                     f"{p.get('seed')}, checkpoint step {p.get('checkpoint_step')}; real vs "
+                     f"real: the test rows against train (ML efficacy: trained on train)")
+    elif p:
         real = p.get("real", {})
         lines.append("")
         lines.append(f"protocol: extractor {p.get('extractor')} (sha256 "
