@@ -372,7 +372,8 @@ def test_evaluate_run_scores_a_ring8_run_and_logs_protocol(tmp_path):
     assert len(lines) == 1 and lines[0]["step"] == 60
     p = lines[0]["protocol"]
     assert p["extractor"] == "raw" and p["n_real"] == 500 and p["n_fake"] == 500
-    assert p["real"] == {"dataset": "ring8", "split": "train", "n": 500} and p["seed"] == 2
+    assert p["real"] == {"dataset": "ring8", "split": "train", "n": 500,
+                         "same_as_training": True} and p["seed"] == 2
     assert lines[0]["fid"] == pytest.approx(res["fid"])
 
 
