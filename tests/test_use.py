@@ -287,10 +287,10 @@ def test_export_and_interpolate_cli_errors_leave_files_alone(mnist_run, tmp_path
                  str(tmp_path / "g.bin")]) == 2
     assert ".onnx" in capsys.readouterr().err
     assert main(["export", str(tmp_path), "--format", "onnx", "--out",
-                 str(tmp_path / "x.onnx")]) == 2
+                 str(tmp_path / "x.onnx")]) == 4  # not a run: a checkpoint error
     assert "config.yaml" in capsys.readouterr().err
     assert main(["export", str(run_dir), "--format", "safetensors", "--weights", "ema",
-                 "--out", str(tmp_path / "y.safetensors")]) == 2
+                 "--out", str(tmp_path / "y.safetensors")]) == 4  # no EMA weights in the checkpoint
     assert "EMA" in capsys.readouterr().err
     assert main(["interpolate", str(run_dir), "--steps", "1", "--out",
                  str(tmp_path / "w.png")]) == 2
@@ -396,7 +396,7 @@ def test_card_without_log_says_so_and_bad_dir_fails(tmp_path: Path, capsys) -> N
     text = render_card(run_dir)
     assert "No evaluation was recorded" in text and "No training lines" in text
     assert write_card(run_dir, tmp_path / "x" / "card.md").read_text().startswith("# Model card")
-    assert main(["card", str(tmp_path / "missing")]) == 2
+    assert main(["card", str(tmp_path / "missing")]) == 4  # not a run: a checkpoint error
     assert "does not exist" in capsys.readouterr().err
 
 
