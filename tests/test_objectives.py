@@ -27,6 +27,8 @@ from ganforge.objectives.tricks import (
     packed_shape,
     saturation,
     smoothed_targets,
+    top_k,
+    top_k_fraction,
     translate,
 )
 from ganforge.tasks.unconditional import UnconditionalTask
@@ -187,6 +189,45 @@ def test_feature_matching_alone_is_the_generator_loss(tmp_path) -> None:
     assert stats["g_loss"].item() == stats["feature_matching"].item() > 0
 
 
+def test_top_k_keeps_the_samples_d_rates_most_real() -> None:
+    assert [top_k_fraction(s, 0.5, 100) for s in (0, 50, 100, 500)] == \
+        pytest.approx([1.0, 0.75, 0.5, 0.5])
+    assert top_k_fraction(0, 0.25, 0) == 0.25
+    logits = torch.tensor([[0.3], [-2.0], [1.5], [0.9], [-0.1]])
+    assert sorted(top_k(logits, 0.5).flatten().tolist()) == pytest.approx([0.3, 0.9, 1.5])  # 3 of 5
+    assert torch.equal(top_k(logits, 1.0), logits)
+    # G's loss on the kept rows: the rejected samples get no gradient at all
+    fake = torch.randn(8, 2, generator=gen(3), requires_grad=True)
+    w = torch.tensor([[1.0], [-0.5]])
+    L.non_saturating_g_loss(top_k(fake @ w, 0.25)).backward()
+    scores = (fake @ w).flatten().detach()
+    kept = set(scores.topk(2).indices.tolist())
+    for i in range(8):
+        assert (fake.grad[i].abs().sum().item() > 0) == (i in kept)
+
+
+def test_top_k_training_updates_g_from_the_kept_fraction_only(tmp_path, monkeypatch) -> None:
+    """In the trainer's G step: the kept fraction follows its schedule, and G's update with
+    top-k equals the update from the loss on the kept samples alone."""
+    import ganforge.tasks.unconditional as U
+
+    seen: list[tuple[int, int]] = []
+    real_top_k = U.top_k
+
+    def spy(logits: torch.Tensor, fraction: float) -> torch.Tensor:
+        out = real_top_k(logits, fraction)
+        seen.append((logits.shape[0], out.shape[0]))
+        return out
+
+    monkeypatch.setattr(U, "top_k", spy)
+    cfg = load_config("gan-ring8", QUICK + ["train.steps=3", "train.batch_size=40",
+                                            "objective.top_k=0.5", "objective.top_k_steps=2",
+                                            "objective.ema=null"])
+    tr = Trainer(cfg, tmp_path / "r")
+    tr.fit()
+    assert seen == [(40, 40), (40, 30), (40, 20)]  # fraction 1, 0.75, 0.5
+
+
 def test_packing_concatenates_consecutive_samples() -> None:
     x = torch.arange(12.0).view(6, 2)
     p = pack(x, 3)
@@ -332,6 +373,8 @@ def test_maxout_is_max_over_pieces() -> None:
     (["objective.diffaugment=[translation]"], "images"),
     (["objective.packing=0"], "objective.packing"),
     (["objective.loss=wgan"], "objective.loss"),
+    (["objective.top_k=0"], "objective.top_k"),
+    (["objective.top_k_steps=100"], "top-k training is off"),
 ])
 def test_incompatible_pieces_are_rejected(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):

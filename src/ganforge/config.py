@@ -94,6 +94,11 @@ class ObjectiveConfig(Section):
     ema_stats: Literal["copy", "own"] = Field(
         "copy", description="batch-norm statistics of the EMA generator: copied from G, or its "
         "own (one no-grad forward of the EMA generator per step on G's latents)")
+    top_k: float = Field(1.0, gt=0, le=1, description="top-k training (Sinha et al. 2020): "
+                         "G learns only from this fraction of its batch that D rates most "
+                         "real (1 = off)")
+    top_k_steps: int = Field(0, ge=0, description="anneal the kept fraction linearly from 1 "
+                             "to top_k over this many steps (0 = top_k from the start)")
     diffaugment: list[Literal["translation", "cutout", "color"]] = Field(
         default_factory=list, description="DiffAugment policies on D's inputs (images)")
     d_norm: Literal["layer_norm", "instance_norm", "none"] | None = Field(

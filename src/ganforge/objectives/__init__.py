@@ -11,8 +11,10 @@ from ganforge.objectives.tricks import (
                                         pack,
                                         packed_shape,
                                         smoothed_targets,
+                                        top_k,
+                                        top_k_fraction,
 )
 
 __all__ = ["EMA", "LOSSES", "GanLoss", "clip_weights", "diff_augment", "feature_matching_loss",
            "get_loss", "gradient_penalty", "instance_noise_std", "pack", "packed_shape",
-           "r1_penalty", "smoothed_targets"]
+           "r1_penalty", "smoothed_targets", "top_k", "top_k_fraction"]

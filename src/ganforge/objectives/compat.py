@@ -12,6 +12,9 @@ from ganforge.architecture.builder import parse_layer
 from ganforge.architecture.layers import LAYERS
 from ganforge.errors import ConfigError, SpecError
 
+# Tasks whose G step applies objective.top_k (the G/D step of ganforge.tasks.unconditional)
+TOP_K_TASKS = ("unconditional", "conditional")
+
 
 def _d_layers(cfg: Any) -> list[tuple[str, dict[str, Any]]]:
     out = []
@@ -74,6 +77,14 @@ def check_objective(cfg: Any, data_shape: tuple[int, ...] | None = None) -> None
     if o.feature_matching == "off" and o.feature_matching_weight != 1.0:
         raise ConfigError("objective.feature_matching_weight is set but feature_matching is "
                           "off; set objective.feature_matching=added (or alone).")
+    if o.top_k < 1.0 and cfg.task not in TOP_K_TASKS:
+        raise ConfigError(
+            f"objective.top_k={o.top_k} (top-k training) is implemented for the tasks "
+            f"{', '.join(TOP_K_TASKS)}; task '{cfg.task}' would ignore it. Set "
+            f"objective.top_k=1.")
+    if o.top_k == 1.0 and o.top_k_steps:
+        raise ConfigError("objective.top_k_steps is set but top-k training is off; set "
+                          "objective.top_k below 1 (e.g. 0.5).")
     if data_shape is not None:
         if o.diffaugment and len(data_shape) != 3:
             raise ConfigError(

@@ -8,6 +8,8 @@
   (Salimans et al. 2016).
 - ``pack``: PacGAN's packing, m consecutive samples concatenated along the first data axis
   (features of vectors, channels of images) (Lin et al. 2018).
+- ``top_k``: top-k training, G's loss on the generated samples D rates most real only
+  (Sinha et al. 2020); ``top_k_fraction`` anneals the kept fraction.
 - ``EMA``: exponential moving average of G's weights, used for sampling (Yazici et al. 2019).
 - ``diff_augment``: DiffAugment's translation / cutout / color, differentiable, applied to D's
   real and fake inputs alike (Zhao et al. 2020).
@@ -16,6 +18,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 
 import torch
@@ -61,6 +64,26 @@ def feature_matching_loss(real_features: torch.Tensor,
 
 
 # -------------------------------------------------------------------------------- packing
+def top_k_fraction(step: int, final: float, anneal_steps: int) -> float:
+    """Fraction of G's batch kept by top-k training at ``step``: 1 annealed linearly to
+    ``final`` over ``anneal_steps`` steps (``final`` from the start when 0)."""
+    if anneal_steps <= 0 or step >= anneal_steps:
+        return final
+    return 1.0 - (1.0 - final) * step / anneal_steps
+
+
+def top_k(logits: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Top-k training (Sinha et al. 2020): the ``ceil(fraction * n)`` rows of D's outputs on
+    generated samples that D rates most real; G's loss on them alone ignores the samples D
+    already rejects, whose gradients point toward the nearest mode less reliably."""
+    n = logits.shape[0]
+    k = max(1, math.ceil(fraction * n))
+    if k >= n:
+        return logits
+    flat = logits.reshape(n, -1).mean(dim=1)
+    return logits[flat.topk(k).indices]
+
+
 def packed_shape(data_shape: Sequence[int], m: int) -> tuple[int, ...]:
     """D's input shape under packing m: (m*F,) for vectors, (m*C, H, W) for images,
     (T, m*F) for sequences (concatenated per time step)."""

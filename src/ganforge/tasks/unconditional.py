@@ -28,6 +28,8 @@ from ganforge.objectives.tricks import (
     instance_noise_std,
     pack,
     smoothed_targets,
+    top_k,
+    top_k_fraction,
 )
 from ganforge.tasks.base import StepStats, Task, TaskContext
 
@@ -108,6 +110,8 @@ class GeneratorDiscriminatorTask(Task):
         self.noise = float(o.instance_noise)
         self.noise_steps = int(o.instance_noise_steps)
         self.augment = list(o.diffaugment)
+        self.top_k = float(o.top_k)
+        self.top_k_steps = int(o.top_k_steps)
         self.ema = (EMA(self.G, o.ema, o.ema_start, o.ema_stats) if o.ema is not None
                     else None)
 
@@ -233,7 +237,10 @@ class GeneratorDiscriminatorTask(Task):
         if self.fm == "alone":
             g_loss = fm
         else:
-            g_loss = self.loss.g_loss(g_logits)
+            kept = g_logits
+            if self.top_k < 1.0:
+                kept = top_k(g_logits, top_k_fraction(step, self.top_k, self.top_k_steps))
+            g_loss = self.loss.g_loss(kept)
             if fm is not None:
                 g_loss = g_loss + self.fm_weight * fm
         g_loss = self.g_class_terms(g_loss, g_cls, yf)
