@@ -410,3 +410,31 @@ def test_bad_sequence_inputs_exit_with_their_status(tmp_path: Path,
                           env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"}, cwd=tmp_path)
     assert proc.returncode == 3
     assert "no numeric columns" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------- user arrays and CSVs with the presets
+FAST = ["--set", "train.steps=2", "--set", "train.batch_size=8", "--set", "device=cpu",
+        "--set", "monitor.report=false", "--set", "monitor.tensorboard=false", "--no-progress"]
+
+
+def test_npy_sequences_train_with_the_rgan_preset(tmp_path: Path, capsys) -> None:
+    # issue 25: the preset's data.options (seq_len, dim) reached npy_array, which took neither
+    arr = np.random.default_rng(0).uniform(0.0, 1.0, size=(40, 24, 5))
+    np.save(tmp_path / "a.npy", arr)
+    src = f"data.source=npy:{tmp_path / 'a.npy'}"
+    assert cli_main(["train", "rgan-sines", "--set", src, *FAST, "--run-dir",
+                     str(tmp_path / "r")]) == 0
+    x = ganforge.load(tmp_path / "r").sample(3)
+    assert x.shape == (3, 24, 5)
+    cases = [(["--set", "data.options.seq_len=12"],
+              "data.options.seq_len is 12, but", "holds sequences of 24 steps"),
+             (["--set", "data.options.dim=5"], "data.options.dim is not an option of",
+              "Its options: image_size, scale, seq_len")]
+    for i, (extra, *msgs) in enumerate(cases):
+        code = cli_main(["train", "rgan-sines", "--set", src, *extra, *FAST, "--run-dir",
+                         str(tmp_path / f"bad{i}")])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert all(m in err for m in msgs), err
+    # seq_len equal to the array's T is accepted
+    assert load_dataset(f"npy:{tmp_path / 'a.npy'}", split="all", seq_len=24).shape == (24, 5)
