@@ -19,6 +19,7 @@ from ganforge.architecture import build_network
 from ganforge.architecture.builder import plan_network
 from ganforge.checkpoint import latest_checkpoint, load_checkpoint, load_module_weights
 from ganforge.cli import main as cli_main
+from ganforge.config import resolve_data_widths
 from ganforge.data import load_dataset
 from ganforge.data.sequences import (
     minmax_apply,
@@ -129,8 +130,11 @@ def test_dense_acts_per_time_step_and_bad_recurrent_input() -> None:
         plan_network({"layers": [{"gru": {"units": 4}}]}, (1, 8, 8), "generator")
 
 
-def test_rgan_preset_validates_and_builds() -> None:
-    cfg = load_config("rgan-sines")
+def test_rgan_preset_validates_and_builds(capsys) -> None:
+    assert cli_main(["inspect", "rgan-sines"]) == 0  # the widths filled from sines: 24 x 5
+    assert "latent [24, 5] (normal) -> data [24, 5]" in capsys.readouterr().out
+    cfg = resolve_data_widths(load_config("rgan-sines"), (24, 5))  # steps, features: 24, 5
+    assert cfg.latent.full_shape == (24, 5) and cfg.generator.layers[1] == {"dense": {"units": 5}}
     g = build_network(cfg.generator.model_dump(), cfg.latent.full_shape, "generator")
     d = build_network(cfg.discriminator.model_dump(), (24, 5), "discriminator")
     z = torch.randn(3, 24, 5)
@@ -328,7 +332,8 @@ def test_timegan_config_errors() -> None:
         check_timegan(load_config(bad), (24, 5))
     bad = _timegan_cfg(1, 1, 5)
     bad["task_options"]["recovery"] = _net(3)
-    with pytest.raises(SpecError, match="task_options.recovery: output 24x3"):
+    with pytest.raises(ConfigError, match=r"task_options.recovery.layers\[1\].dense.units is "
+                       r"3, but the data has 5 features per step"):
         check_timegan(load_config(bad), (24, 5))
     bad = _timegan_cfg(1, 1, 5)
     bad["task_options"]["gama"] = 1
@@ -388,7 +393,9 @@ def test_bad_sequence_inputs_exit_with_their_status(tmp_path: Path,
     cases = [  # status 3: the data; 2: the config or spec
         (["rgan-sines", "--set", f"data.source=csv-sequence:{tmp_path}/none.csv"],
          "does not exist", 3),
-        (["rgan-sines", "--set", "data.source=sunspots"], "data is 24x1", 2),  # 1 feature, G: 5
+        (["rgan-sines", "--set", "data.source=sunspots", "--set",  # 1 feature, G: 5
+          "generator.layers[1].dense.units=5"], ("generator.layers[1].dense.units is 5, but the "
+         "data has 1 features per step (samples 24x1): set it to 1, or to 'features'"), 2),
         (["timegan-sines", "--set", "latent.shape=[20,5]"], "latent.shape: [24, Z]", 2),
         (["rgan-sines", "--set", f"data.source=csv-sequence:{tmp_path}/text.csv"],
          "no numeric columns", 3),
@@ -438,3 +445,70 @@ def test_npy_sequences_train_with_the_rgan_preset(tmp_path: Path, capsys) -> Non
         assert all(m in err for m in msgs), err
     # seq_len equal to the array's T is accepted
     assert load_dataset(f"npy:{tmp_path / 'a.npy'}", split="all", seq_len=24).shape == (24, 5)
+
+
+def _write_wide_series(path: Path, steps: int = 60) -> np.ndarray:
+    """6 columns in their own units (one around 1000) and a text column that is left out."""
+    t = np.arange(steps, dtype=np.float64)
+    cols = np.stack([1000 + 50 * np.sin(t / 4), 0.01 * np.cos(t / 3), t, -5 + np.sin(t / 7),
+                     20 + 3 * np.sin(t / 2), 1e5 + 1e3 * np.cos(t / 5)], 1)
+    names = ["load", "rate", "day", "temp", "wind", "price"]
+    path.write_text(",".join(names) + ",note\n" + "".join(
+        ",".join(f"{v:.6f}" for v in row) + f",n{i}\n" for i, row in enumerate(cols)))
+    return cols
+
+
+@pytest.mark.parametrize("preset,extra", [
+    ("rgan-sines", []),
+    ("timegan-macrodata", ["--set", "task_options.autoencoder_steps=1", "--set",
+                           "task_options.supervised_steps=0"])])
+def test_sequence_presets_follow_a_csv_series_widths(tmp_path: Path, preset: str,
+                                                     extra: list[str]) -> None:
+    # 6 features and windows of 10 steps: the presets say steps / features, not 24 / 5 or 12
+    _write_wide_series(tmp_path / "s.csv")
+    src = f"data.source=csv-sequence:{tmp_path / 's.csv'}"
+    run_dir = tmp_path / "r"
+    assert cli_main(["train", preset, "--set", src, "--set", "data.options.seq_len=10", *extra,
+                     *FAST, "--run-dir", str(run_dir)]) == 0
+    run = ganforge.load(run_dir)
+    assert run.sample(4).shape == (4, 10, 6)
+    assert run.config.latent.shape == [10, 6]  # config.yaml holds the numbers
+    spec = (run.config.task_options["recovery"] if preset.startswith("timegan")
+            else run.config.generator.model_dump())
+    assert spec["layers"][1] == {"dense": {"units": 6}}
+
+
+def test_widths_that_contradict_the_data_name_the_key(tmp_path: Path, capsys) -> None:
+    _write_wide_series(tmp_path / "s.csv")
+    src = ["--set", f"data.source=csv-sequence:{tmp_path / 's.csv'}", "--set",
+           "data.options.seq_len=10"]
+    tg = ["--set", "task_options.autoencoder_steps=1", "--set", "task_options.supervised_steps=0"]
+    cases = [
+        (["rgan-sines", "--set", "generator.layers[1].dense.units=5"],
+         ("generator.layers[1].dense.units is 5, but the data has 6 features per step (samples "
+         "10x6): set it to 6, or to 'features' to follow the data.")),
+        (["rgan-sines", "--set", "latent.shape=[24,features]"],
+         ("latent.shape[0] is 24, but the data's sequences have 10 steps (samples 10x6): set it "
+         "to 10, or to 'steps' to follow the data.")),
+        (["timegan-macrodata", *tg, "--set", "task_options.recovery.layers[1].dense.units=12"],
+         ("task_options.recovery.layers[1].dense.units is 12, but the data has 6 features per "
+         "step")),
+        (["timegan-macrodata", *tg, "--set", "latent.shape=[24,6]"],
+         ("latent.shape[0] is 24, but the data's sequences have 10 steps (samples 10x6). Set "
+         "latent.shape: [10, Z] ([steps, features] follows the data).")),
+    ]
+    for i, (argv, msg) in enumerate(cases):
+        code = cli_main(["train", *argv, *src, *FAST, "--run-dir", str(tmp_path / f"r{i}")])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert msg in err and "Traceback" not in err, err
+        assert not (tmp_path / f"r{i}" / "metrics.jsonl").exists()
+    # steps on data that are not sequences
+    with pytest.raises(ConfigError, match=r"latent.shape\[0\] is 'steps', the length of a "
+                       r"sequence, but the data's samples have shape \[2\]"):
+        load_config("gan-ring8", ["latent.shape=[steps]"])  # ring8's shape is known: checked
+    # features on vectors: the last axis; an unresolved width is named, not a TypeError
+    cfg = load_config("gan-ring8", ["generator.layers[-1].dense.units=features"])
+    assert resolve_data_widths(cfg, (2,)).generator.layers[-1] == {"dense": {"units": 2}}
+    with pytest.raises(SpecError, match=r"units is 'features', which follows the data"):
+        build_network(cfg.generator.model_dump(), (2,), "generator")
