@@ -377,10 +377,13 @@ device: cpu
     assert table.shape == (5 * 12, 5)
     np.testing.assert_array_equal(table[:, 0], np.repeat(np.arange(5), 12))
     np.testing.assert_array_equal(table[:, 1], np.tile(np.arange(12), 5))
-    # Exactly the scaled samples mapped back with the stored min/max.
-    scaled = ganforge.load(run_dir).sample(5, seed=3).double().numpy().reshape(-1, 3)
+    # Exactly the scaled samples mapped back with the stored min/max: what sample() returns.
+    run = ganforge.load(run_dir)
+    scaled = run.sample(5, seed=3, scaled=True).double().numpy().reshape(-1, 3)
     lo, hi = series.min(0), series.max(0)
     np.testing.assert_allclose(table[:, 2:], scaled * (hi - lo + 1e-7) + lo, rtol=1e-6)
+    np.testing.assert_allclose(table[:, 2:], run.sample(5, seed=3).numpy().reshape(-1, 3),
+                               rtol=1e-7)
     assert (table[:, 3] > 1100).all() and (table[:, 3] < 1900).all()  # temperature units
     assert (table[:, 4] < 0.0041).all()  # flow units
     (tmp_path / "s.csv").unlink()  # sampling needs only the run directory
@@ -465,17 +468,40 @@ def _write_wide_series(path: Path, steps: int = 60) -> np.ndarray:
 def test_sequence_presets_follow_a_csv_series_widths(tmp_path: Path, preset: str,
                                                      extra: list[str]) -> None:
     # 6 features and windows of 10 steps: the presets say steps / features, not 24 / 5 or 12
-    _write_wide_series(tmp_path / "s.csv")
+    series = _write_wide_series(tmp_path / "s.csv")
     src = f"data.source=csv-sequence:{tmp_path / 's.csv'}"
     run_dir = tmp_path / "r"
     assert cli_main(["train", preset, "--set", src, "--set", "data.options.seq_len=10", *extra,
                      *FAST, "--run-dir", str(run_dir)]) == 0
     run = ganforge.load(run_dir)
-    assert run.sample(4).shape == (4, 10, 6)
     assert run.config.latent.shape == [10, 6]  # config.yaml holds the numbers
     spec = (run.config.task_options["recovery"] if preset.startswith("timegan")
             else run.config.generator.model_dump())
     assert spec["layers"][1] == {"dense": {"units": 6}}
+    # Samples come back in the series' units: each column inside the data's [min, max] (both
+    # generators end in a sigmoid), so the column around 1000 stays there, not in [0, 1].
+    x = run.sample(200, seed=0)
+    assert x.shape == (200, 10, 6) and x.dtype == torch.float64
+    lo, hi = series.min(0), series.max(0)
+    span = hi - lo
+    xs = x.numpy().reshape(-1, 6)
+    assert (xs.min(0) >= lo - 1e-6 * span).all() and (xs.max(0) <= hi + 1e-6 * span).all()
+    assert 950 <= xs[:, 0].mean() <= 1050 and xs[:, 0].min() >= 949.99  # load: 1000 +- 50
+    assert 99_000 <= xs[:, 5].mean() <= 101_000  # price: 1e5 +- 1e3
+    assert xs[:, 2].mean() > 5  # day: 0..59 (an untrained sigmoid gives about the middle)
+    z = run.sample(200, seed=0, scaled=True).double().numpy().reshape(-1, 6)
+    assert z.min() >= 0 and z.max() <= 1
+    np.testing.assert_allclose(xs, z * (span + 1e-7) + lo, rtol=1e-6, atol=1e-6)  # CSV: 6 dp
+    # ganforge sample --out: the same numbers, under the CSV's column names; .npy alike
+    out = tmp_path / "x.csv"
+    assert cli_main(["sample", str(run_dir), "-n", "3", "--seed", "2", "--out", str(out)]) == 0
+    assert out.read_text().splitlines()[0] == "sample,step,load,rate,day,temp,wind,price"
+    table = np.loadtxt(out, delimiter=",", skiprows=1)
+    want = run.sample(3, seed=2).numpy()
+    np.testing.assert_allclose(table[:, 2:], want.reshape(-1, 6), rtol=1e-7, atol=1e-9)
+    assert cli_main(["sample", str(run_dir), "-n", "3", "--seed", "2", "--out",
+                     str(tmp_path / "x.npy")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "x.npy", allow_pickle=False), want)
 
 
 def test_widths_that_contradict_the_data_name_the_key(tmp_path: Path, capsys) -> None:
