@@ -112,7 +112,7 @@ def main() -> None:
             t0 = time.perf_counter()
             run = ganforge.train(cfg, run_dir=work / f"{ds}-{model}")
             secs = time.perf_counter() - t0
-            fake = ganforge.load(run.run_dir).sample(len(real), seed=1)
+            fake = ganforge.load(run.run_dir).sample(len(real), seed=1, scaled=True)
             rows.append([ds, *score_row(model, real, fake, args, secs)])
             print("| " + " | ".join(rows[-1]) + " |", flush=True)
             if args.pictures:

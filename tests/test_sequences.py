@@ -19,6 +19,7 @@ from ganforge.architecture import build_network
 from ganforge.architecture.builder import plan_network
 from ganforge.checkpoint import latest_checkpoint, load_checkpoint, load_module_weights
 from ganforge.cli import main as cli_main
+from ganforge.config import resolve_data_widths
 from ganforge.data import load_dataset
 from ganforge.data.sequences import (
     minmax_apply,
@@ -129,8 +130,11 @@ def test_dense_acts_per_time_step_and_bad_recurrent_input() -> None:
         plan_network({"layers": [{"gru": {"units": 4}}]}, (1, 8, 8), "generator")
 
 
-def test_rgan_preset_validates_and_builds() -> None:
-    cfg = load_config("rgan-sines")
+def test_rgan_preset_validates_and_builds(capsys) -> None:
+    assert cli_main(["inspect", "rgan-sines"]) == 0  # the widths filled from sines: 24 x 5
+    assert "latent [24, 5] (normal) -> data [24, 5]" in capsys.readouterr().out
+    cfg = resolve_data_widths(load_config("rgan-sines"), (24, 5))  # steps, features: 24, 5
+    assert cfg.latent.full_shape == (24, 5) and cfg.generator.layers[1] == {"dense": {"units": 5}}
     g = build_network(cfg.generator.model_dump(), cfg.latent.full_shape, "generator")
     d = build_network(cfg.discriminator.model_dump(), (24, 5), "discriminator")
     z = torch.randn(3, 24, 5)
@@ -328,7 +332,8 @@ def test_timegan_config_errors() -> None:
         check_timegan(load_config(bad), (24, 5))
     bad = _timegan_cfg(1, 1, 5)
     bad["task_options"]["recovery"] = _net(3)
-    with pytest.raises(SpecError, match="task_options.recovery: output 24x3"):
+    with pytest.raises(ConfigError, match=r"task_options.recovery.layers\[1\].dense.units is "
+                       r"3, but the data has 5 features per step"):
         check_timegan(load_config(bad), (24, 5))
     bad = _timegan_cfg(1, 1, 5)
     bad["task_options"]["gama"] = 1
@@ -372,10 +377,13 @@ device: cpu
     assert table.shape == (5 * 12, 5)
     np.testing.assert_array_equal(table[:, 0], np.repeat(np.arange(5), 12))
     np.testing.assert_array_equal(table[:, 1], np.tile(np.arange(12), 5))
-    # Exactly the scaled samples mapped back with the stored min/max.
-    scaled = ganforge.load(run_dir).sample(5, seed=3).double().numpy().reshape(-1, 3)
+    # Exactly the scaled samples mapped back with the stored min/max: what sample() returns.
+    run = ganforge.load(run_dir)
+    scaled = run.sample(5, seed=3, scaled=True).double().numpy().reshape(-1, 3)
     lo, hi = series.min(0), series.max(0)
     np.testing.assert_allclose(table[:, 2:], scaled * (hi - lo + 1e-7) + lo, rtol=1e-6)
+    np.testing.assert_allclose(table[:, 2:], run.sample(5, seed=3).numpy().reshape(-1, 3),
+                               rtol=1e-7)
     assert (table[:, 3] > 1100).all() and (table[:, 3] < 1900).all()  # temperature units
     assert (table[:, 4] < 0.0041).all()  # flow units
     (tmp_path / "s.csv").unlink()  # sampling needs only the run directory
@@ -388,7 +396,9 @@ def test_bad_sequence_inputs_exit_with_their_status(tmp_path: Path,
     cases = [  # status 3: the data; 2: the config or spec
         (["rgan-sines", "--set", f"data.source=csv-sequence:{tmp_path}/none.csv"],
          "does not exist", 3),
-        (["rgan-sines", "--set", "data.source=sunspots"], "data is 24x1", 2),  # 1 feature, G: 5
+        (["rgan-sines", "--set", "data.source=sunspots", "--set",  # 1 feature, G: 5
+          "generator.layers[1].dense.units=5"], ("generator.layers[1].dense.units is 5, but the "
+         "data has 1 features per step (samples 24x1): set it to 1, or to 'features'"), 2),
         (["timegan-sines", "--set", "latent.shape=[20,5]"], "latent.shape: [24, Z]", 2),
         (["rgan-sines", "--set", f"data.source=csv-sequence:{tmp_path}/text.csv"],
          "no numeric columns", 3),
@@ -410,3 +420,121 @@ def test_bad_sequence_inputs_exit_with_their_status(tmp_path: Path,
                           env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"}, cwd=tmp_path)
     assert proc.returncode == 3
     assert "no numeric columns" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------- user arrays and CSVs with the presets
+FAST = ["--set", "train.steps=2", "--set", "train.batch_size=8", "--set", "device=cpu",
+        "--set", "monitor.report=false", "--set", "monitor.tensorboard=false", "--no-progress"]
+
+
+def test_npy_sequences_train_with_the_rgan_preset(tmp_path: Path, capsys) -> None:
+    # issue 25: the preset's data.options (seq_len, dim) reached npy_array, which took neither
+    arr = np.random.default_rng(0).uniform(0.0, 1.0, size=(40, 24, 5))
+    np.save(tmp_path / "a.npy", arr)
+    src = f"data.source=npy:{tmp_path / 'a.npy'}"
+    assert cli_main(["train", "rgan-sines", "--set", src, *FAST, "--run-dir",
+                     str(tmp_path / "r")]) == 0
+    x = ganforge.load(tmp_path / "r").sample(3)
+    assert x.shape == (3, 24, 5)
+    cases = [(["--set", "data.options.seq_len=12"],
+              "data.options.seq_len is 12, but", "holds sequences of 24 steps"),
+             (["--set", "data.options.dim=5"], "data.options.dim is not an option of",
+              "Its options: image_size, scale, seq_len")]
+    for i, (extra, *msgs) in enumerate(cases):
+        code = cli_main(["train", "rgan-sines", "--set", src, *extra, *FAST, "--run-dir",
+                         str(tmp_path / f"bad{i}")])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert all(m in err for m in msgs), err
+    # seq_len equal to the array's T is accepted
+    assert load_dataset(f"npy:{tmp_path / 'a.npy'}", split="all", seq_len=24).shape == (24, 5)
+
+
+def _write_wide_series(path: Path, steps: int = 60) -> np.ndarray:
+    """6 columns in their own units (one around 1000) and a text column that is left out."""
+    t = np.arange(steps, dtype=np.float64)
+    cols = np.stack([1000 + 50 * np.sin(t / 4), 0.01 * np.cos(t / 3), t, -5 + np.sin(t / 7),
+                     20 + 3 * np.sin(t / 2), 1e5 + 1e3 * np.cos(t / 5)], 1)
+    names = ["load", "rate", "day", "temp", "wind", "price"]
+    path.write_text(",".join(names) + ",note\n" + "".join(
+        ",".join(f"{v:.6f}" for v in row) + f",n{i}\n" for i, row in enumerate(cols)))
+    return cols
+
+
+@pytest.mark.parametrize("preset,extra", [
+    ("rgan-sines", []),
+    ("timegan-macrodata", ["--set", "task_options.autoencoder_steps=1", "--set",
+                           "task_options.supervised_steps=0"])])
+def test_sequence_presets_follow_a_csv_series_widths(tmp_path: Path, preset: str,
+                                                     extra: list[str]) -> None:
+    # 6 features and windows of 10 steps: the presets say steps / features, not 24 / 5 or 12
+    series = _write_wide_series(tmp_path / "s.csv")
+    src = f"data.source=csv-sequence:{tmp_path / 's.csv'}"
+    run_dir = tmp_path / "r"
+    assert cli_main(["train", preset, "--set", src, "--set", "data.options.seq_len=10", *extra,
+                     *FAST, "--run-dir", str(run_dir)]) == 0
+    run = ganforge.load(run_dir)
+    assert run.config.latent.shape == [10, 6]  # config.yaml holds the numbers
+    spec = (run.config.task_options["recovery"] if preset.startswith("timegan")
+            else run.config.generator.model_dump())
+    assert spec["layers"][1] == {"dense": {"units": 6}}
+    # Samples come back in the series' units: each column inside the data's [min, max] (both
+    # generators end in a sigmoid), so the column around 1000 stays there, not in [0, 1].
+    x = run.sample(200, seed=0)
+    assert x.shape == (200, 10, 6) and x.dtype == torch.float64
+    lo, hi = series.min(0), series.max(0)
+    span = hi - lo
+    xs = x.numpy().reshape(-1, 6)
+    assert (xs.min(0) >= lo - 1e-6 * span).all() and (xs.max(0) <= hi + 1e-6 * span).all()
+    assert 950 <= xs[:, 0].mean() <= 1050 and xs[:, 0].min() >= 949.99  # load: 1000 +- 50
+    assert 99_000 <= xs[:, 5].mean() <= 101_000  # price: 1e5 +- 1e3
+    assert xs[:, 2].mean() > 5  # day: 0..59 (an untrained sigmoid gives about the middle)
+    z = run.sample(200, seed=0, scaled=True).double().numpy().reshape(-1, 6)
+    assert z.min() >= 0 and z.max() <= 1
+    np.testing.assert_allclose(xs, z * (span + 1e-7) + lo, rtol=1e-6, atol=1e-6)  # CSV: 6 dp
+    # ganforge sample --out: the same numbers, under the CSV's column names; .npy alike
+    out = tmp_path / "x.csv"
+    assert cli_main(["sample", str(run_dir), "-n", "3", "--seed", "2", "--out", str(out)]) == 0
+    assert out.read_text().splitlines()[0] == "sample,step,load,rate,day,temp,wind,price"
+    table = np.loadtxt(out, delimiter=",", skiprows=1)
+    want = run.sample(3, seed=2).numpy()
+    np.testing.assert_allclose(table[:, 2:], want.reshape(-1, 6), rtol=1e-7, atol=1e-9)
+    assert cli_main(["sample", str(run_dir), "-n", "3", "--seed", "2", "--out",
+                     str(tmp_path / "x.npy")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "x.npy", allow_pickle=False), want)
+
+
+def test_widths_that_contradict_the_data_name_the_key(tmp_path: Path, capsys) -> None:
+    _write_wide_series(tmp_path / "s.csv")
+    src = ["--set", f"data.source=csv-sequence:{tmp_path / 's.csv'}", "--set",
+           "data.options.seq_len=10"]
+    tg = ["--set", "task_options.autoencoder_steps=1", "--set", "task_options.supervised_steps=0"]
+    cases = [
+        (["rgan-sines", "--set", "generator.layers[1].dense.units=5"],
+         ("generator.layers[1].dense.units is 5, but the data has 6 features per step (samples "
+         "10x6): set it to 6, or to 'features' to follow the data.")),
+        (["rgan-sines", "--set", "latent.shape=[24,features]"],
+         ("latent.shape[0] is 24, but the data's sequences have 10 steps (samples 10x6): set it "
+         "to 10, or to 'steps' to follow the data.")),
+        (["timegan-macrodata", *tg, "--set", "task_options.recovery.layers[1].dense.units=12"],
+         ("task_options.recovery.layers[1].dense.units is 12, but the data has 6 features per "
+         "step")),
+        (["timegan-macrodata", *tg, "--set", "latent.shape=[24,6]"],
+         ("latent.shape[0] is 24, but the data's sequences have 10 steps (samples 10x6). Set "
+         "latent.shape: [10, Z] ([steps, features] follows the data).")),
+    ]
+    for i, (argv, msg) in enumerate(cases):
+        code = cli_main(["train", *argv, *src, *FAST, "--run-dir", str(tmp_path / f"r{i}")])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert msg in err and "Traceback" not in err, err
+        assert not (tmp_path / f"r{i}" / "metrics.jsonl").exists()
+    # steps on data that are not sequences
+    with pytest.raises(ConfigError, match=r"latent.shape\[0\] is 'steps', the length of a "
+                       r"sequence, but the data's samples have shape \[2\]"):
+        load_config("gan-ring8", ["latent.shape=[steps]"])  # ring8's shape is known: checked
+    # features on vectors: the last axis; an unresolved width is named, not a TypeError
+    cfg = load_config("gan-ring8", ["generator.layers[-1].dense.units=features"])
+    assert resolve_data_widths(cfg, (2,)).generator.layers[-1] == {"dense": {"units": 2}}
+    with pytest.raises(SpecError, match=r"units is 'features', which follows the data"):
+        build_network(cfg.generator.model_dump(), (2,), "generator")

@@ -43,19 +43,33 @@ class DataConfig(Section):
     target: str | None = Field(None, description="tables: the class column (ML efficacy)")
 
 
+# Widths that follow the data: written where a number goes (latent.shape, a layer argument such
+# as ``dense: {units: features}``), they are filled in from the loaded data before any network
+# is built (``resolve_data_widths``): ``features`` = the last axis of a sample (a sequence's
+# feature count), ``steps`` = a sequence's length T.
+DATA_WIDTHS = ("steps", "features")
+
+
 class LatentConfig(Section):
     dim: int | None = Field(100, ge=1, description="size of z (vector latent)")
-    shape: list[int] | None = Field(None, description="full latent shape, e.g. [T, F] per step")
+    shape: list[int | Literal["steps", "features"]] | None = Field(
+        None, description="full latent shape, e.g. [T, Z] per step; steps / features follow "
+        "the data")
     distribution: Literal["normal", "uniform"] = "normal"
 
     @property
     def full_shape(self) -> tuple[int, ...]:
-        return tuple(self.shape) if self.shape else (int(self.dim or 1),)
+        if self.shape and any(isinstance(v, str) for v in self.shape):
+            raise ConfigError(f"latent.shape {list(self.shape)} follows the data; it is filled "
+                              f"in once the data is loaded (config.resolve_data_widths).")
+        return tuple(int(v) for v in self.shape) if self.shape else (int(self.dim or 1),)
 
     @model_validator(mode="after")
     def _positive(self) -> LatentConfig:
-        if self.shape is not None and (not self.shape or min(self.shape) < 1):
-            raise ValueError("latent.shape must be a non-empty list of positive ints")
+        if self.shape is not None and (not self.shape or any(
+                isinstance(v, int) and v < 1 for v in self.shape)):
+            raise ValueError("latent.shape must be a non-empty list of positive ints (or "
+                             "steps / features, which follow the data)")
         return self
 
 
@@ -532,3 +546,43 @@ def known_data_shape(cfg: RunConfig) -> tuple[int, ...] | None:
 def load_config(source: str | Path | dict[str, Any], overrides: list[str] | None = None
                 ) -> RunConfig:
     return validate_config(apply_overrides(raw_config(source), overrides))
+
+
+def data_widths(data_shape: tuple[int, ...]) -> dict[str, int]:
+    """What ``steps`` and ``features`` stand for with data of this sample shape."""
+    widths = {"features": int(data_shape[-1])}
+    if len(data_shape) == 2:
+        widths["steps"] = int(data_shape[0])
+    return widths
+
+
+def _fill_widths(node: Any, key: str, widths: dict[str, int], shape: tuple[int, ...],
+                 layer_list: bool = False) -> Any:
+    if isinstance(node, dict):
+        return {k: _fill_widths(v, f"{key}.{k}", widths, shape, k == "layers")
+                for k, v in node.items()}
+    if isinstance(node, list):
+        # the entries of a ``layers`` list are layers (a bare string is a layer's name)
+        return [v if layer_list and isinstance(v, str) else
+                _fill_widths(v, f"{key}[{i}]", widths, shape) for i, v in enumerate(node)]
+    if isinstance(node, str) and node in DATA_WIDTHS:
+        if node not in widths:
+            raise ConfigError(f"{key} is 'steps', the length of a sequence, but the data's "
+                              f"samples have shape {list(shape)}, not (steps, features); write "
+                              f"a number there.")
+        return widths[node]
+    return node
+
+
+def resolve_data_widths(cfg: RunConfig, data_shape: tuple[int, ...]) -> RunConfig:
+    """The config with every ``steps`` / ``features`` in latent.shape, the network specs and
+    task_options replaced by the data's sequence length / feature count (``cfg`` itself when
+    there are none). Numbers are left as written; the task's checks then compare them with the
+    data and name the key that disagrees."""
+    raw = cfg.to_dict()
+    widths = data_widths(tuple(int(v) for v in data_shape))
+    filled = {k: _fill_widths(raw[k], k, widths, tuple(data_shape))
+              for k in ("latent", "generator", "discriminator", "task_options", "translation")}
+    if all(filled[k] == raw[k] for k in filled):
+        return cfg
+    return validate_config({**raw, **filled})

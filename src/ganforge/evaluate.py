@@ -159,7 +159,9 @@ def evaluate_run(run_dir: str | Path, metrics: str | list[str] | None = None,
         options["image_size"] = list(cfg.data.image_size)
     real_feats, _ = real_features(cfg.data.source, split, ext, n=n, seed=seed,
                                           options=options, cache=cache, data=data.x)
-    fake = run.sample(n, seed=seed, **trunc)
+    # sequences of a scaled series: compared in the [0, 1] space the real data.x is in
+    scaled = {"scaled": True} if run.data_kind == "sequence" else {}
+    fake = run.sample(n, seed=seed, **trunc, **scaled)
     scores, proto = score_samples(fake, real_feats, names, ext, data_kind=data.kind,
                                   data_info=data.info, seed=seed)
     if metrics is None and hasattr(run, "num_classes"):
@@ -208,7 +210,7 @@ def evaluate_sequences(run_dir: str | Path, repeats: int = REPEATS,
     count = len(real) if n is None else int(n)
     if count < 2:
         raise GanforgeError(f"need at least 2 synthetic sequences, got n={count}.")
-    fake = run.sample(count, seed=seed)
+    fake = run.sample(count, seed=seed, scaled=True)  # the training data's [0, 1] space
     scores = sequence_scores(real, fake, repeats, disc_iterations, pred_iterations, seed)
     record: dict[str, Any] = {"kind": "eval", "step": int(run.step), **score_summary(scores)}
     ref_scores = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +18,12 @@ import yaml
 from ganforge.config import RunConfig, apply_overrides, known_data_shape, validate_config
 from ganforge.data import load_training_data
 from ganforge.data.music import MIDI_SUFFIXES, SCORE_SUFFIXES, write_melodies
-from ganforge.data.sequences import load_data_info, write_sequence_csv
+from ganforge.data.sequences import (
+    load_data_info,
+    minmax_apply,
+    minmax_invert,
+    write_sequence_csv,
+)
 from ganforge.errors import CheckpointError, DataError, GanforgeError
 from ganforge.latent import truncate
 from ganforge.metrics.features import PROGRESS_BATCHES
@@ -73,23 +79,47 @@ class Run:
             bar.close()
         return torch.cat(outs) if outs else torch.empty(0, *self.data_shape)
 
+    def units_scaling(self) -> dict[str, Any] | None:
+        """The min-max scaling the run's sequences were trained in (``data.json``), which
+        :meth:`sample` undoes; None when samples are already in the data's units (images,
+        vectors, sines, ``npy:`` arrays) and for music runs, whose samples stay scaled for the
+        note writers that quantize them (data/music.py)."""
+        if not hasattr(self, "_units_scaling"):
+            info = load_data_info(self.run_dir) if self.data_kind == "sequence" else None
+            info = info or {}
+            self._units_scaling = (info.get("scaling") if "music" not in info else None)
+        return self._units_scaling
+
+    def to_data_units(self, samples: torch.Tensor) -> torch.Tensor:
+        """Samples of the networks' (scaled) space in the training data's original units, as
+        float64 (a no-op where :meth:`units_scaling` is None)."""
+        scaling = self.units_scaling()
+        if scaling is None:
+            return samples
+        return torch.from_numpy(minmax_invert(samples.double().numpy(), scaling))
+
     def sample(self, n: int, seed: int = 0, truncation: float | None = None,
-               truncation_method: str = "scale") -> torch.Tensor:
+               truncation_method: str = "scale", scaled: bool = False) -> torch.Tensor:
         """n samples of the data's shape (images in [-1, 1]). ``truncation`` (psi) pulls the
         latents toward the mean (``scale``) or redraws them inside [-psi, psi] (``resample``);
-        see ``ganforge.latent.truncate``."""
+        see ``ganforge.latent.truncate``. Sequences of a scaled series (statsmodels, CSV) come
+        back in the series' original units (float64); ``scaled=True`` keeps the [0, 1] values
+        the networks were trained on (what the sequence scores compare with the training
+        data)."""
         if n < 1:
             raise GanforgeError(f"the number of samples must be >= 1, got {n}.")
         z = self.latent(n, seed)
         if truncation is not None:
             z = truncate(z, truncation, self.config.latent.distribution, truncation_method,
                          seed=seed + 1_000_003)
-        return self.generate(z)
+        x = self.generate(z)
+        return x if scaled else self.to_data_units(x)
 
     def save_samples(self, samples: torch.Tensor, out: str | Path) -> Path:
-        """Write samples as a PNG grid, ``.npy`` or ``.csv`` (vectors), by the extension;
-        music runs also as ``.mid`` / ``.midi`` (MIDI) or ``.musicxml`` (one melody after
-        another, data/music.py)."""
+        """Write samples (as :meth:`sample` returns them) as a PNG grid, ``.npy`` or ``.csv``
+        (vectors; sequences in long format with their column names), by the extension; music
+        runs also as ``.mid`` / ``.midi`` (MIDI) or ``.musicxml`` (one melody after another,
+        data/music.py)."""
         out = Path(out)
         suffix = out.suffix.lower()
         if suffix not in (".png", ".npy", ".csv", *MIDI_SUFFIXES, *SCORE_SUFFIXES):
@@ -101,11 +131,14 @@ class Run:
             out.parent.mkdir(parents=True, exist_ok=True)
             return write_melodies(samples.numpy(), out, info)
         out.parent.mkdir(parents=True, exist_ok=True)
-        if suffix == ".png":
+        scaling = self.units_scaling()
+        if suffix == ".png":  # the picture of a series: every feature in its [0, 1] range
+            if scaling is not None:
+                samples = torch.from_numpy(minmax_apply(samples.double().numpy(), scaling))
             return save_samples_picture(samples, out, self.data_kind)
         arr = samples.numpy()
         if suffix == ".csv" and arr.ndim == 3:  # sequences: long format, original units
-            return write_sequence_csv(arr, out, self.run_dir)
+            return write_sequence_csv(arr, out, self.run_dir, scaled=scaling is None)
         if suffix == ".npy":
             np.save(out, arr)
         else:

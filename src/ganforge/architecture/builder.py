@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ganforge.architecture.layers import LAYERS, Shape, ShapeError, _fmt
-from ganforge.errors import SpecError, did_you_mean
+from ganforge.errors import ConfigError, SpecError, did_you_mean
 
 META_KEYS = ("spectral_norm", "features")
 
@@ -77,6 +77,12 @@ def plan_network(spec: dict[str, Any], in_shape: Shape, name: str) -> list[Layer
         if missing:
             raise SpecError(f"{path} ({ltype}): missing required argument '{missing[0]}'.")
         args = {**lt.defaults, **raw}
+        for key, value in args.items():
+            if value in ("steps", "features") or (isinstance(value, list) and any(
+                    v in ("steps", "features") for v in value if isinstance(v, str))):
+                raise SpecError(f"{path} ({ltype}): {key} is {value!r}, which follows the data; "
+                                f"it is filled in once the data is loaded (ganforge train, "
+                                f"inspect).")
         for key, options in lt.choices.items():
             if args[key] not in options:
                 raise SpecError(f"{path} ({ltype}): {key} must be one of {options}, "
@@ -152,12 +158,39 @@ def build_network(spec: dict[str, Any], in_shape: Shape, name: str) -> SpecNet:
     return SpecNet(plan_network(spec, in_shape, name), in_shape, name)
 
 
+def width_mismatch(plans: list[LayerPlan], data_shape: Shape, latent_shape: Shape | None = None
+                   ) -> str | None:
+    """For a network meant to output sequences (T, F): the config key whose number disagrees
+    with the data (a layer's ``units`` for F, ``latent.shape[0]`` for T), said with what the
+    data has; None when the mismatch is not one of these."""
+    out = plans[-1].out_shape
+    if len(out) != 2 or len(data_shape) != 2:
+        return None
+    t, f = data_shape
+    if out[1] != f:
+        for p in reversed(plans):  # the last layer with units that gave the final width
+            if "units" in p.args and p.out_shape[-1] == out[1]:
+                return (f"{p.path}.{p.type}.units is {p.args['units']}, but the data has {f} "
+                        f"features per step (samples {_fmt(tuple(data_shape))}): set it to {f}, "
+                        f"or to 'features' to follow the data.")
+        return None
+    if out[0] != t and latent_shape is not None and len(latent_shape) == 2 \
+            and latent_shape[0] == out[0]:
+        return (f"latent.shape[0] is {latent_shape[0]}, but the data's sequences have {t} steps "
+                f"(samples {_fmt(tuple(data_shape))}): set it to {t}, or to 'steps' to follow "
+                f"the data.")
+    return None
+
+
 def validate_gan(g_spec: dict[str, Any], d_spec: dict[str, Any], latent_shape: Shape,
                  data_shape: Shape, d_in_shape: Shape | None = None
                  ) -> tuple[list[LayerPlan], list[LayerPlan]]:
     """Check G maps the latent to the data shape and D maps data to one logit per sample."""
     g = plan_network(g_spec, latent_shape, "generator")
     if g[-1].out_shape != tuple(data_shape):
+        hint = width_mismatch(g, tuple(data_shape), latent_shape)
+        if hint:
+            raise ConfigError(hint)
         last = g[-1]
         raise SpecError(f"{last.path} ({last.type}): output {_fmt(last.out_shape)}, data is "
                         f"{_fmt(tuple(data_shape))}. The generator's last layer must produce "

@@ -111,6 +111,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         from ganforge.data import load_training_data
 
         shape = load_training_data(cfg).shape
+    from ganforge.config import resolve_data_widths
+
+    cfg = resolve_data_widths(cfg, tuple(shape))  # steps / features: the data's
     if cfg.task == "stackgan":  # four networks around a text embedding
         from ganforge.tasks.stackgan import print_summary
 

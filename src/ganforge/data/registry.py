@@ -65,10 +65,35 @@ def load_training_data(cfg: Any) -> TensorData:
         opts["discrete"] = list(cfg.data.discrete)
     if cfg.data.target is not None:
         opts["target"] = cfg.data.target
+    unknown = _unknown_options(cfg.data.source, opts)
+    if unknown:
+        name, known = unknown[0], sorted(unknown[1])
+        key = f"data.{name}" if name in ("image_size", "discrete", "target") else \
+            f"data.options.{name}"
+        raise ConfigError(f"{key} is not an option of '{cfg.data.source}'."
+                          f"{did_you_mean(name, known)} Its options: {', '.join(known) or 'none'}."
+                          f" Remove {key} (data options are passed to the dataset as they are).")
     try:
         return load_dataset(cfg.data.source, split=cfg.data.split, **opts)
     except TypeError as exc:
         raise ConfigError(f"data.options do not fit dataset '{cfg.data.source}': {exc}") from None
+
+
+def _unknown_options(source: str, opts: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """The first option the dataset's loader does not take, with the ones it takes (None when
+    all fit, or the source is unknown: then the loader reports it)."""
+    import inspect
+
+    key = source.split(":", 1)[0] + ":" if ":" in source else source
+    loader = DATASETS.get(key)
+    if loader is None:
+        return None
+    params = inspect.signature(loader).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    known = [n for n in params if n not in ("path", "split")]
+    bad = [k for k in opts if k not in params or k in ("path", "split")]
+    return (bad[0], known) if bad else None
 
 
 # --------------------------------------------------------------------- 2-D Gaussian mixtures
@@ -325,12 +350,13 @@ def image_folder(path: str, split: str = "all", image_size: tuple[int, ...] | No
 
 @register_dataset("npy:")
 def npy_array(path: str, split: str = "all", image_size: tuple[int, ...] | None = None,
-              scale: bool = True) -> TensorData:
+              scale: bool = True, seq_len: int | None = None) -> TensorData:
     """A ``.npy`` array of shape (N, ...): uint8 images are scaled to [-1, 1], and so are float
     images in [0, 255] or [0, 1] (with a note on stderr; ``data.options.scale: false`` keeps
     them as they are); other floats are used as they are. Shapes (N, H, W) / (N, C, H, W) are
     images, (N, F) vectors, (N, T, F) sequences unless ``image_size`` says otherwise (an
-    (N, H, W) array with ``image_size`` [1, H, W] is one channel)."""
+    (N, H, W) array with ``image_size`` [1, H, W] is one channel). Sequences are used as they
+    are (not rescaled, not cut into windows); ``seq_len``, where given, must be their T."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise DataError(f"array file '{path}' does not exist. Give data.source as npy:PATH.")
@@ -358,6 +384,15 @@ def npy_array(path: str, split: str = "all", image_size: tuple[int, ...] | None 
         if not torch.isfinite(t).all():
             raise DataError(f"'{path}' contains NaN or infinite values; clean them first.")
         kind = {2: "vector", 3: "sequence"}.get(arr.ndim, "image")
+    if seq_len is not None:
+        if kind != "sequence" or image_size is not None:
+            raise ConfigError(f"data.options.seq_len applies to sequence arrays (N, T, F); "
+                              f"'{path}' has shape {arr.shape}. Remove data.options.seq_len.")
+        if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len != arr.shape[1]:
+            raise ConfigError(f"data.options.seq_len is {seq_len!r}, but '{path}' holds "
+                              f"sequences of {arr.shape[1]} steps (shape {arr.shape}); an .npy "
+                              f"array is used as it is. Remove data.options.seq_len or set it "
+                              f"to {arr.shape[1]}.")
     if image_size is not None:
         kind = "image"
         image_size = _image_size(image_size, f"npy:{path}", rgb_or_gray=False)

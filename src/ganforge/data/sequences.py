@@ -254,14 +254,16 @@ def sequences_to_long(samples: np.ndarray, columns: list[str] | None = None,
     return ["sample", "step", *cols], np.column_stack([ids, steps, vals])
 
 
-def write_sequence_csv(samples: np.ndarray, out: str | Path, run_dir: str | Path | None = None
-                       ) -> Path:
-    """Write (N, T, F) samples as a long CSV (sample, step, one column per feature), mapped
-    back to original units with the scaling stored in the run directory, if any."""
+def write_sequence_csv(samples: np.ndarray, out: str | Path, run_dir: str | Path | None = None,
+                       scaled: bool = True) -> Path:
+    """Write (N, T, F) samples as a long CSV (sample, step, one column per feature, named as
+    the run's data columns). ``scaled``: the samples are in the networks' [0, 1] space and are
+    mapped back to original units with the scaling stored in the run directory, if any;
+    ``scaled=False``: they already are in original units (what ``Run.sample`` returns)."""
     info = load_data_info(run_dir) if run_dir is not None else None
     info = info or {}
     header, table = sequences_to_long(np.asarray(samples), info.get("columns"),
-                                      info.get("scaling"))
+                                      info.get("scaling") if scaled else None)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fmt = ["%d", "%d"] + ["%.8g"] * (table.shape[1] - 2)

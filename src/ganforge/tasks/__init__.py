@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ganforge.config import known_data_shape
+from ganforge.config import known_data_shape, resolve_data_widths
 from ganforge.errors import ConfigError, did_you_mean
 from ganforge.tasks.base import StepStats, Task, TaskContext
 
@@ -66,7 +66,9 @@ def check_config(cfg: Any, data_shape: tuple[int, ...] | None = None) -> None:
     the config where the data is bundled or sized)."""
     cls = task_class(cfg.task)
     cls.check_sections(cfg)
-    cls.check(cfg, data_shape if data_shape is not None else known_data_shape(cfg))
+    shape = data_shape if data_shape is not None else known_data_shape(cfg)
+    # widths written as steps / features are checked as the data fills them in
+    cls.check(cfg if shape is None else resolve_data_widths(cfg, tuple(shape)), shape)
 
 
 __all__ = ["TASKS", "StepStats", "Task", "TaskContext", "check_config", "register_task",

@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
 from ganforge.architecture import build_network
-from ganforge.architecture.builder import plan_network
+from ganforge.architecture.builder import plan_network, width_mismatch
 from ganforge.architecture.layers import _fmt
 from ganforge.config import format_validation_error
 from ganforge.data.sequences import SCALE_EPS
@@ -95,8 +95,11 @@ def network_specs(cfg: Any, data_shape: Shape) -> dict[str, tuple[dict[str, Any]
     t, f = (int(v) for v in data_shape)
     latent = tuple(int(v) for v in cfg.latent.full_shape)
     if len(latent) != 2 or latent[0] != t:
-        raise ConfigError(f"task timegan draws one latent vector per time step: set "
-                          f"latent.shape: [{t}, Z] (data is {t} steps), got {list(latent)}.")
+        got = (f"latent.shape[0] is {latent[0]}" if len(latent) == 2
+               else f"latent.shape is {list(latent)}")
+        raise ConfigError(f"task timegan draws one latent vector per time step: {got}, but the "
+                          f"data's sequences have {t} steps (samples {t}x{f}). Set "
+                          f"latent.shape: [{t}, Z] ([steps, features] follows the data).")
     g_spec = cfg.generator.model_dump()
     g_out = plan_network(g_spec, latent, "generator")[-1].out_shape
     if len(g_out) != 2 or g_out[0] != t:
@@ -113,7 +116,10 @@ def network_specs(cfg: Any, data_shape: Shape) -> dict[str, tuple[dict[str, Any]
     }
     for name, (spec, in_shape, want) in specs.items():
         prefix = name if name in ("generator", "discriminator") else f"task_options.{name}"
-        out = plan_network(spec, in_shape, prefix)[-1].out_shape
+        plans = plan_network(spec, in_shape, prefix)
+        out = plans[-1].out_shape
+        if name == "recovery" and out != want and (hint := width_mismatch(plans, (t, f))):
+            raise ConfigError(hint)  # the data's feature count, against a number in the spec
         ok = out == want or (name == "discriminator" and out == (1,))
         if not ok:
             extra = " or 1" if name == "discriminator" else ""

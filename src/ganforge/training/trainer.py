@@ -14,7 +14,7 @@ import yaml
 from torch import nn
 
 from ganforge import checkpoint as ckpt
-from ganforge.config import RunConfig
+from ganforge.config import RunConfig, resolve_data_widths
 from ganforge.data import DataLoaderBatcher, IndexBatcher, load_training_data
 from ganforge.data.sequences import data_sha256, load_data_info, save_data_info
 from ganforge.errors import CheckpointError, ConfigError, DataError, SpecError
@@ -141,6 +141,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # weight init and dropout
 
         self.data = data if data is not None else load_training_data(cfg)
+        # steps / features in the config follow the data (the run's config.yaml holds numbers)
+        cfg = self.cfg = resolve_data_widths(cfg, self.data.shape)
         if resume:
             check_resume_data(self.run_dir, self.data)
         task_cls = task_class(cfg.task)
