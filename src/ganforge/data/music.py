@@ -395,16 +395,26 @@ MIDI_SUFFIXES = (".mid", ".midi")
 SCORE_SUFFIXES = (".musicxml",)
 
 
+AUDIO_SUFFIXES = (".wav",)
+
+
+def melody_notes(samples: np.ndarray, out: str | Path, info: dict[str, Any]) -> np.ndarray:
+    """Generated samples of a music run (its ``data.json`` as ``info``) -> quantized note
+    events (N, T, 3) in musical units; a clear error naming ``out`` for a run whose data is
+    not music."""
+    scaling, music_info = info.get("scaling"), info.get("music")
+    if not scaling or not isinstance(music_info, dict):
+        raise GanforgeError(f"'{out}': MIDI, MusicXML and WAV are written for music runs (data "
+                            f"music:bach, music:essen or music:FOLDER); this run's data is "
+                            f"'{info.get('source')}' ({info.get('kind')}). Use .npy, .csv or "
+                            f".png instead.")
+    return samples_to_notes(samples, scaling, float(music_info.get("grid", GRID)))
+
+
 def write_melodies(samples: np.ndarray, out: str | Path, info: dict[str, Any]) -> Path:
     """Generated samples of a music run (its ``data.json`` as ``info``) -> a MIDI or MusicXML
     file by the suffix: one melody after another, quantized to the run's grid."""
-    scaling, music_info = info.get("scaling"), info.get("music")
-    if not scaling or not isinstance(music_info, dict):
-        raise GanforgeError(f"'{out}': MIDI and MusicXML are written for music runs (data "
-                            f"music:bach or music:FOLDER); this run's data is "
-                            f"'{info.get('source')}' ({info.get('kind')}). Use .npy, .csv or "
-                            f".png instead.")
-    notes = timeline(samples_to_notes(samples, scaling, float(music_info.get("grid", GRID))))
+    notes = timeline(melody_notes(samples, out, info))
     out = Path(out)
     if out.suffix.lower() in MIDI_SUFFIXES:
         return write_midi(notes, out)
