@@ -171,6 +171,49 @@ def test_music_folder_reads_the_users_midi_files(tmp_path: Path) -> None:
         load_dataset(f"music:{folder}", limit=0)
 
 
+def test_essen_folk_tunes_are_parsed_split_by_tune_and_cached(monkeypatch, caplog) -> None:
+    tunes = music_data.essen_tunes(6)
+    assert [n for n, _, _ in tunes] == [f"altdeu10.abc#{i}" for i in range(1, 7)]
+    assert all(t.startswith("%abc-2.1\nX:") for _, t, _ in tunes)
+    names, pieces = music_data.essen_events(6, 0)
+    assert names == [n for n, _, _ in tunes]
+    # "Das Hildebrandslied" (K: G, L: 1/4): G2 | _B2B2c2c2 | d4d4 | z2d4d2: the flat holds to
+    # the bar line (G Bb Bb c c d d), halves and wholes in quarters, the half rest in a delta
+    np.testing.assert_array_equal(pieces[0][:8], [[67, 2, 0], [70, 2, 2], [70, 2, 2],
+                                                  [72, 2, 2], [72, 2, 2], [74, 4, 2],
+                                                  [74, 4, 4], [74, 4, 6]])
+    train = load_dataset("music:folk", split="train", limit=6, seq_len=8, test_fraction=0.34)
+    test = load_dataset("music:essen", split="test", limit=6, seq_len=8, test_fraction=0.34)
+    tr, te = train.info["music"]["pieces"], test.info["music"]["pieces"]
+    assert len(te) == 2 and sorted(tr + te) == sorted(names)  # round(0.34 * 6) tunes held out
+    melodies = {n: music_data.segment_piece(p, 8.0) for n, p in zip(names, pieces, strict=True)}
+    for data, split in ((train, tr), (test, te)):
+        assert len(data) == sum(max(0, len(seg) - 7) for n in split for seg in melodies[n])
+    assert train.info["scaling"] == test.info["scaling"]
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("parsed again instead of reading the cache")
+
+    monkeypatch.setattr(music_data, "parse_abc_tune", no_parsing)
+    assert torch.equal(load_dataset("music:folk", split="test", limit=6, seq_len=8,
+                                    test_fraction=0.34).x, test.x)
+    # the file header goes in front of every tune; a tune music21 cannot read is left out
+    text = "% a comment\nL:1/8\n\nX:1\nK:C\nCDEF|\n\nX: 2\nK:G\nGABc|\n"
+    assert music_data.split_abc_tunes(text) == [("1", "L:1/8\nX:1\nK:C\nCDEF|\n\n"),
+                                                ("2", "L:1/8\nX: 2\nK:G\nGABc|\n")]
+
+    def parse(i: int) -> np.ndarray:
+        if i == 1:
+            raise ValueError("bad tune")
+        return np.array([[60.0 + i, 1, 0]])
+
+    cache = music_data.cache_dir() / "music-test-lenient.npz"
+    with caplog.at_level("WARNING", logger="ganforge.data"):
+        kept, evs = music_data.cached_events(cache, ["a", "b", "c"], parse, strict=False)
+    assert kept == ["a", "c"] and [e[0, 0] for e in evs] == [60, 62]
+    assert "cannot read 1 of 3 pieces" in caplog.text and "'b' (ValueError: bad tune)" in caplog.text
+
+
 # ------------------------------------------------------------------------------- output
 def test_quantize_and_midi_round_trip(tmp_path: Path) -> None:
     raw = np.array([[[60.4, 1.1, 9.0], [61.6, 0.4, 1.02], [64.0, 3.0, 0.49], [64.2, 0.1, 0.0]],
@@ -331,6 +374,10 @@ def test_midi_out_of_a_run_without_music_is_a_clear_error(tmp_path: Path, capsys
     err = capsys.readouterr().err
     assert "written for music runs" in err and "data is 'sines' (sequence)" in err
     assert "Traceback" not in err and not (tmp_path / "x.mid").exists()
+    assert cli_main(["sample", str(tmp_path / "sines"), "-n", "2", "--out",
+                     str(tmp_path / "x.wav")]) == 2
+    assert "MIDI, MusicXML and WAV are written for music runs" in capsys.readouterr().err
+    assert not (tmp_path / "x.wav").exists()
 
 
 # ------------------------------------------------------------- audio and piano rolls
