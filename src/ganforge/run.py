@@ -105,8 +105,10 @@ class Run:
         if suffix not in (".png", ".npy", ".csv", *music_out):
             raise GanforgeError(f"cannot write '{out}': use a .png, .npy or .csv file name "
                                 f"(music runs: .mid, .musicxml or .wav).")
-        info = load_data_info(self.run_dir) or {"source": self.config.data.source,
-                                                "kind": self.data_kind}
+        # music runs are sequence runs whose data.json holds the scaling and the grid
+        needs_info = suffix in music_out or (suffix == ".png" and self.data_kind == "sequence")
+        info = (load_data_info(self.run_dir) if needs_info else None) or {
+            "source": self.config.data.source, "kind": self.data_kind}
         if suffix in AUDIO_SUFFIXES:
             notes = timeline(melody_notes(samples.numpy(), out, info))
             return write_wav(notes, out)  # checks for FluidSynth before writing anything
