@@ -171,6 +171,7 @@ def piano_roll_png(melodies: Sequence[np.ndarray], titles: Sequence[str] | None 
     length (as ``timeline`` lays the melody out: what the MIDI file plays)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     melodies = list(melodies)
     if not melodies:
@@ -190,6 +191,7 @@ def piano_roll_png(melodies: Sequence[np.ndarray], titles: Sequence[str] | None 
             lo, hi = float(r[:, 1].min()), float(r[:, 1].max())
             ax.set_ylim(lo - 2, hi + 2)
         ax.set_xlim(0, span)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("MIDI pitch")
         ax.grid(True, axis="both", color="#ddd", linewidth=0.6)
         ax.set_axisbelow(True)

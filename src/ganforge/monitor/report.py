@@ -36,8 +36,8 @@ pre { background: #f6f6f6; padding: 10px; overflow-x: auto; font-size: 12px; }
 .alarm { color: #b00; } .ok { color: #070; }
 img.plot { max-width: 100%; }
 .melodies { display: flex; flex-wrap: wrap; gap: 14px; }
-.melodies figure { margin: 0; } .melodies img { display: block; width: 420px; height: auto; }
-.melodies audio { display: block; width: 420px; } .note { color: #555; }
+.melodies figure { margin: 0; } .melodies img { display: block; width: 360px; height: auto; }
+.melodies audio { display: block; width: 360px; } .note { color: #555; }
 """
 
 
