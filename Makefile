@@ -6,7 +6,7 @@ TORCH   := torch==2.13.0
 STAMP   := $(VENV)/.installed
 EXTRAS  ?= dev
 
-.PHONY: setup demo test test-slow bench-setup lint clean chromium postgresql
+.PHONY: setup demo test test-slow bench-setup lint clean chromium postgresql fluidsynth
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,7 +23,7 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/ganforge train dcgan-mnist
 
-test: setup chromium postgresql
+test: setup chromium postgresql fluidsynth
 	$(BIN)/python -m pytest -q
 
 test-slow: setup
@@ -40,6 +40,13 @@ postgresql:
 	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 		(apt-get update && apt-get install -y postgresql) || \
 		echo "warning: postgresql could not be installed; the PostgreSQL tune test will skip"
+
+# FluidSynth and a General MIDI soundfont render music samples to .wav (ganforge sample --out
+# melody.wav, the players in a music run's report.html; tests/test_music.py). Debian packages.
+fluidsynth:
+	(command -v fluidsynth >/dev/null && ls /usr/share/sounds/sf2/FluidR3_GM.sf2 >/dev/null 2>&1) || \
+		(apt-get update && apt-get install -y fluidsynth fluid-soundfont-gm) || \
+		echo "warning: fluidsynth could not be installed; the audio rendering test will skip"
 
 # Peers for the side-by-side benchmarks (ctgan, Keras 3); torch stays pinned.
 bench-setup: setup

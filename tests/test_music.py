@@ -3,9 +3,14 @@ output, the music scores against hand-computed values, and the crnngan preset le
 
 from __future__ import annotations
 
+import base64
 import copy
+import io
 import json
 import math
+import re
+import shutil
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +46,8 @@ from ganforge.metrics.music import (
     tone_span,
     total_variation,
 )
+from ganforge.monitor import music as music_audio
+from ganforge.monitor.report import write_report
 from ganforge.training.trainer import Trainer
 
 pytest.importorskip("music21")
@@ -162,6 +169,49 @@ def test_music_folder_reads_the_users_midi_files(tmp_path: Path) -> None:
         load_dataset(f"music:{tmp_path / 'nowhere'}")
     with pytest.raises(DataError, match="limit"):
         load_dataset(f"music:{folder}", limit=0)
+
+
+def test_essen_folk_tunes_are_parsed_split_by_tune_and_cached(monkeypatch, caplog) -> None:
+    tunes = music_data.essen_tunes(6)
+    assert [n for n, _, _ in tunes] == [f"altdeu10.abc#{i}" for i in range(1, 7)]
+    assert all(t.startswith("%abc-2.1\nX:") for _, t, _ in tunes)
+    names, pieces = music_data.essen_events(6, 0)
+    assert names == [n for n, _, _ in tunes]
+    # "Das Hildebrandslied" (K: G, L: 1/4): G2 | _B2B2c2c2 | d4d4 | z2d4d2: the flat holds to
+    # the bar line (G Bb Bb c c d d), halves and wholes in quarters, the half rest in a delta
+    np.testing.assert_array_equal(pieces[0][:8], [[67, 2, 0], [70, 2, 2], [70, 2, 2],
+                                                  [72, 2, 2], [72, 2, 2], [74, 4, 2],
+                                                  [74, 4, 4], [74, 4, 6]])
+    train = load_dataset("music:folk", split="train", limit=6, seq_len=8, test_fraction=0.34)
+    test = load_dataset("music:essen", split="test", limit=6, seq_len=8, test_fraction=0.34)
+    tr, te = train.info["music"]["pieces"], test.info["music"]["pieces"]
+    assert len(te) == 2 and sorted(tr + te) == sorted(names)  # round(0.34 * 6) tunes held out
+    melodies = {n: music_data.segment_piece(p, 8.0) for n, p in zip(names, pieces, strict=True)}
+    for data, split in ((train, tr), (test, te)):
+        assert len(data) == sum(max(0, len(seg) - 7) for n in split for seg in melodies[n])
+    assert train.info["scaling"] == test.info["scaling"]
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("parsed again instead of reading the cache")
+
+    monkeypatch.setattr(music_data, "parse_abc_tune", no_parsing)
+    assert torch.equal(load_dataset("music:folk", split="test", limit=6, seq_len=8,
+                                    test_fraction=0.34).x, test.x)
+    # the file header goes in front of every tune; a tune music21 cannot read is left out
+    text = "% a comment\nL:1/8\n\nX:1\nK:C\nCDEF|\n\nX: 2\nK:G\nGABc|\n"
+    assert music_data.split_abc_tunes(text) == [("1", "L:1/8\nX:1\nK:C\nCDEF|\n\n"),
+                                                ("2", "L:1/8\nX: 2\nK:G\nGABc|\n")]
+
+    def parse(i: int) -> np.ndarray:
+        if i == 1:
+            raise ValueError("bad tune")
+        return np.array([[60.0 + i, 1, 0]])
+
+    cache = music_data.cache_dir() / "music-test-lenient.npz"
+    with caplog.at_level("WARNING", logger="ganforge.data"):
+        kept, evs = music_data.cached_events(cache, ["a", "b", "c"], parse, strict=False)
+    assert kept == ["a", "c"] and [e[0, 0] for e in evs] == [60, 62]
+    assert "cannot read 1 of 3 pieces" in caplog.text and "'b' (ValueError: bad tune)" in caplog.text
 
 
 # ------------------------------------------------------------------------------- output
@@ -324,3 +374,162 @@ def test_midi_out_of_a_run_without_music_is_a_clear_error(tmp_path: Path, capsys
     err = capsys.readouterr().err
     assert "written for music runs" in err and "data is 'sines' (sequence)" in err
     assert "Traceback" not in err and not (tmp_path / "x.mid").exists()
+    assert cli_main(["sample", str(tmp_path / "sines"), "-n", "2", "--out",
+                     str(tmp_path / "x.wav")]) == 2
+    assert "MIDI, MusicXML and WAV are written for music runs" in capsys.readouterr().err
+    assert not (tmp_path / "x.wav").exists()
+
+
+# ------------------------------------------------------------- audio and piano rolls
+def _wav(data: bytes) -> tuple[np.ndarray, int]:
+    """WAV bytes -> (frames, channels) float array and the sample rate."""
+    with wave.open(io.BytesIO(data), "rb") as w:
+        assert w.getsampwidth() == 2
+        x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
+        return x.reshape(-1, w.getnchannels()), w.getframerate()
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def _dominant_hz(x: np.ndarray, rate: int, lowest_strong: float = 1.0) -> float:
+    """The frequency of the spectrum's peak; with ``lowest_strong`` < 1, of the lowest bin
+    holding at least that fraction of the peak (a piano's E5 is loudest at its octave)."""
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    freqs = np.fft.rfftfreq(len(x), 1.0 / rate)
+    spec[freqs < 50] = 0
+    strong = np.flatnonzero(spec >= lowest_strong * spec.max())[0]
+    top = strong + int(spec[strong:strong + 20].argmax())  # the top of that peak
+    return float(freqs[top])
+
+
+needs_fluidsynth = pytest.mark.skipif(
+    music_audio.audio_problem() is not None,
+    reason=f"fluidsynth or a GM soundfont is missing ({music_audio.INSTALL_AUDIO}; make "
+           f"fluidsynth)")
+
+
+@needs_fluidsynth
+def test_wav_has_the_melodys_length_loudness_and_pitch(tmp_path: Path) -> None:
+    # A4 for 4 beats, then C5 for 2 and E5 for 2: 8 beats at 100 bpm = 4.8 s, + 1 s tail
+    mel = np.array([[69, 4, 0], [72, 2, 4], [76, 2, 2]], dtype=float)
+    out = music_audio.write_wav(timeline([mel]), tmp_path / "m.wav")
+    x, rate = _wav(out.read_bytes())
+    assert rate == 44100 and x.shape[1] == 2
+    assert len(x) / rate == pytest.approx(4.8 + music_audio.TAIL_S, abs=1e-3)
+    mono = x.mean(axis=1)
+    rms = np.sqrt(np.mean(mono[: int(4.8 * rate)] ** 2))
+    assert rms > 300, rms  # not silent (16-bit full scale 32767)
+    a4 = _dominant_hz(mono[int(0.3 * rate): int(2.3 * rate)], rate)
+    assert a4 == pytest.approx(440.0, rel=0.02)  # the sustained A4: its fundamental dominates
+    for start_s, end_s, midi in ((2.6, 3.5, 72), (3.8, 4.7, 76)):
+        hz = 440.0 * 2 ** ((midi - 69) / 12)
+        got = _dominant_hz(mono[int(start_s * rate): int(end_s * rate)], rate, 0.25)
+        assert got == pytest.approx(hz, rel=0.02), (midi, got, hz)  # < a semitone (5.9 %)
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_wav_without_fluidsynth_says_what_to_install(tmp_path: Path, monkeypatch) -> None:
+    mel = timeline([np.array([[69, 1, 0]], dtype=float)])
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    with pytest.raises(GanforgeError) as err:
+        music_audio.write_wav(mel, tmp_path / "out" / "m.wav")
+    assert "apt-get install fluidsynth fluid-soundfont-gm" in str(err.value)
+    assert err.value.exit_code == 2 and not (tmp_path / "out").exists()
+    monkeypatch.undo()
+    if shutil.which("fluidsynth") is None:
+        return
+    monkeypatch.setenv("GANFORGE_SOUNDFONT", str(tmp_path / "nowhere.sf2"))
+    with pytest.raises(GanforgeError, match="GANFORGE_SOUNDFONT is .*nowhere.sf2"):
+        music_audio.write_wav(mel, tmp_path / "m.wav")
+    assert not (tmp_path / "m.wav").exists()
+
+
+def test_piano_roll_draws_each_note_at_its_pitch_and_time() -> None:
+    # four one-beat notes, rising by 4, 3 and 5 semitones; the bars' centre rows must fall in
+    # the same proportions (the pitch axis is linear), one bar per beat from left to right
+    pitches = [60, 64, 67, 72]
+    mel = np.array([[p, 1, 1 if i else 0] for i, p in enumerate(pitches)], dtype=float)
+    png = music_audio.piano_roll_png([mel])
+    assert _png_size(png) == (640, 200)  # 8 x 2.5 inches at 80 dpi
+    from PIL import Image
+
+    img = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    note = np.abs(img - np.array([0x1F, 0x77, 0xB4])).sum(axis=2) < 30
+    cols = np.flatnonzero(note.any(axis=0))
+    x0, x1 = cols.min(), cols.max() + 1  # the bars cover beats 0..4
+    rows = []
+    for beat in range(4):
+        a = x0 + (x1 - x0) * beat / 4
+        band = note[:, int(a + (x1 - x0) / 16): int(a + 3 * (x1 - x0) / 16)]
+        ys = np.flatnonzero(band.any(axis=1))
+        assert len(ys) and np.ptp(ys) < 10, (beat, ys)  # one bar, a few pixels high
+        rows.append(ys.mean())
+    steps = -np.diff(rows)  # pixels per step up
+    np.testing.assert_allclose(steps / steps.sum(), np.diff(pitches) / 12, atol=0.02)
+    assert _png_size(music_audio.piano_roll_png([mel] * 3))[1] == 552  # 3 panels
+    with pytest.raises(GanforgeError, match="at most 16 melodies"):
+        music_audio.piano_roll_png([mel] * 17)
+
+
+def _data_uris(text: str, kind: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in re.findall(rf"data:{kind};base64,([A-Za-z0-9+/=]+)",
+                                                    text)]
+
+
+def test_music_run_report_sample_wav_and_piano_roll(tmp_path: Path, monkeypatch,
+                                                    capsys) -> None:
+    cfg = _small_crnngan(2, 3)
+    cfg["monitor"]["report"] = True
+    run_dir = tmp_path / "run"
+    ganforge.train(cfg, run_dir=run_dir)
+    info = json.loads((run_dir / "data.json").read_text())
+    # the last sample step: a piano roll and its 4 melodies as notes; 4 real windows once
+    fake = np.load(run_dir / "samples" / "step_00000002.npy", allow_pickle=False)
+    real = np.load(run_dir / "samples" / music_audio.REAL_FILE, allow_pickle=False)
+    assert fake.shape == real.shape == (4, 32, 3)
+    train = load_dataset("music:bach", split="train", limit=3, seq_len=32)
+    np.testing.assert_array_equal(real, samples_to_notes(train.x[:4].numpy(), info["scaling"]))
+    assert _png_size((run_dir / "samples" / "step_00000002.png").read_bytes())[0] == 640
+    # report.html: 3 generated and 3 real melodies, each a piano roll and a player
+    text = (run_dir / "report.html").read_text()
+    assert "<h2 id='melodies'>" in text and text.count("class='roll'") == 6
+    pngs = [p for p in _data_uris(text, "image/png") if _png_size(p) == (480, 150)]
+    assert len(pngs) == 6  # the rolls (8 x 2.5 in at 60 dpi); the other images are plots
+    wavs = _data_uris(text, "audio/wav")
+    if music_audio.audio_problem() is None:
+        assert text.count("<audio controls") == 6 and len(wavs) == 6
+        for wav_bytes, mel in zip(wavs, [*fake[:3], *real[:3]], strict=True):
+            x, rate = _wav(wav_bytes)
+            assert rate == music_audio.REPORT_RATE and x.shape[1] == 1
+            end = music_audio.notes_end_seconds(timeline([mel]))
+            assert len(x) / rate == pytest.approx(end + music_audio.TAIL_S, abs=1e-3)
+            assert np.sqrt(np.mean(x ** 2)) > 100
+    # without fluidsynth: the rolls stay, the players give way to a note on what to install
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    text = write_report(run_dir).read_text()
+    assert text.count("class='roll'") == 6 and "<audio" not in text
+    assert "No audio in this report" in text and "apt-get install fluidsynth" in text
+    capsys.readouterr()
+    wav = tmp_path / "m.wav"
+    assert cli_main(["sample", str(run_dir), "-n", "2", "--out", str(wav)]) == 2
+    err = capsys.readouterr().err
+    assert "apt-get install fluidsynth fluid-soundfont-gm" in err and "Traceback" not in err
+    assert not wav.exists() and not list(tmp_path.glob(".m.wav*"))
+    monkeypatch.undo()
+    # ganforge sample --out roll.png: one panel per melody; --out melody.wav: the timeline
+    assert cli_main(["sample", str(run_dir), "-n", "3", "--out", str(tmp_path / "r.png")]) == 0
+    assert _png_size((tmp_path / "r.png").read_bytes()) == (640, 552)
+    assert cli_main(["sample", str(run_dir), "-n", "17", "--out", str(tmp_path / "x.png")]) == 2
+    assert "at most 16 melodies" in capsys.readouterr().err
+    if music_audio.audio_problem() is None:
+        assert cli_main(["sample", str(run_dir), "-n", "2", "--seed", "3", "--out",
+                         str(wav)]) == 0
+        notes = samples_to_notes(ganforge.load(run_dir).sample(2, seed=3).numpy(),
+                                 info["scaling"])
+        x, rate = _wav(wav.read_bytes())
+        assert rate == 44100
+        assert len(x) / rate == pytest.approx(
+            music_audio.notes_end_seconds(timeline(notes)) + music_audio.TAIL_S, abs=1e-3)

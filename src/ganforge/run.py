@@ -17,7 +17,14 @@ import yaml
 
 from ganforge.config import RunConfig, apply_overrides, known_data_shape, validate_config
 from ganforge.data import load_training_data
-from ganforge.data.music import MIDI_SUFFIXES, SCORE_SUFFIXES, write_melodies
+from ganforge.data.music import (
+    AUDIO_SUFFIXES,
+    MIDI_SUFFIXES,
+    SCORE_SUFFIXES,
+    melody_notes,
+    timeline,
+    write_melodies,
+)
 from ganforge.data.sequences import (
     load_data_info,
     minmax_apply,
@@ -28,6 +35,7 @@ from ganforge.errors import CheckpointError, DataError, GanforgeError
 from ganforge.latent import truncate
 from ganforge.metrics.features import PROGRESS_BATCHES
 from ganforge.monitor.images import save_samples_picture
+from ganforge.monitor.music import write_piano_roll, write_wav
 from ganforge.progress import Progress
 from ganforge.seeding import sample_latent
 
@@ -118,18 +126,28 @@ class Run:
     def save_samples(self, samples: torch.Tensor, out: str | Path) -> Path:
         """Write samples (as :meth:`sample` returns them) as a PNG grid, ``.npy`` or ``.csv``
         (vectors; sequences in long format with their column names), by the extension; music
-        runs also as ``.mid`` / ``.midi`` (MIDI) or ``.musicxml`` (one melody after another,
-        data/music.py)."""
+        runs also as ``.mid`` / ``.midi`` (MIDI), ``.musicxml`` or ``.wav`` (audio through
+        FluidSynth; one melody after another, data/music.py) and ``.png`` as a piano roll
+        (monitor/music.py)."""
         out = Path(out)
         suffix = out.suffix.lower()
-        if suffix not in (".png", ".npy", ".csv", *MIDI_SUFFIXES, *SCORE_SUFFIXES):
+        music_out = (*MIDI_SUFFIXES, *SCORE_SUFFIXES, *AUDIO_SUFFIXES)
+        if suffix not in (".png", ".npy", ".csv", *music_out):
             raise GanforgeError(f"cannot write '{out}': use a .png, .npy or .csv file name "
-                                f"(music runs: .mid or .musicxml).")
-        if suffix in (*MIDI_SUFFIXES, *SCORE_SUFFIXES):
-            info = load_data_info(self.run_dir) or {"source": self.config.data.source,
-                                                    "kind": self.data_kind}
+                                f"(music runs: .mid, .musicxml or .wav).")
+        # music runs are sequence runs whose data.json holds the scaling and the grid
+        needs_info = suffix in music_out or (suffix == ".png" and self.data_kind == "sequence")
+        info = (load_data_info(self.run_dir) if needs_info else None) or {
+            "source": self.config.data.source, "kind": self.data_kind}
+        if suffix in AUDIO_SUFFIXES:
+            notes = timeline(melody_notes(samples.numpy(), out, info))
+            return write_wav(notes, out)  # checks for FluidSynth before writing anything
+        if suffix in music_out:
             out.parent.mkdir(parents=True, exist_ok=True)
             return write_melodies(samples.numpy(), out, info)
+        if suffix == ".png" and isinstance(info.get("music"), dict):
+            return write_piano_roll(list(melody_notes(samples.numpy(), out, info)), out,
+                                    [f"melody {i + 1}" for i in range(len(samples))])
         out.parent.mkdir(parents=True, exist_ok=True)
         scaling = self.units_scaling()
         if suffix == ".png":  # the picture of a series: every feature in its [0, 1] range

@@ -33,8 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir")
     p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("--out", required=True, help="output file: .png grid, .npy or .csv; or a "
-                   "folder ending in / (images: one PNG per sample); music runs: .mid or "
-                   ".musicxml (the melodies one after another)")
+                   "folder ending in / (images: one PNG per sample); music runs: .mid, "
+                   ".musicxml or .wav (the melodies one after another; .wav needs fluidsynth) "
+                   "or .png (a piano roll, at most 16 melodies)")
     p.add_argument("--force", action="store_true", help="replace an existing output")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     p.add_argument("--seed", type=int, default=0)

@@ -2,15 +2,18 @@
 
 - ``music:bach``: the soprano part of the Bach pieces shipped (offline) in music21's corpus
   (MusicXML; pieces without a part named "Soprano" are skipped).
+- ``music:essen`` (or ``music:folk``): the Essen folksongs shipped in music21's corpus (ABC
+  files of many tunes each; every tune a piece, read as ABC 2.1: :data:`ESSEN_ABC_VERSION`).
+  A tune music21 cannot read is left out with a warning.
 - ``music:PATH``: a folder of the user's MIDI (.mid/.midi) or MusicXML (.mxl/.musicxml/.xml)
   files; the first part of each (``data.options.part``: another index, or a part name).
 
 Each piece becomes note events ``(pitch, duration, delta)``: the MIDI pitch (the highest note
 of a chord), the duration in quarter lengths (tied notes merged, grace notes dropped) and the
-time since the previous note's onset (0 for the first note). music21 parses each file once
-(without its pickle cache: no file is ever unpickled); the events are cached as a plain
-``.npz`` in ``cache_dir()`` keyed by the files (name, size, mtime), the part, music21's version
-and this parser's version.
+time since the previous note's onset (0 for the first note). music21 parses each piece once
+(without its pickle cache: no file is ever unpickled; a progress display from 50 pieces on);
+the events are cached as a plain ``.npz`` in ``cache_dir()`` keyed by the files (name, size,
+mtime), the part, ``limit`` (Essen), music21's version and this parser's version.
 
 Train / test are split by piece (a seeded permutation of the pieces in name order; the first
 ``round(test_fraction * pieces)`` are test), so no test melody overlaps a training window.
@@ -33,6 +36,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +47,7 @@ from ganforge.data.base import TensorData
 from ganforge.data.registry import cache_dir, register_dataset
 from ganforge.data.sequences import _check_split, minmax_apply, minmax_fit, minmax_invert
 from ganforge.errors import DataError, GanforgeError
+from ganforge.progress import Progress
 
 FEATURES = ("pitch", "duration", "delta")
 MUSIC_SUFFIXES = (".mid", ".midi", ".mxl", ".musicxml", ".xml")
@@ -68,6 +73,68 @@ def bach_files() -> list[Path]:
     corpus = _music21().corpus
     return sorted((Path(p) for p in corpus.getComposer("bach")
                    if Path(p).suffix.lower() in (".mxl", ".xml")), key=lambda p: p.name)
+
+
+FOLK_NAMES = ("essen", "folk")  # music:essen, music:folk: the Essen folksongs
+ESSEN_SKIP = ("test",)  # music21's own test files in essenFolksong (test0.abc, testd.abc, ...)
+
+
+def essen_files() -> list[Path]:
+    """The ABC files of music21's Essen folksong corpus (``essenFolksong``), sorted by name,
+    without music21's test files."""
+    corpus = _music21().corpus
+    return sorted((Path(p) for p in corpus.getComposer("essenFolksong")
+                   if Path(p).suffix.lower() == ".abc" and not Path(p).name.startswith(ESSEN_SKIP)),
+                  key=lambda p: p.name)
+
+
+def split_abc_tunes(text: str) -> list[tuple[str, str]]:
+    """An ABC file -> [(reference number, tune text)]: one tune per ``X:`` line, each with the
+    file header (the lines before the first ``X:``) in front, as ABC applies it to every tune."""
+    header: list[str] = []
+    tunes: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        if line.startswith("X:"):
+            tunes.append((line[2:].strip(), [*header, line]))
+        elif tunes:
+            tunes[-1][1].append(line)
+        elif line.strip() and not line.startswith("%"):
+            header.append(line)
+    return [(ref, "\n".join(lines) + "\n") for ref, lines in tunes]
+
+
+# The Essen files state no ABC version, and music21 reads such files as ABC 1.3, where an
+# accidental holds for one note; the transcriptions mark it once per bar (altdeu10.abc #1, the
+# Hildebrandslied in G, opens "G2 | _B2B2c2c2": G B-flat B-flat C C, not a chromatic B-flat B),
+# as ABC 2.1 reads it: an accidental holds for the same pitch to the end of the bar.
+ESSEN_ABC_VERSION = "%abc-2.1\n"
+
+
+def essen_tunes(limit: int | None = None) -> list[tuple[str, str, Path]]:
+    """(name ``FILE#X``, ABC text, file) of the Essen tunes in file order, the first ``limit``
+    (reading only the files needed); each text is marked ABC 2.1 (:data:`ESSEN_ABC_VERSION`)."""
+    out: list[tuple[str, str, Path]] = []
+    for f in essen_files():
+        text = f.read_text(encoding="utf-8", errors="replace")
+        for ref, tune in split_abc_tunes(text):
+            if limit is not None and len(out) >= limit:
+                return out
+            out.append((f"{f.name}#{ref}", ESSEN_ABC_VERSION + tune, f))
+    return out
+
+
+def parse_abc_tune(text: str, part: int | str) -> np.ndarray | None:
+    """The events of one ABC tune (its chosen part; an ABC tune has one voice, part 0)."""
+    c = _music21().converter.Converter()
+    c.parseData(text, format="abc")
+    stream = c.stream
+    if "Opus" in stream.classes:  # more than one X: in the text: its first tune
+        scores = list(stream.scores)
+        if not scores:
+            return None
+        stream = scores[0]
+    chosen = _choose_part(stream, part)
+    return None if chosen is None else part_events(chosen)
 
 
 def _choose_part(score: Any, part: int | str) -> Any:
@@ -110,42 +177,57 @@ def parse_piece(path: Path, part: int | str) -> np.ndarray | None:
     return None if chosen is None else part_events(chosen)
 
 
-def _cache_key(label: str, files: list[Path], part: int | str) -> Path:
+def _cache_key(label: str, files: list[Path], part: int | str, extra: Any = None) -> Path:
     m21 = _music21()
     stamp = [(f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in files]
-    blob = json.dumps([PARSER_VERSION, m21.__version__, part, label, stamp])
+    key = [PARSER_VERSION, m21.__version__, part, label, stamp]
+    blob = json.dumps(key if extra is None else [*key, extra])  # the caches made before extra
     digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
     return cache_dir() / f"music-{label}-{digest}.npz"
 
 
-def piece_events(label: str, files: list[Path], part: int | str
-                 ) -> tuple[list[str], list[np.ndarray]]:
-    """(names, events per piece) of the files that have the part; parsed once, then read back
-    from the ``.npz`` cache (plain arrays, ``allow_pickle=False``)."""
-    cached = _cache_key(label, files, part)
+PROGRESS_PIECES = 50  # parsing at least this many pieces shows progress
+
+
+def cached_events(cached: Path, names: list[str], parse: Callable[[int], np.ndarray | None],
+                  strict: bool = True, shown: list[str] | None = None
+                  ) -> tuple[list[str], list[np.ndarray]]:
+    """(names, events) of the pieces ``parse(i)`` gives for each of ``names`` (None or no note:
+    left out), parsed once with a progress display, then read back from the ``.npz`` cache
+    (plain arrays, ``allow_pickle=False``). A piece music21 cannot read is a ``DataError``
+    naming it (``shown``: how; default its name) when ``strict`` (the user's files), else it
+    is left out with a warning (a bundled corpus)."""
     try:
         with np.load(cached, allow_pickle=False) as f:
-            events, starts, names = f["events"], f["starts"], f["names"]
-        return [str(n) for n in names], [events[a:b] for a, b in itertools.pairwise(starts)]
+            events, starts, stored = f["events"], f["starts"], f["names"]
+        return [str(n) for n in stored], [events[a:b] for a, b in itertools.pairwise(starts)]
     except (OSError, ValueError, KeyError):
         pass
     t0 = time.perf_counter()
-    names, pieces, bad = [], [], []
-    for f in files:
-        try:
-            ev = parse_piece(f, part)
-        except Exception as exc:  # noqa: BLE001 - music21 raises many kinds on bad files
-            bad.append((f, exc))
-            continue
-        if ev is not None and len(ev):
-            names.append(f.name)
-            pieces.append(ev)
+    kept, pieces, bad = [], [], []
+    bar = Progress(len(names) >= PROGRESS_PIECES, len(names), 0, "parsing music", unit="piece")
+    try:
+        for i, name in enumerate(names):
+            try:
+                ev = parse(i)
+            except Exception as exc:  # noqa: BLE001 - music21 raises many kinds on bad files
+                bad.append((shown[i] if shown is not None else name, exc))
+                ev = None
+            if ev is not None and len(ev):
+                kept.append(name)
+                pieces.append(ev)
+            bar.update()
+    finally:
+        bar.close()
     if bad:
-        listing = "; ".join(f"'{f}' ({type(e).__name__}: {e})" for f, e in bad[:5])
+        listing = "; ".join(f"'{n}' ({type(e).__name__}: {e})" for n, e in bad[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-        raise DataError(f"music21 cannot read {len(bad)} of {len(files)} files: {listing}{more}. "
-                        f"Remove or fix these files.")
-    log.info("parsed %d files (%d with the part) in %.1f s", len(files), len(pieces),
+        if strict:
+            raise DataError(f"music21 cannot read {len(bad)} of {len(names)} files: {listing}"
+                            f"{more}. Remove or fix these files.")
+        log.warning("music21 cannot read %d of %d pieces, left out: %s%s", len(bad), len(names),
+                    listing, more)
+    log.info("parsed %d pieces (%d with notes in the part) in %.1f s", len(names), len(pieces),
              time.perf_counter() - t0)
     if pieces:
         starts = np.cumsum([0] + [len(p) for p in pieces]).astype(np.int64)
@@ -153,11 +235,29 @@ def piece_events(label: str, files: list[Path], part: int | str
             cached.parent.mkdir(parents=True, exist_ok=True)
             tmp = cached.with_suffix(f".{os.getpid()}.tmp.npz")
             np.savez(tmp, events=np.concatenate(pieces), starts=starts,
-                     names=np.array(names, dtype=str))
+                     names=np.array(kept, dtype=str))
             tmp.replace(cached)
         except OSError:
             pass  # a read-only home: keep working without the cache
-    return names, pieces
+    return kept, pieces
+
+
+def piece_events(label: str, files: list[Path], part: int | str
+                 ) -> tuple[list[str], list[np.ndarray]]:
+    """(names, events per piece) of the files that have the part; parsed once, then read back
+    from the ``.npz`` cache (:func:`cached_events`)."""
+    return cached_events(_cache_key(label, files, part), [f.name for f in files],
+                         lambda i: parse_piece(files[i], part), shown=[str(f) for f in files])
+
+
+def essen_events(limit: int | None, part: int | str) -> tuple[list[str], list[np.ndarray]]:
+    """(names ``FILE#X``, events) of the Essen tunes (the first ``limit``); a tune music21
+    cannot read is left out with a warning."""
+    tunes = essen_tunes(limit)
+    files = sorted({f for _, _, f in tunes}, key=lambda p: p.name)
+    return cached_events(_cache_key("essen", files, part, [limit, len(tunes)]),
+                         [name for name, _, _ in tunes],
+                         lambda i: parse_abc_tune(tunes[i][1], part), strict=False)
 
 
 # ------------------------------------------------------------------ split and windows
@@ -218,14 +318,18 @@ def music(path: str, split: str = "all", seq_len: int = 32, stride: int = 1, see
                         f"notes (8 = two 4/4 bars), got {max_quarters!r}.")
     if not isinstance(test_fraction, (int, float)) or not 0 <= test_fraction < 1:
         raise DataError(f"data.options.test_fraction must be in [0, 1), got {test_fraction!r}.")
-    if path == "bach":
+    if path in FOLK_NAMES:
+        label, files = "essen", []
+        part = 0 if part is None else part
+    elif path == "bach":
         label, files = "bach", bach_files()
         part = "soprano" if part is None else part
     else:
         root = Path(path).expanduser()
         if not root.is_dir():
             raise DataError(f"music folder '{path}' does not exist. Give data.source as "
-                            f"music:bach or music:FOLDER with MIDI/MusicXML files.")
+                            f"music:bach, music:essen (or music:folk) or music:FOLDER with "
+                            f"MIDI/MusicXML files.")
         files = sorted((p for p in root.rglob("*") if p.suffix.lower() in MUSIC_SUFFIXES
                         and p.is_file()), key=lambda p: str(p.relative_to(root)))
         if not files:
@@ -233,9 +337,10 @@ def music(path: str, split: str = "all", seq_len: int = 32, stride: int = 1, see
         label, part = "folder", 0 if part is None else part
     if isinstance(part, bool) or not isinstance(part, (int, str)):
         raise DataError(f"data.options.part must be a part index or name, got {part!r}.")
-    if limit is not None:
-        files = files[:limit]
-    names, pieces = piece_events(label, files, part)
+    if label == "essen":
+        names, pieces = essen_events(limit, part)
+    else:
+        names, pieces = piece_events(label, files if limit is None else files[:limit], part)
     if not pieces:
         raise DataError(f"no file of music:{path} has notes in part {part!r}; set "
                         f"data.options.part to a part index (0 = first) or a part name.")
@@ -395,16 +500,26 @@ MIDI_SUFFIXES = (".mid", ".midi")
 SCORE_SUFFIXES = (".musicxml",)
 
 
+AUDIO_SUFFIXES = (".wav",)
+
+
+def melody_notes(samples: np.ndarray, out: str | Path, info: dict[str, Any]) -> np.ndarray:
+    """Generated samples of a music run (its ``data.json`` as ``info``) -> quantized note
+    events (N, T, 3) in musical units; a clear error naming ``out`` for a run whose data is
+    not music."""
+    scaling, music_info = info.get("scaling"), info.get("music")
+    if not scaling or not isinstance(music_info, dict):
+        raise GanforgeError(f"'{out}': MIDI, MusicXML and WAV are written for music runs (data "
+                            f"music:bach, music:essen or music:FOLDER); this run's data is "
+                            f"'{info.get('source')}' ({info.get('kind')}). Use .npy, .csv or "
+                            f".png instead.")
+    return samples_to_notes(samples, scaling, float(music_info.get("grid", GRID)))
+
+
 def write_melodies(samples: np.ndarray, out: str | Path, info: dict[str, Any]) -> Path:
     """Generated samples of a music run (its ``data.json`` as ``info``) -> a MIDI or MusicXML
     file by the suffix: one melody after another, quantized to the run's grid."""
-    scaling, music_info = info.get("scaling"), info.get("music")
-    if not scaling or not isinstance(music_info, dict):
-        raise GanforgeError(f"'{out}': MIDI and MusicXML are written for music runs (data "
-                            f"music:bach or music:FOLDER); this run's data is "
-                            f"'{info.get('source')}' ({info.get('kind')}). Use .npy, .csv or "
-                            f".png instead.")
-    notes = timeline(samples_to_notes(samples, scaling, float(music_info.get("grid", GRID))))
+    notes = timeline(melody_notes(samples, out, info))
     out = Path(out)
     if out.suffix.lower() in MIDI_SUFFIXES:
         return write_midi(notes, out)

@@ -1,7 +1,7 @@
 """``report.html``: one self-contained page per run (all images embedded as base64).
 
 Sections: summary, alarms (timeline and messages), the strip of sample grids over time,
-training-signal curves (alarms marked), evaluation-metric curves (every numeric key of
+for music runs generated and real melodies (piano rolls and WAV players), training-signal curves (alarms marked), evaluation-metric curves (every numeric key of
 ``kind: eval`` lines), the metric protocols and the resolved config.
 """
 
@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ganforge.errors import CheckpointError
+from ganforge.data.sequences import load_data_info
+from ganforge.errors import CheckpointError, DataError
 from ganforge.monitor.log import read_log
+from ganforge.monitor.music import melodies_section
 from ganforge.monitor.plots import SKIP, alarm_timeline, numeric_keys, panel_figure, train_panels
 
 MAX_STRIP = 12  # sample grids shown (evenly spaced, first and last always)
@@ -33,6 +35,9 @@ pre { background: #f6f6f6; padding: 10px; overflow-x: auto; font-size: 12px; }
 .strip figcaption { font-size: 12px; text-align: center; }
 .alarm { color: #b00; } .ok { color: #070; }
 img.plot { max-width: 100%; }
+.melodies { display: flex; flex-wrap: wrap; gap: 14px; }
+.melodies figure { margin: 0; } .melodies img { display: block; width: 360px; height: auto; }
+.melodies audio { display: block; width: 360px; } .note { color: #555; }
 """
 
 
@@ -127,6 +132,14 @@ def build_report_html(run_dir: str | Path,
         parts.append(f"<div class='strip'>{figs}</div>")
     else:
         parts.append("<p>No sample grid yet.</p>")
+    # ---- melodies (music runs): piano rolls and players, generated next to real
+    try:
+        info = load_data_info(run_dir) or {}
+    except DataError:  # a corrupt data.json: the rest of the report still helps
+        info = {}
+    if isinstance(info.get("music"), dict):
+        parts.append("<h2 id='melodies'>Melodies</h2>")
+        parts.append(melodies_section(run_dir))
     # ---- curves
     parts.append("<h2 id='training'>Training signals</h2>")
     alarm_steps = [float(a.get("step", 0)) for a in alarms]

@@ -22,6 +22,7 @@ from ganforge.metrics.during_training import EvalCallback
 from ganforge.monitor.callback import MonitorCallback
 from ganforge.monitor.images import save_samples_picture
 from ganforge.monitor.log import MetricLog
+from ganforge.monitor.music import SAMPLE_MELODIES, save_music_samples
 from ganforge.objectives.tricks import pack
 from ganforge.optim import LrSchedules, build_optimizer
 from ganforge.progress import Progress
@@ -316,10 +317,14 @@ class Trainer:
             return self.run_dir / "samples"
         if (path := self.task.save_samples(self)) is not None:  # tables: CSV; translations
             return path
+        path = self.run_dir / "samples" / f"step_{self.step:08d}.png"
+        if isinstance(self.data.info.get("music"), dict):  # a piano roll + the notes (report)
+            return save_music_samples(self.sample_fixed().cpu().numpy(),
+                                      self.data.x[:SAMPLE_MELODIES].cpu().numpy(), path,
+                                      self.data.info)
         ref = None
         if self.data.kind == "vector" and self.data.shape == (2,):
             ref = torch.tensor(self.data.info["means"]) if "means" in self.data.info else None
-        path = self.run_dir / "samples" / f"step_{self.step:08d}.png"
         return save_samples_picture(self.sample_fixed(), path, self.data.kind, ref)
 
     # ---------------------------------------------------------------------------- loop
