@@ -658,6 +658,11 @@ def test_numeric_column_with_stray_cells_names_rows_and_both_fixes(tmp_path, cap
     path.write_text("\n".join(rows) + "\n")
     age = read_csv(path)["age"]
     assert str(age.dtype) == "Int64" and age.isna().sum() == 6 and age.iloc[16] == 40
+    # spaces around numbers made the column text: numbers again (int64 with no missing cell)
+    path.write_text("n,m\n 1 , 2.5\n2 ,3\n3,NULL\n")
+    both = read_csv(path)
+    assert both["n"].dtype == np.int64 and both["n"].tolist() == [1, 2, 3]
+    assert both["m"].dtype == np.float64 and both["m"].isna().tolist() == [False, False, True]
 
 
 def pooled_frame() -> pd.DataFrame:

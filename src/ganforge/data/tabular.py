@@ -9,18 +9,25 @@ Sources (``data.source``):
 - ``frame:NAME``: a pandas DataFrame registered in this process with :func:`register_frame`.
 
 Column types are detected (:func:`detect_columns`): ``boolean`` (bool dtype or only
-true/false values), ``categorical`` (strings, pandas categories, integers with at most
+true/false values), ``datetime`` (datetime64, or text whose cells are all dates/times written
+in one of :data:`DATE_FORMATS`; modelled as seconds since 1970 and written back in that
+format), ``categorical`` (other text, pandas categories, integers with at most
 ``max_int_categories`` distinct values), ``integer`` (other integer-valued numbers, modelled as
 continuous and rounded back) and ``continuous``. ``data.discrete: [...]`` overrides the
 detection: when given, exactly the listed numeric columns are categorical (text and boolean
-columns are always categorical).
+columns are always categorical; a date column listed there is categorical too).
 
 Missing values are never dropped. A categorical column keeps a missing value as one more
-category (decoded back to a missing value). A continuous or integer column with missing values
-gets a 2-way ``null`` span (present / missing) next to its value encoding; the Gaussian mixture
-is fitted on the present values only, missing rows are encoded at the column median, and decoding
-writes a missing value wherever the null span says so. A column with no value at all is an
-error.
+category (decoded back to a missing value). A continuous, integer or datetime column with
+missing values gets a 2-way ``null`` span (present / missing) next to its value encoding; the
+Gaussian mixture is fitted on the present values only, missing rows are encoded at the column
+median, and decoding writes a missing value wherever the null span says so. A column with no
+value at all is an error. CSV specifics (missing-value tokens, ``Int64`` for integer columns
+with missing cells, stray text in a column of numbers): :func:`read_csv`.
+
+A categorical column with more than ``max_categories`` (``data.options.max_categories``,
+default 1000) distinct values keeps the most frequent ones as one-hot slots and pools the rest
+into one more slot; decoding turns that slot into a draw from the pooled values' frequencies.
 
 Encoding (:class:`TableTransformer`): a continuous column becomes ``alpha`` (one value in
 [-1, 1], tanh) plus a one-hot ``mode`` span: a variational Gaussian mixture (Dirichlet-process
@@ -769,10 +776,9 @@ def read_csv(path: str | Path, discrete: list[str] | None = None) -> Any:
         raise DataError(f"CSV file '{path}' has a header but no data rows.")
     for name, cells in text.items():
         col = df[name]
-        if (col.dtype.kind == "f" and col.hasnans
-                and _is_integer_valued(col.dropna().to_numpy())
+        if (col.dtype.kind == "f" and _is_integer_valued(col.dropna().to_numpy())
                 and not cells[col.notna()].str.contains(r"[.eE]").any()):
-            df[name] = col.astype("Int64")
+            df[name] = col.astype("Int64" if col.hasnans else "int64")
     return df
 
 

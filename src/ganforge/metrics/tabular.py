@@ -42,7 +42,10 @@ def _numeric(df: Any, kinds: dict[str, str]) -> list[str]:
 def _floats(s: Any, kind: str | None) -> np.ndarray:
     """A numeric column as float64 (NaN where missing); date/times as seconds since 1970."""
     if kind == "datetime":
-        return datetime_seconds(s, "" if s.dtype != object else date_format(s) or "", s.name)
+        import pandas as pd
+
+        fmt = "" if pd.api.types.is_datetime64_dtype(s) else date_format(s) or ""
+        return datetime_seconds(s, fmt, str(s.name))
     return s.to_numpy(np.float64, na_value=np.nan)
 
 
