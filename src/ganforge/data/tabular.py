@@ -9,18 +9,25 @@ Sources (``data.source``):
 - ``frame:NAME``: a pandas DataFrame registered in this process with :func:`register_frame`.
 
 Column types are detected (:func:`detect_columns`): ``boolean`` (bool dtype or only
-true/false values), ``categorical`` (strings, pandas categories, integers with at most
+true/false values), ``datetime`` (datetime64, or text whose cells are all dates/times written
+in one of :data:`DATE_FORMATS`; modelled as seconds since 1970 and written back in that
+format), ``categorical`` (other text, pandas categories, integers with at most
 ``max_int_categories`` distinct values), ``integer`` (other integer-valued numbers, modelled as
 continuous and rounded back) and ``continuous``. ``data.discrete: [...]`` overrides the
 detection: when given, exactly the listed numeric columns are categorical (text and boolean
-columns are always categorical).
+columns are always categorical; a date column listed there is categorical too).
 
 Missing values are never dropped. A categorical column keeps a missing value as one more
-category (decoded back to a missing value). A continuous or integer column with missing values
-gets a 2-way ``null`` span (present / missing) next to its value encoding; the Gaussian mixture
-is fitted on the present values only, missing rows are encoded at the column median, and decoding
-writes a missing value wherever the null span says so. A column with no value at all is an
-error.
+category (decoded back to a missing value). A continuous, integer or datetime column with
+missing values gets a 2-way ``null`` span (present / missing) next to its value encoding; the
+Gaussian mixture is fitted on the present values only, missing rows are encoded at the column
+median, and decoding writes a missing value wherever the null span says so. A column with no
+value at all is an error. CSV specifics (missing-value tokens, ``Int64`` for integer columns
+with missing cells, stray text in a column of numbers): :func:`read_csv`.
+
+A categorical column with more than ``max_categories`` (``data.options.max_categories``,
+default 1000) distinct values keeps the most frequent ones as one-hot slots and pools the rest
+into one more slot; decoding turns that slot into a draw from the pooled values' frequencies.
 
 Encoding (:class:`TableTransformer`): a continuous column becomes ``alpha`` (one value in
 [-1, 1], tanh) plus a one-hot ``mode`` span: a variational Gaussian mixture (Dirichlet-process
@@ -47,11 +54,20 @@ from ganforge.data.base import TensorData
 from ganforge.data.registry import register_dataset
 from ganforge.errors import DataError, GanforgeError, did_you_mean
 
-KINDS = ("continuous", "integer", "categorical", "boolean")
+KINDS = ("continuous", "integer", "datetime", "categorical", "boolean")
 SKLEARN_TABLES = ("breast_cancer", "wine", "iris")
 _FRAMES: dict[str, Any] = {}
 _TRUE = {"true", "t", "yes", "y"}
 _FALSE = {"false", "f", "no", "n"}
+# cells of a CSV column of numbers that stand for a missing value (compared stripped, lower case)
+MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "<na>", "#n/a", "nat"})
+# how date / time text is recognised: every present cell of the column is written in one of these
+# formats (the first that reads them all and writes each back as the same text)
+DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M",
+                "%Y-%m-%dT%H:%M", "%Y/%m/%d", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M",
+                "%d.%m.%Y", "%d/%m/%Y", "%m/%d/%Y", "%d/%m/%Y %H:%M:%S", "%m/%d/%Y %H:%M:%S",
+                "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M")
+DEFAULT_MAX_CATEGORIES = 1000
 
 
 # ----------------------------------------------------------------------- column typing
@@ -71,10 +87,20 @@ class Column:
     stds: list[float] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)  # mixture weight of each kept mode
     fill: float = 0.0  # value used to encode missing rows of a continuous column
+    fmt: str = ""  # datetime: the strftime format of the text ("" for a datetime64 column)
+    step: float = 0.0  # datetime: decoded seconds are rounded to this (86400 for dates)
+    other: list[Any] = field(default_factory=list)  # rare categories pooled into one slot
+    other_counts: list[int] = field(default_factory=list)
 
     @property
     def discrete(self) -> bool:
         return self.kind in ("categorical", "boolean")
+
+    @property
+    def slots(self) -> int:
+        """Width of a discrete column's one-hot span: its categories, plus one slot for the
+        pooled rare ones when there are any."""
+        return len(self.categories) + (1 if self.other else 0)
 
 
 def _is_integer_valued(values: np.ndarray) -> bool:
@@ -105,8 +131,12 @@ def detect_columns(df: Any, discrete: list[str] | None = None,
                             f"column or fill it before training.")
         if pd.api.types.is_bool_dtype(s) or _looks_boolean(present):
             kinds[name] = "boolean"
+        elif pd.api.types.is_datetime64_dtype(s):
+            kinds[name] = "datetime"
         elif not pd.api.types.is_numeric_dtype(s):
-            kinds[name] = "categorical"
+            listed = discrete is not None and name in discrete
+            kinds[name] = ("datetime" if not listed and date_format(present) is not None
+                           else "categorical")
         else:
             vals = present.to_numpy(dtype=np.float64)
             if not np.all(np.isfinite(vals)):
@@ -122,6 +152,54 @@ def detect_columns(df: Any, discrete: list[str] | None = None,
             else:
                 kinds[name] = "continuous"
     return kinds
+
+
+def date_format(values: Any) -> str | None:
+    """The one format of :data:`DATE_FORMATS` that every (present) value is written in, or
+    None: the values are not all text, one of them does not parse, or one would be written
+    back differently (``2024-1-5`` for ``%Y-%m-%d``)."""
+    import pandas as pd
+
+    u = pd.unique(pd.Series(values).dropna().to_numpy(dtype=object))
+    if len(u) == 0 or not all(isinstance(v, str) for v in u):
+        return None
+    first = u[: min(len(u), 20)]
+    for fmt in DATE_FORMATS:
+        head = pd.to_datetime(pd.Index(first), format=fmt, errors="coerce")
+        if head.isna().any() or not (head.strftime(fmt) == first).all():
+            continue
+        parsed = pd.to_datetime(pd.Index(u), format=fmt, errors="coerce")
+        if not parsed.isna().any() and (parsed.strftime(fmt) == u).all():
+            return fmt
+    return None
+
+
+def datetime_seconds(s: Any, fmt: str = "", name: str = "") -> np.ndarray:
+    """Seconds since 1970-01-01 of a date/time column (text in ``fmt``, or datetime64), as
+    float64 with NaN where missing. A present cell that is not a date in ``fmt`` is a
+    DataError naming the column and the value."""
+    import pandas as pd
+
+    if fmt:
+        present = s.notna().to_numpy()
+        parsed = pd.to_datetime(pd.Index(s.to_numpy(dtype=object)), format=fmt,
+                                errors="coerce")
+        bad = present & np.asarray(parsed.isna())
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(f"column '{name}' holds {s.iloc[i]!r} (row {i + 1}), which is not a "
+                            f"date/time written as {fmt} like the column's other cells.")
+    else:
+        parsed = pd.DatetimeIndex(s)
+    return np.asarray((parsed - pd.Timestamp(0)).total_seconds(), dtype=np.float64)
+
+
+def column_numbers(s: Any, col: Column) -> np.ndarray:
+    """The float64 values (NaN where missing) that model a continuous, integer or datetime
+    column."""
+    if col.kind == "datetime":
+        return datetime_seconds(s, col.fmt, col.name)
+    return s.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _looks_boolean(present: Any) -> bool:
@@ -279,16 +357,18 @@ class TableTransformer:
     """Encode a DataFrame to a float matrix (CTGAN's encoding) and decode it back."""
 
     def __init__(self, columns: list[Column], max_modes: int = 10,
-                 weight_threshold: float = 0.005) -> None:
+                 weight_threshold: float = 0.005,
+                 max_categories: int = DEFAULT_MAX_CATEGORIES) -> None:
         self.columns = columns
         self.max_modes = max_modes
         self.weight_threshold = weight_threshold
+        self.max_categories = max_categories
         self.spans: list[Span] = []
         pos = 0
         for i, col in enumerate(columns):
             if col.discrete:
-                self.spans.append(Span(i, "category", pos, len(col.categories)))
-                pos += len(col.categories)
+                self.spans.append(Span(i, "category", pos, col.slots))
+                pos += col.slots
                 continue
             self.spans.append(Span(i, "alpha", pos, 1))
             self.spans.append(Span(i, "mode", pos + 1, len(col.means)))
@@ -301,34 +381,47 @@ class TableTransformer:
     # ------------------------------------------------------------------ fitting
     @classmethod
     def fit(cls, df: Any, kinds: dict[str, str] | None = None, max_modes: int = 10,
-            weight_threshold: float = 0.005, discrete: list[str] | None = None
-            ) -> TableTransformer:
+            weight_threshold: float = 0.005, discrete: list[str] | None = None,
+            max_categories: int = DEFAULT_MAX_CATEGORIES) -> TableTransformer:
+        """Fit on ``df``. A categorical column with more than ``max_categories`` distinct
+        values (missing counts as one) keeps its ``max_categories - 1`` most frequent ones as
+        one-hot slots and pools the rest into one more slot, decoded as a draw from the pooled
+        values' own frequencies."""
+        import pandas as pd
+
         if len(df) == 0:
             raise DataError("the table has no rows.")
+        if int(max_categories) < 2:
+            raise DataError(f"max_categories must be at least 2, got {max_categories}.")
         kinds = kinds or detect_columns(df, discrete)
         cols: list[Column] = []
         cont: list[int] = []
+        numbers: dict[int, np.ndarray] = {}
         for name in df.columns:
             s = df[name]
             kind = kinds[name]
             col = Column(name=str(name), kind=kind, dtype=str(s.dtype),
                          has_nan=bool(s.isna().any()))
             if col.discrete:
-                vc = s.value_counts(dropna=False, sort=False)
-                cats = [_py(v) for v in vc.index]
-                order = sorted(range(len(cats)), key=lambda j: (cats[j] is None, str(cats[j])))
-                col.categories = [cats[j] for j in order]
-                col.counts = [int(vc.iloc[j]) for j in order]
+                _fit_categories(col, s, int(max_categories))
             else:
-                vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
+                if kind == "datetime" and not pd.api.types.is_datetime64_dtype(s):
+                    col.fmt = date_format(s) or ""
+                    if not col.fmt:
+                        raise DataError(f"column '{name}' is typed datetime, but its cells are "
+                                        f"not dates/times written in one format (such as "
+                                        f"2024-01-31 or 2024-01-31 12:00:00).")
+                vals = column_numbers(s, col)
                 col.lo, col.hi = float(np.nanmin(vals)), float(np.nanmax(vals))
                 col.fill = float(np.nanmedian(vals))
                 col.counts = [int((~np.isnan(vals)).sum()), int(np.isnan(vals).sum())]
+                if kind == "datetime":
+                    col.step = _datetime_step(col.fmt, vals)
+                numbers[len(cols)] = vals
                 cont.append(len(cols))
             cols.append(col)
         if cont:
-            x = np.stack([df[cols[i].name].to_numpy(dtype=np.float64, na_value=np.nan)
-                          for i in cont], 1)
+            x = np.stack([numbers[i] for i in cont], 1)
             present = ~np.isnan(x)
             weights, means, stds = fit_vgm(x, present, max_modes)
             for j, i in enumerate(cont):
@@ -339,7 +432,7 @@ class TableTransformer:
                 cols[i].stds = [float(max(v, 1e-6 * (1 + abs(mv)))) for v, mv in
                                 zip(stds[j][keep], means[j][keep], strict=True)]
                 cols[i].weights = [float(v) for v in weights[j][keep]]
-        return cls(cols, max_modes, weight_threshold)
+        return cls(cols, max_modes, weight_threshold, int(max_categories))
 
     # ----------------------------------------------------------------- encoding
     def transform(self, df: Any, seed: int = 0) -> np.ndarray:
@@ -359,7 +452,7 @@ class TableTransformer:
                 codes = self._codes(s, col)
                 out[rows, span.start + codes] = 1.0
             elif span.role == "alpha":
-                vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
+                vals = column_numbers(s, col)
                 nan = np.isnan(vals)
                 vals = np.where(nan, col.fill, vals)
                 mu = np.asarray(col.means)
@@ -386,6 +479,8 @@ class TableTransformer:
 
         keys = [_py(v) for v in col.categories]
         lookup = {_key(k): i for i, k in enumerate(keys)}
+        pooled = len(keys)  # the slot of the pooled rare categories
+        lookup.update({_key(_py(v)): pooled for v in col.other})
         # factorize once (vectorized), then map each distinct value to its category index
         codes_u, uniques = pd.factorize(s, use_na_sentinel=False)
         table = np.empty(len(uniques), dtype=np.int64)
@@ -398,14 +493,17 @@ class TableTransformer:
         return table[codes_u]
 
     # ----------------------------------------------------------------- decoding
-    def inverse_transform(self, m: np.ndarray | torch.Tensor) -> Any:
+    def inverse_transform(self, m: np.ndarray | torch.Tensor, seed: int = 0) -> Any:
         """Decode an (N, width) matrix to a DataFrame with the original names and dtypes.
 
         Softmax spans are read by argmax, ``alpha`` is clipped to [-1, 1], continuous values are
-        clipped to the training range, integer columns are rounded.
+        clipped to the training range, integer columns are rounded, date/time columns are
+        rounded to their resolution and written in their format. The slot of pooled rare
+        categories is decoded as a draw (``seed``) from the pooled values' frequencies.
         """
         import pandas as pd
 
+        rng = np.random.default_rng(seed)
         if isinstance(m, torch.Tensor):
             m = m.detach().float().cpu().numpy()
         m = np.asarray(m, dtype=np.float64)
@@ -421,7 +519,7 @@ class TableTransformer:
             if col.discrete:
                 s = sp["category"]
                 idx = m[:, s.start:s.start + s.width].argmax(1)
-                data[col.name] = _restore_categorical(col, idx)
+                data[col.name] = _restore_categorical(col, idx, rng)
                 continue
             a, md = sp["alpha"], sp["mode"]
             k = m[:, md.start:md.start + md.width].argmax(1)
@@ -434,7 +532,8 @@ class TableTransformer:
             if "null" in sp:
                 s = sp["null"]
                 nan = m[:, s.start + 1] > m[:, s.start]
-            data[col.name] = _restore_numeric(col, vals, nan)
+            data[col.name] = (_restore_datetime(col, vals, nan) if col.kind == "datetime" else
+                              _restore_numeric(col, vals, nan))
         return pd.DataFrame(data)
 
     # ------------------------------------------------------------ conditioning
@@ -457,10 +556,17 @@ class TableTransformer:
                                 f"have.{did_you_mean(column, every)} Columns: "
                                 f"{', '.join(every)}.")
         d = names.index(column)
-        cats = self.column(column).categories
+        col = self.column(column)
+        cats = col.categories
         for j, c in enumerate(cats):
             if str(c) == value or (c is None and value in ("", "nan", "NaN", "None")):
                 return d, j
+        if any(str(c) == value for c in col.other):
+            raise GanforgeError(f"column '{column}': '{value}' is one of its "
+                                f"{len(col.other)} rare categories, pooled into one slot (only "
+                                f"the {len(cats)} most frequent have their own; "
+                                f"data.options.max_categories sets how many), so --where "
+                                f"cannot ask for it.")
         raise GanforgeError(f"column '{column}' has no category '{value}'."
                             f"{did_you_mean(value, map(str, cats))} Categories: "
                             f"{', '.join(map(str, cats))}.")
@@ -472,6 +578,7 @@ class TableTransformer:
     def to_dict(self) -> dict[str, Any]:
         return {"format": "ganforge-table-transformer/1", "max_modes": self.max_modes,
                 "weight_threshold": self.weight_threshold,
+                "max_categories": self.max_categories,
                 "columns": [asdict(c) for c in self.columns]}
 
     @classmethod
@@ -479,7 +586,8 @@ class TableTransformer:
         if d.get("format") != "ganforge-table-transformer/1":
             raise DataError("not a ganforge table transformer file (format tag missing).")
         return cls([Column(**c) for c in d["columns"]], int(d["max_modes"]),
-                   float(d["weight_threshold"]))
+                   float(d["weight_threshold"]),
+                   int(d.get("max_categories", DEFAULT_MAX_CATEGORIES)))
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -496,6 +604,38 @@ class TableTransformer:
             raise DataError(f"cannot read the table transformer '{path}': {exc}") from None
 
 
+def _fit_categories(col: Column, s: Any, max_categories: int) -> None:
+    """Categories and counts of a discrete column (sorted by text, missing last); beyond
+    ``max_categories`` the rarest are pooled into ``col.other``."""
+    vc = s.value_counts(dropna=False, sort=False)
+    cats = [_py(v) for v in vc.index]
+    counts = [int(c) for c in vc.to_numpy()]
+    by_text = sorted(range(len(cats)), key=lambda j: (cats[j] is None, str(cats[j])))
+    if col.kind == "categorical" and len(cats) > max_categories:
+        rank = {j: r for r, j in enumerate(by_text)}
+        by_count = sorted(range(len(cats)), key=lambda j: (-counts[j], rank[j]))
+        kept = set(by_count[:max_categories - 1])
+        col.other = [cats[j] for j in by_text if j not in kept]
+        col.other_counts = [counts[j] for j in by_text if j not in kept]
+        by_text = [j for j in by_text if j in kept]
+    col.categories = [cats[j] for j in by_text]
+    col.counts = [counts[j] for j in by_text]
+    if col.other:
+        col.counts.append(sum(col.other_counts))
+
+
+def _datetime_step(fmt: str, seconds: np.ndarray) -> float:
+    """The resolution decoded date/times are rounded to: a day for a date format (or a
+    datetime64 column holding only midnights), a minute for a format without seconds, else a
+    second."""
+    if fmt:
+        if not any(d in fmt for d in ("%H", "%M", "%S")):
+            return 86400.0
+        return 1.0 if "%S" in fmt else 60.0
+    present = seconds[~np.isnan(seconds)]
+    return 86400.0 if np.all(np.mod(present, 86400.0) == 0) else 1.0
+
+
 def _key(v: Any) -> Any:
     """Category lookup key: numbers compare by value (1 == 1.0), others by string."""
     if v is None:
@@ -507,17 +647,25 @@ def _key(v: Any) -> Any:
     return ("str", str(v))
 
 
-def _restore_categorical(col: Column, idx: np.ndarray) -> Any:
+def _restore_categorical(col: Column, idx: np.ndarray, rng: np.random.Generator) -> Any:
     import pandas as pd
 
     cats = col.categories
     if col.kind == "boolean" and col.dtype == "bool":
         return np.asarray([bool(_as_bool(c)) for c in cats])[idx]
+    if col.other:  # the pooled slot: a draw from the rare categories' frequencies
+        pooled = idx == len(cats)
+        p = np.asarray(col.other_counts, dtype=np.float64)
+        idx = idx.copy()
+        idx[pooled] = len(cats) + rng.choice(len(p), size=int(pooled.sum()), p=p / p.sum())
+        cats = [*cats, *col.other]
     values = np.empty(len(cats), dtype=object)
     values[:] = [np.nan if c is None else c for c in cats]
     out = values[idx]
     if col.dtype.startswith(("int", "uint")) and not any(c is None for c in cats):
         return out.astype(col.dtype)
+    if col.dtype.startswith(("Int", "UInt")):  # pandas' nullable integers: <NA> where missing
+        return pd.array([None if _py(v) is None else v for v in out], dtype=col.dtype)
     if col.dtype.startswith("float"):
         return out.astype(np.float64)
     if col.dtype == "category":
@@ -536,16 +684,29 @@ def _as_bool(v: Any) -> bool:
 def _restore_numeric(col: Column, vals: np.ndarray, nan: np.ndarray) -> Any:
     import pandas as pd
 
+    if col.dtype.startswith(("Int", "UInt")):  # nullable integers stay so, <NA> where missing
+        return pd.array(np.where(nan, np.nan, vals), dtype="Float64").round().astype(col.dtype)
     if nan.any():
-        vals = np.where(nan, np.nan, vals)
-        if col.dtype.startswith(("Int", "UInt")):
-            return pd.array(vals, dtype="Float64").round().astype(col.dtype)
-        return vals
+        return np.where(nan, np.nan, vals)
     if col.dtype.startswith(("int", "uint", "Int", "UInt")):
         return vals.astype(col.dtype.lower())
     if col.dtype.startswith("float"):
         return vals.astype(col.dtype)
     return vals
+
+
+def _restore_datetime(col: Column, vals: np.ndarray, nan: np.ndarray) -> Any:
+    """Seconds back to the column's text format (NaN where missing), or to datetime64."""
+    import pandas as pd
+
+    step = col.step or 1.0
+    secs = np.where(nan, np.nan, np.round(vals / step) * step)
+    stamps = pd.to_datetime(secs, unit="s")
+    if not col.fmt:
+        return np.asarray(stamps.astype(col.dtype))
+    out = np.asarray(stamps.strftime(col.fmt), dtype=object)
+    out[nan] = np.nan
+    return out
 
 
 # ------------------------------------------------------------------------ loading tables
@@ -572,8 +733,15 @@ def sklearn_frame(name: str) -> Any:
     return df
 
 
-def read_csv(path: str | Path) -> Any:
-    """Read a CSV with a header row; malformed files give a DataError naming the line."""
+def read_csv(path: str | Path, discrete: list[str] | None = None) -> Any:
+    """Read a CSV with a header row; malformed files give a DataError naming the line.
+
+    Cells that are empty or one of :data:`MISSING_TOKENS` (any case, spaces around) in a column
+    of numbers are missing values; a column of numbers with a few other cells is an error (see
+    :func:`clean_numeric_columns`; columns listed in ``discrete`` are left as text). A column
+    whose cells are all written as integers but has missing values is read as pandas' ``Int64``
+    (not float), so it is sampled back as integers.
+    """
     import pandas as pd
 
     p = Path(path).expanduser()
@@ -592,48 +760,83 @@ def read_csv(path: str | Path) -> Any:
                         f"header has {len(header)}. Fix that row (a missing value is an empty "
                         f"field between commas).")
         df = pd.read_csv(p)
+        df, text = clean_numeric_columns(df, f"CSV file '{path}'", discrete)
+        # integer-written columns with missing cells: float64 in pandas, Int64 here
+        maybe = [i for i, name in enumerate(df.columns) if name not in text
+                 and df[name].dtype.kind == "f" and df[name].hasnans
+                 and _is_integer_valued(df[name].dropna().to_numpy())]
+        if maybe:
+            raw = pd.read_csv(p, usecols=maybe, dtype=str, keep_default_na=False)
+            text.update({df.columns[i]: raw.iloc[:, j] for j, i in enumerate(maybe)})
     except UnicodeDecodeError as exc:
         raise DataError(f"CSV file '{path}' is not UTF-8 text ({exc.reason}).") from None
     except (pd.errors.ParserError, csv.Error) as exc:
         raise DataError(f"CSV file '{path}' cannot be parsed: {exc}") from None
     if len(df) == 0:
         raise DataError(f"CSV file '{path}' has a header but no data rows.")
-    check_numeric_columns(df, f"CSV file '{path}'")
+    for name, cells in text.items():
+        col = df[name]
+        if (col.dtype.kind == "f" and _is_integer_valued(col.dropna().to_numpy())
+                and not cells[col.notna()].str.contains(r"[.eE]").any()):
+            df[name] = col.astype("Int64" if col.hasnans else "int64")
     return df
 
 
-def check_numeric_columns(df: Any, what: str, share: float = 0.9) -> None:
-    """A text column whose cells are numbers but for a few (at least ``share`` of the present
-    ones) is a numeric column with stray cells: a DataError naming the rows (CSV lines) and
-    values, instead of silently turning the column into categories."""
+def clean_numeric_columns(df: Any, what: str, discrete: list[str] | None = None,
+                          share: float = 0.9) -> tuple[Any, dict[str, Any]]:
+    """Text columns of a freshly read CSV that hold numbers.
+
+    A column whose present cells (cells that are not empty or a missing-value token, see
+    :data:`MISSING_TOKENS`) all parse as numbers becomes a float column, NaN where missing. A
+    column whose present cells are numbers but for a few (at least ``share`` of them parse) is
+    a numeric column with stray cells: a DataError naming the column, the CSV lines and values,
+    and the two fixes (clean the cells, or declare the column categorical with
+    ``data.discrete``), instead of silently turning the column into categories. Columns listed
+    in ``discrete`` are left alone. Returns the frame and the stripped text of every converted
+    column (for the integer check of :func:`read_csv`).
+    """
     import pandas as pd
 
+    text: dict[str, Any] = {}
     for name in df.columns:
         col = df[name]
-        if col.dtype != object:
+        if col.dtype != object or (discrete is not None and name in discrete):
             continue
-        present = col.notna() & (col.astype(str).str.strip() != "")
-        if present.sum() < 2:
+        cells = col.astype(str).str.strip()
+        present = col.notna() & ~cells.str.lower().isin(MISSING_TOKENS)
+        if not present.any():
             continue
-        numbers = pd.to_numeric(col.where(present), errors="coerce")
+        numbers = pd.to_numeric(cells.where(present), errors="coerce")
         stray = present & numbers.isna()
         n_bad, n_ok = int(stray.sum()), int((present & numbers.notna()).sum())
-        if n_bad == 0 or n_ok < share * (n_ok + n_bad):
+        if n_bad == 0:
+            df[name] = numbers.astype(np.float64)
+            text[name] = cells
+            continue
+        if n_ok < share * (n_ok + n_bad):
             continue
         rows = [int(i) for i in np.flatnonzero(stray.to_numpy())]
         listing = ", ".join(f"line {i + 2} ({col.iloc[i]!r})" for i in rows[:5])
         more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
-        raise DataError(f"{what}: column '{name}' holds numbers except {n_bad} cell(s): "
-                        f"{listing}{more}. Fix them, or leave them empty (a missing value).")
+        listed = ", ".join([*(discrete or []), str(name)])
+        raise DataError(
+            f"{what}: column '{name}' holds numbers except {n_bad} cell(s): {listing}{more}. "
+            f"Fix them, or leave them empty (a missing value; NA, NaN, null and None count as "
+            f"missing too). If the column is categorical after all, declare it: "
+            f"data.discrete: [{listed}] (--set 'data.discrete=[{listed}]'; data.discrete "
+            f"replaces the type detection, so list every numeric column to treat as "
+            f"categorical). Line 1 is the header.")
+    return df, text
 
 
-def table_frame(source: str) -> Any:
-    """The DataFrame of ``sklearn:NAME``, ``csv:PATH`` or ``frame:NAME``."""
+def table_frame(source: str, discrete: list[str] | None = None) -> Any:
+    """The DataFrame of ``sklearn:NAME``, ``csv:PATH`` or ``frame:NAME`` (``discrete``: the
+    declared categorical columns, which a CSV keeps as text)."""
     prefix, _, rest = source.partition(":")
     if prefix == "sklearn":
         return sklearn_frame(rest)
     if prefix == "csv":
-        return read_csv(rest)
+        return read_csv(rest, discrete)
     if prefix == "frame":
         if rest not in _FRAMES:
             raise DataError(f"no DataFrame registered as '{rest}'. Call "
@@ -664,13 +867,15 @@ def load_table(source: str, split: str = "train", discrete: list[str] | None = N
                target: str | None = None, test_fraction: float = 0.2, split_seed: int = 0,
                max_modes: int = 10, weight_threshold: float = 0.005,
                max_int_categories: int = 10, encode_seed: int = 0,
-               transformer: TableTransformer | None = None) -> TensorData:
+               transformer: TableTransformer | None = None,
+               max_categories: int = DEFAULT_MAX_CATEGORIES) -> TensorData:
     """Load, split, type, fit the transformer on the train split and encode ``split``.
 
     ``info`` holds the ``transformer``, the ``frame`` of this split, the ``target`` column and
-    the ``test_frame`` (held-out rows, for ML efficacy and privacy checks).
+    the ``test_frame`` (held-out rows, for ML efficacy and privacy checks). The keyword options
+    are ``data.options`` (``max_categories``: the widest one-hot span of a categorical column).
     """
-    df = table_frame(source)
+    df = table_frame(source, discrete)
     df.columns = [str(c) for c in df.columns]
     if target is not None and target not in df.columns:
         hint = did_you_mean(target, df.columns)
@@ -684,7 +889,8 @@ def load_table(source: str, split: str = "train", discrete: list[str] | None = N
     test = (split_frame(df, "test", test_fraction, split_seed, strat) if split != "all"
             else train.iloc[:0])
     if transformer is None:
-        transformer = TableTransformer.fit(train, kinds, max_modes, weight_threshold)
+        transformer = TableTransformer.fit(train, kinds, max_modes, weight_threshold,
+                                           max_categories=max_categories)
     frame = test if split == "test" else train
     x = torch.from_numpy(transformer.transform(frame, seed=encode_seed))
     return TensorData(name=source, x=x, kind="table", split=split,

@@ -1,7 +1,7 @@
 """Scores of synthetic tables against real ones.
 
-- :func:`column_fidelity`: per column, the Kolmogorov-Smirnov statistic (continuous and integer
-  columns; missing values left out) or the total variation distance (categorical columns; a
+- :func:`column_fidelity`: per column, the Kolmogorov-Smirnov statistic (continuous, integer
+  and date/time columns, the latter as seconds; missing values left out) or the total variation distance (categorical columns; a
   missing value counts as a category). 0 is a perfect match, 1 the worst.
 - :func:`correlation_difference`: mean absolute difference of the Pearson correlations of every
   pair of numeric columns, real vs synthetic.
@@ -10,8 +10,9 @@
   test set) for DecisionTree(max_depth 15, balanced), AdaBoost, LogisticRegression(balanced,
   max_iter 50) and MLP(50, max_iter 50), averaged; multiclass targets: macro-F1 of
   DecisionTree(max_depth 30, balanced) and MLP(50, max_iter 50). Features: categorical columns
-  one-hot, numeric columns standardized with the training rows' statistics (missing values at
-  the training median).
+  one-hot (at most the 1,000 most frequent categories of a column, the rest all-zero), numeric
+  columns (date/times as seconds) standardized with the training rows' statistics (missing
+  values at the training median).
 - :func:`distance_to_closest_record`: a privacy check. Distances (same feature map, scaled by the
   real training rows) from each synthetic row to its nearest real training row, compared with
   the same distance for real held-out rows; and the share of synthetic rows nearer to a random
@@ -25,14 +26,34 @@ from typing import Any
 
 import numpy as np
 
+from ganforge.data.tabular import date_format, datetime_seconds
 from ganforge.errors import DataError
 
 BINARY_MODELS = ("decision_tree", "adaboost", "logistic_regression", "mlp")
 MULTICLASS_MODELS = ("decision_tree", "mlp")
+NUMERIC_KINDS = ("continuous", "integer", "datetime")
+MAX_LEVELS = 1000  # one-hot features of a categorical column: its most frequent categories
 
 
 def _numeric(df: Any, kinds: dict[str, str]) -> list[str]:
-    return [c for c in df.columns if kinds.get(c) in ("continuous", "integer")]
+    return [c for c in df.columns if kinds.get(c) in NUMERIC_KINDS]
+
+
+def _floats(s: Any, kind: str | None) -> np.ndarray:
+    """A numeric column as float64 (NaN where missing); date/times as seconds since 1970."""
+    if kind == "datetime":
+        import pandas as pd
+
+        fmt = "" if pd.api.types.is_datetime64_dtype(s) else date_format(s) or ""
+        return datetime_seconds(s, fmt, str(s.name))
+    return s.to_numpy(np.float64, na_value=np.nan)
+
+
+def _float_frame(df: Any, cols: list[str], kinds: dict[str, str]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame({c: _floats(df[c], kinds.get(c)) for c in cols}, index=df.index,
+                        columns=cols)
 
 
 def ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
@@ -67,9 +88,8 @@ def column_fidelity(real: Any, synth: Any, kinds: dict[str, str]) -> dict[str, A
     for c in real.columns:
         if c not in synth.columns:
             raise DataError(f"the synthetic table lacks column '{c}'.")
-        if kinds[c] in ("continuous", "integer"):
-            v = ks_statistic(real[c].to_numpy(np.float64, na_value=np.nan),
-                             synth[c].to_numpy(np.float64, na_value=np.nan))
+        if kinds[c] in NUMERIC_KINDS:
+            v = ks_statistic(_floats(real[c], kinds[c]), _floats(synth[c], kinds[c]))
             ks.append(v)
         else:
             v = total_variation(real[c], synth[c])
@@ -87,8 +107,8 @@ def correlation_difference(real: Any, synth: Any, kinds: dict[str, str]) -> floa
     if len(cols) < 2:
         return None
     with np.errstate(all="ignore"):
-        cr = real[cols].astype(np.float64).corr().to_numpy()
-        cs = synth[cols].astype(np.float64).corr().to_numpy()
+        cr = _float_frame(real, cols, kinds).corr().to_numpy()
+        cs = _float_frame(synth, cols, kinds).corr().to_numpy()
     iu = np.triu_indices(len(cols), 1)
     diff = np.abs(cr[iu] - cs[iu])
     diff = np.where(np.isnan(cr[iu]), np.nan, np.where(np.isnan(diff), 1.0, diff))
@@ -102,16 +122,18 @@ class FeatureMap:
     def __init__(self, frame: Any, kinds: dict[str, str], exclude: tuple[str, ...] = ()) -> None:
         self.num = [c for c in _numeric(frame, kinds) if c not in exclude]
         self.cat = [c for c in frame.columns if c not in self.num and c not in exclude]
-        x = frame[self.num].astype(np.float64)
+        self.kinds = kinds
+        x = _float_frame(frame, self.num, kinds)
         self.median = x.median().fillna(0.0)
         self.mean = x.fillna(self.median).mean()
         self.std = x.fillna(self.median).std(ddof=0).replace(0.0, 1.0).fillna(1.0)
-        self.levels = {c: sorted(frame[c].astype(str).unique()) for c in self.cat}
+        self.levels = {c: sorted(frame[c].astype(str).value_counts().index[:MAX_LEVELS])
+                       for c in self.cat}
 
     def __call__(self, frame: Any) -> np.ndarray:
         parts = []
         if self.num:
-            x = frame[self.num].astype(np.float64).fillna(self.median)
+            x = _float_frame(frame, self.num, self.kinds).fillna(self.median)
             parts.append(((x - self.mean) / self.std).to_numpy())
         for c in self.cat:
             v = frame[c].astype(str).to_numpy()

@@ -413,7 +413,7 @@ def generate_table(G: nn.Module, transformer: Any, cfg: Any, n: int, seed: int =
         raise GanforgeError(f"the model produced only {have} of {n} rows with {asked} in "
                             f"{max_rounds} rounds; that combination is rare in its output. "
                             f"Train longer or ask for fewer rows.")
-    df = transformer.inverse_transform(torch.cat(chunks)[:n])
+    df = transformer.inverse_transform(torch.cat(chunks)[:n], seed=seed)
     return df.reset_index(drop=True) if isinstance(df, pd.DataFrame) else df
 
 
