@@ -46,6 +46,7 @@ from ganforge.metrics.music import (
     tone_span,
     total_variation,
 )
+from ganforge.metrics.sequences import discriminative_score
 from ganforge.monitor import music as music_audio
 from ganforge.monitor.report import write_report
 from ganforge.training.trainer import Trainer
@@ -333,7 +334,8 @@ def test_crnngan_learns_the_pitch_classes_and_writes_midi(tmp_path: Path, capsys
     # ganforge musicscore: the generated row is music_scores of the quantized samples; the
     # real-vs-real row compares the held-out chorale's windows with the training windows
     capsys.readouterr()
-    assert cli_main(["musicscore", str(tmp_path / "run"), "-n", "256", "--seed", "1"]) == 0
+    assert cli_main(["musicscore", str(tmp_path / "run"), "-n", "256", "--seed", "1",
+                     "--disc-iterations", "40"]) == 0
     table = capsys.readouterr().out.splitlines()
     rows = {" ".join(line.split()[:3]): [float(v) for v in line.split()[3:]] for line in table
             if line.startswith(("generated vs train", "test vs train"))}
@@ -344,7 +346,15 @@ def test_crnngan_learns_the_pitch_classes_and_writes_midi(tmp_path: Path, capsys
     expected = music_scores(quantize_notes(minmax_invert(held.x.double().numpy(),
                                                          held.info["scaling"])),
                             quantize_notes(real_notes))
-    assert test_row == pytest.approx([expected[c] for c in SCORE_COLUMNS], abs=1e-4)
+    assert test_row[:-1] == pytest.approx([expected[c] for c in SCORE_COLUMNS], abs=1e-4)
+    # the discriminative column: TimeGAN's classifier on the scaled windows, as computed here
+    assert test_row[-1] == pytest.approx(
+        discriminative_score(real.x.double().numpy(), held.x.double().numpy(), iterations=40,
+                             seed=1), abs=1e-4)
+    assert gen_row[-1] == pytest.approx(
+        discriminative_score(real.x.double().numpy(),
+                             trained.sample(256, seed=1, scaled=True).double().numpy(),
+                             iterations=40, seed=1), abs=1e-4)
     assert expected["scale_consistency"] > 0.9  # a real chorale's windows: in one key
 
 

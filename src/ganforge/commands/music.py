@@ -7,6 +7,8 @@ from typing import Any
 
 from ganforge.errors import GanforgeError
 
+DISC_ITERATIONS = 2000  # TimeGAN's post-hoc classifier budget
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("musicscore", help="melody scores of a music run (pitch classes, scale "
@@ -16,21 +18,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir")
     p.add_argument("-n", type=int, default=1000, help="generated melodies (default 1000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--disc-iterations", type=int, default=DISC_ITERATIONS,
+                   help="training iterations of the discriminative score's classifier (real "
+                        f"vs generated windows, TimeGAN's protocol; default {DISC_ITERATIONS}, "
+                        "0 = skip the score)")
     p.set_defaults(func=cmd_musicscore)
 
 
-def music_score_rows(run_dir: str, n: int = 1000, seed: int = 0) -> dict[str, dict[str, Any]]:
+def music_score_rows(run_dir: str, n: int = 1000, seed: int = 0,
+                     disc_iterations: int = DISC_ITERATIONS) -> dict[str, dict[str, Any]]:
     """{"generated vs train": scores, "test vs train": scores} of a music run: its samples
     quantized as they are written to MIDI, the real windows in musical units (no test row
-    when the run holds no pieces out, ``test_fraction: 0``)."""
+    when the run holds no pieces out, ``test_fraction: 0``). With ``disc_iterations`` > 0
+    each row also gets ``discriminative``: |accuracy - 0.5| of a GRU classifier telling the
+    row's windows from the training windows on held-out halves (TimeGAN's score, on the
+    scaled note features the networks see)."""
     from ganforge import api
     from ganforge.data import load_dataset
     from ganforge.data.music import quantize_notes, samples_to_notes
     from ganforge.data.sequences import load_data_info, minmax_invert
     from ganforge.metrics.music import music_scores
+    from ganforge.metrics.sequences import discriminative_score
 
     if n < 1:
         raise GanforgeError(f"-n must be >= 1, got {n}.")
+    if disc_iterations < 0:
+        raise GanforgeError(f"--disc-iterations must be >= 0, got {disc_iterations}.")
     run = api.load(run_dir)
     info = load_data_info(run_dir) or {}
     if "music" not in info:
@@ -39,21 +52,29 @@ def music_score_rows(run_dir: str, n: int = 1000, seed: int = 0) -> dict[str, di
                             f"music:bach or music:FOLDER.")
     grid = float(info["music"]["grid"])
     opts = dict(run.config.data.options)
-    real = {}
+    real, scaled = {}, {}
     held_out = float(opts.get("test_fraction", 0.1)) > 0  # else "test" is every piece
     for split in ("train", "test") if held_out else ("train",):
         data = load_dataset(run.config.data.source, split=split, **opts)
-        real[split] = quantize_notes(minmax_invert(data.x.double().numpy(), info["scaling"]),
-                                     grid)
-    fake = samples_to_notes(run.sample(n, seed=seed).numpy(), info["scaling"], grid)
+        scaled[split] = data.x.double().numpy()
+        real[split] = quantize_notes(minmax_invert(scaled[split], info["scaling"]), grid)
+    generated = run.sample(n, seed=seed, scaled=True).double().numpy()
+    fake = samples_to_notes(generated, info["scaling"], grid)
     rows = {"generated vs train": music_scores(fake, real["train"])}
     if held_out:
         rows["test vs train"] = music_scores(real["test"], real["train"])
+    if disc_iterations:
+        rows["generated vs train"]["discriminative"] = discriminative_score(
+            scaled["train"], generated, iterations=disc_iterations, seed=seed)
+        if held_out:
+            rows["test vs train"]["discriminative"] = discriminative_score(
+                scaled["train"], scaled["test"], iterations=disc_iterations, seed=seed)
     return rows
 
 
 def cmd_musicscore(args: argparse.Namespace) -> int:
     from ganforge.metrics.music import format_rows
 
-    print(format_rows(music_score_rows(args.run_dir, args.n, args.seed)))
+    print(format_rows(music_score_rows(args.run_dir, args.n, args.seed,
+                                       args.disc_iterations)))
     return 0

@@ -136,12 +136,16 @@ def music_scores(generated: Melodies, real: Melodies) -> dict[str, Any]:
 SCORE_COLUMNS = ("pitch_class_kl", "pitch_class_distance", "note_length_distance",
                  "scale_consistency", "repetitions", "tone_span")
 
+EXTRA_COLUMNS = ("discriminative",)  # printed when every row has it (musicscore)
+
 
 def format_rows(rows: dict[str, dict[str, Any]]) -> str:
     """A plain-text table: one row per compared set (e.g. generated vs train, test vs train)."""
     width = max(len(k) for k in rows) + 2
-    head = "".join(f"{c:>22s}" for c in SCORE_COLUMNS)
+    columns = [*SCORE_COLUMNS,
+               *(c for c in EXTRA_COLUMNS if all(c in s for s in rows.values()))]
+    head = "".join(f"{c:>22s}" for c in columns)
     lines = [f"{'':{width}s}{head}"]
     for name, s in rows.items():
-        lines.append(f"{name:{width}s}" + "".join(f"{s[c]:22.4f}" for c in SCORE_COLUMNS))
+        lines.append(f"{name:{width}s}" + "".join(f"{s[c]:22.4f}" for c in columns))
     return "\n".join(lines)
