@@ -1,0 +1,151 @@
+"""Melodies of the music presets on several seeds, scored against the real-vs-real row.
+
+Trains a music preset (default ``crnngan`` on ``music:bach``) at its default budget (``--set``
+overrides apply to every seed), then scores each run as ``ganforge musicscore RUN`` does:
+1,000 generated windows quantized as they are written to MIDI against the training windows,
+and the held-out test pieces' windows against the training windows as the real-vs-real row
+(pitch-class KL and distance, note-length distance, scale consistency, repetitions, tone
+span, and TimeGAN's discriminative score on the scaled note features). Prints a table with
+the issue's targets, writes JSON and a piano-roll picture (real windows above, seed 0's
+generated ones below).
+
+Run it alone on the machine (it is timed), through the machine-wide queue:
+
+    heavy --threads 2 python benchmarks/music.py crnngan --seeds 0-2 \\
+        --json benchmarks/results/music/crnngan.json \\
+        --picture benchmarks/results/music/crnngan.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+# Targets of issue #24 (every seed): pitch-class KL, discriminative score, minutes of training
+TARGET_KL, TARGET_DISC, TARGET_MINUTES = 0.05, 0.25, 20.0
+# Per-set statistics that should be near the real melodies' (within 10 % of the test row)
+STATS = ("scale_consistency", "repetitions", "tone_span")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0-2`` or ``0,3``."""
+    if "-" in text:
+        lo, hi = text.split("-", 1)
+        return list(range(int(lo), int(hi) + 1))
+    return [int(s) for s in text.split(",") if s]
+
+
+def train_and_score(preset: str, seed: int, overrides: list[str], run_dir: Path, n: int,
+                    disc_iterations: int) -> dict[str, Any]:
+    import ganforge
+    from ganforge.commands.music import music_score_rows
+
+    t0 = time.perf_counter()
+    ganforge.train(preset, overrides=[f"seed={seed}", "monitor.progress=false", *overrides],
+                   run_dir=run_dir)
+    total = time.perf_counter() - t0
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train_s = max(r["time"] for r in records if r.get("kind") == "train")
+    rows = music_score_rows(str(run_dir), n=n, seed=0, disc_iterations=disc_iterations)
+    return {"preset": preset, "seed": seed, "overrides": overrides, "train_s": train_s,
+            "total_s": total, "generated": rows["generated vs train"],
+            "real_vs_real": rows.get("test vs train")}
+
+
+def meets(r: dict[str, Any]) -> dict[str, bool]:
+    g, real = r["generated"], r["real_vs_real"] or {}
+    out = {"kl": g["pitch_class_kl"] <= TARGET_KL,
+           "disc": g.get("discriminative", 1.0) <= TARGET_DISC,
+           "time": r["train_s"] <= TARGET_MINUTES * 60}
+    for s in STATS:
+        if s in real:
+            out[s] = abs(g[s] - real[s]) <= 0.1 * abs(real[s])
+    return out
+
+
+def picture(run_dir: Path, path: Path, k: int = 4) -> None:
+    """Piano rolls: k real test windows, then k generated windows of the run."""
+    import ganforge
+    from ganforge.data import load_dataset
+    from ganforge.data.music import quantize_notes, samples_to_notes
+    from ganforge.data.sequences import load_data_info, minmax_invert
+    from ganforge.monitor.music import write_piano_roll
+
+    run = ganforge.load(run_dir)
+    info = load_data_info(run_dir) or {}
+    grid = float(info["music"]["grid"])
+    test = load_dataset(run.config.data.source, split="test", **dict(run.config.data.options))
+    real = quantize_notes(minmax_invert(test.x[:k].double().numpy(), info["scaling"]), grid)
+    fake = samples_to_notes(run.sample(k, seed=0, scaled=True).double().numpy(),
+                            info["scaling"], grid)
+    write_piano_roll([*real, *fake], path, [f"real {i + 1}" for i in range(k)]
+                     + [f"generated {i + 1}" for i in range(k)])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("preset", nargs="?", default="crnngan")
+    ap.add_argument("--seeds", default="0-2", help="e.g. 0-2 or 0,2")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("-n", type=int, default=1000, help="generated windows scored per seed")
+    ap.add_argument("--disc-iterations", type=int, default=2000)
+    ap.add_argument("--json", help="write every run's scores here")
+    ap.add_argument("--picture", help="piano rolls of real and generated windows (.png)")
+    args = ap.parse_args()
+
+    load = os.getloadavg()
+    print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
+    t0 = time.perf_counter()
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in parse_seeds(args.seeds):
+            run_dir = Path(tmp) / f"seed{seed}"
+            r = train_and_score(args.preset, seed, args.overrides, run_dir, args.n,
+                                args.disc_iterations)
+            r["meets"] = meets(r)
+            runs.append(r)
+            g = r["generated"]
+            print(f"{args.preset} seed {seed}: pitch-class KL {g['pitch_class_kl']:.4f}, "
+                  f"discriminative {g.get('discriminative', float('nan')):.3f}, scale "
+                  f"{g['scale_consistency']:.3f}, repetitions {g['repetitions']:.2f}, span "
+                  f"{g['tone_span']:.2f}, train {r['train_s']:.0f} s  "
+                  f"{'OK' if all(r['meets'].values()) else 'MISS ' + ','.join(k for k, v in r['meets'].items() if not v)}",
+                  flush=True)
+            if args.picture and len(runs) == 1:
+                picture(run_dir, Path(args.picture))
+    cols = ["pitch_class_kl", "pitch_class_distance", "note_length_distance",
+            "scale_consistency", "repetitions", "tone_span", "discriminative"]
+    print("\n| row | " + " | ".join(cols) + " | train s |")
+    print("|---" * (len(cols) + 2) + "|")
+    for r in runs:
+        g = r["generated"]
+        print(f"| seed {r['seed']} | " + " | ".join(f"{g.get(c, float('nan')):.4f}" for c in cols)
+              + f" | {r['train_s']:.0f} |")
+    for c in cols:
+        vals = [r["generated"].get(c, float("nan")) for r in runs]
+        print(f"mean {c}: {statistics.fmean(vals):.4f}")
+    real = runs[0]["real_vs_real"]
+    if real:
+        print("| real vs real (test vs train) | "
+              + " | ".join(f"{real.get(c, float('nan')):.4f}" for c in cols) + " | |")
+    wall = time.perf_counter() - t0
+    end = os.getloadavg()
+    print(f"\nwall {wall / 60:.1f} min; load average at end {end[0]:.2f} {end[1]:.2f} "
+          f"{end[2]:.2f}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(
+            {"preset": args.preset, "overrides": args.overrides, "load_average_start": load,
+             "wall_s": wall, "runs": runs}, indent=1))
+    if args.picture:
+        print(f"picture: {args.picture}")
+
+
+if __name__ == "__main__":
+    main()
