@@ -32,6 +32,10 @@ SETTINGS = [
     ("gan-grid25", "gan-grid25", []),
     ("pacgan-grid25-paper", "pacgan-grid25-paper", []),
     ("dcgan-mnist", "dcgan-mnist", []),
+    # recurrent networks: their LSTM / GRU layers are counted since 2026-12-02 (before, auto
+    # saw only their dense layers and picked one thread)
+    ("crnngan", "crnngan", []),
+    ("rgan-sines", "rgan-sines", []),
 ]
 
 
@@ -68,13 +72,17 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0, help="timed seconds per row")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--json", help="write the rows here")
+    ap.add_argument("--only", help="comma-separated settings to run (default: all)")
     args = ap.parse_args()
     from ganforge.training.threads import auto_threads
 
     load = os.getloadavg()
     counts = [int(t) for t in args.threads.split(",")]
     rows = []
+    only = set(args.only.split(",")) if args.only else None
     for label, preset, ov in SETTINGS:
+        if only is not None and label not in only:
+            continue
         row = {"setting": label, "preset": preset, "overrides": ov}
         for t in counts:
             sps, macs = steps_per_s(preset, ov, t, args.seconds)

@@ -37,6 +37,10 @@ def test_forward_macs_counts_dense_maxout_and_conv_layers() -> None:
     assert forward_macs(Maxout(2, 3, pieces=5), (2,)) == 2 * 15  # all pieces are computed
     assert forward_macs(nn.Conv2d(1, 2, 3), (1, 5, 5)) == 2 * 3 * 3 * 9
     assert forward_macs(nn.ConvTranspose2d(2, 1, 3), (2, 4, 4)) == 2 * 4 * 4 * 9
+    # LSTM: 4 gates x hidden x (input + hidden) per step, layer and direction
+    lstm = nn.LSTM(3, 8, num_layers=2, batch_first=True, bidirectional=True)
+    assert forward_macs(lstm, (10, 3)) == 10 * 2 * 4 * 8 * ((3 + 8) + (16 + 8))
+    assert forward_macs(nn.GRU(5, 4, batch_first=True), (7, 5)) == 7 * 3 * 4 * (5 + 4)
     bn = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4))
     bn.train()
     forward_macs(bn, (2,))

@@ -41,9 +41,22 @@ def available_threads() -> int:
         return os.cpu_count() or 1
 
 
+def recurrent_macs(rnn: nn.RNNBase, x: torch.Tensor) -> int:
+    """Multiply-accumulates of an LSTM / GRU / RNN on the input ``x`` of one sample: at every
+    time step, each layer and direction multiplies [input, hidden] by its gates' weights."""
+    gates = {"LSTM": 4, "GRU": 3}.get(rnn.mode, 1)
+    steps = x.shape[1] if rnn.batch_first and x.dim() == 3 else x.shape[0]
+    dirs = 2 if rnn.bidirectional else 1
+    total, width = 0, rnn.input_size
+    for _ in range(rnn.num_layers):
+        total += dirs * gates * rnn.hidden_size * (width + rnn.hidden_size)
+        width = dirs * rnn.hidden_size
+    return steps * total
+
+
 def forward_macs(net: nn.Module, in_shape: tuple[int, ...]) -> int:
     """Multiply-accumulates of one forward pass of ``net`` on one input of ``in_shape``,
-    counted over its dense and convolution layers with hooks (one eval-mode pass on zeros:
+    counted over its dense, convolution and recurrent layers with hooks (one eval-mode pass on zeros:
     no running statistics or random state change)."""
     macs = [0]
 
@@ -57,10 +70,12 @@ def forward_macs(net: nn.Module, in_shape: tuple[int, ...]) -> int:
         elif isinstance(m, nn.Conv1d | nn.Conv2d):
             k = int(torch.tensor(m.kernel_size).prod())
             macs[0] += out[0].numel() * m.in_channels // m.groups * k
+        elif isinstance(m, nn.RNNBase):
+            macs[0] += recurrent_macs(m, inp[0])
 
     handles = [m.register_forward_hook(hook) for m in net.modules()
                if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d | nn.ConvTranspose1d
-                             | nn.ConvTranspose2d)]
+                             | nn.ConvTranspose2d | nn.RNNBase)]
     was = net.training
     try:
         net.eval()
