@@ -355,7 +355,8 @@ def test_cli_config_all_prints_every_key_with_value_and_default(capsys):
     assert len(lines) == len(config_rows(RunConfig.model_validate(
         ganforge.load_config("gan-ring8").to_dict())))
     assert "train.steps = 7  (default: null)  # generator updates" in lines
-    assert any(line.startswith("optim.g.schedule = null  (default: null)") for line in lines)
+    assert any(line.startswith("objective.d_norm = null  (default: null)") for line in lines)
+    assert 'optim.g.schedule.kind = "linear"  (default: "constant")' in lines  # nested section
     assert main(["config", "gan-ring8"]) == 0
     changed = capsys.readouterr().out.splitlines()
     assert "latent.dim = 16  (default: 100)" in changed and len(changed) < len(lines)
