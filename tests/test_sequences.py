@@ -756,3 +756,26 @@ def test_variable_length_rgan_learns_the_length_distribution(tmp_path: Path) -> 
                              n=240, picture=False)
     assert set(rec["scores"]) == {"discriminative", "predictive"}
     assert 0.0 <= rec["length_ks"] <= 1.0 and 0.0 <= rec["real_vs_real"]["length_ks"] < 0.2
+    # evaluate: the samples compared in the training representation, plus the length KS
+    from ganforge.evaluate import evaluate_run
+
+    ev = evaluate_run(run_dir, metrics="fid", n=240, log=False)
+    assert ev["length_ks"] == pytest.approx(length_ks(real_lengths, nan_lengths(
+        run.sample(240, seed=0).numpy())), abs=1e-12)
+    assert math.isfinite(ev["fid"])
+
+
+def test_variable_length_timegan_models_the_mask_channel(tmp_path: Path) -> None:
+    _write_variable_length_csv(tmp_path / "v.csv", n=40)
+    run_dir = tmp_path / "t"
+    assert cli_main(["train", "timegan-macrodata", "--set",
+                     f"data.source=csv-sequence:{tmp_path}/v.csv", "--set", "data.options.id=seq",
+                     "--set", "task_options.autoencoder_steps=1", "--set",
+                     "task_options.supervised_steps=0", *FAST, "--run-dir", str(run_dir)]) == 0
+    run = ganforge.load(run_dir)
+    assert run.config.task_options["recovery"]["layers"][1] == {"dense": {"units": 4}}
+    x = run.sample(30, seed=0).numpy()  # time, a, b; NaN after each decoded length
+    assert x.shape == (30, 20, 3)
+    from ganforge.data.sequences import nan_lengths
+
+    assert ((nan_lengths(x) >= 1) & (nan_lengths(x) <= 20)).all()
