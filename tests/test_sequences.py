@@ -713,9 +713,10 @@ def _write_variable_length_csv(path: Path, n: int = 240, seed: int = 0) -> np.nd
     return lengths
 
 
-def test_variable_length_rgan_learns_the_length_distribution(tmp_path: Path) -> None:
+def test_variable_length_rgan_learns_the_length_distribution(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture
+                                                             ) -> None:
     from ganforge.data.sequences import nan_lengths
-    from ganforge.evaluate import evaluate_sequences
     from ganforge.metrics.sequences import length_ks
 
     real_lengths = _write_variable_length_csv(tmp_path / "v.csv")
@@ -752,10 +753,16 @@ def test_variable_length_rgan_learns_the_length_distribution(tmp_path: Path) -> 
                      str(tmp_path / "s.npy")]) == 0
     np.testing.assert_array_equal(np.load(tmp_path / "s.npy", allow_pickle=False), want)
     # seqscore: the masked scores and the length KS, real vs real beside it
-    rec = evaluate_sequences(run_dir, repeats=1, disc_iterations=20, pred_iterations=20,
-                             n=240, picture=False)
-    assert set(rec["scores"]) == {"discriminative", "predictive"}
+    capsys.readouterr()
+    assert cli_main(["seqscore", str(run_dir), "--repeats", "1", "--disc-iterations", "20",
+                     "--pred-iterations", "20", "-n", "240", "--no-picture"]) == 0
+    printed = capsys.readouterr().out
+    rec = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+           if '"eval"' in line][-1]
+    assert rec["discriminative"] is not None and rec["predictive"] is not None
     assert 0.0 <= rec["length_ks"] <= 1.0 and 0.0 <= rec["real_vs_real"]["length_ks"] < 0.2
+    assert f"length_ks       {rec['length_ks']:.4f}" in printed
+    assert f"real vs real {rec['real_vs_real']['length_ks']:.4f}" in printed
     # evaluate: the samples compared in the training representation, plus the length KS
     from ganforge.evaluate import evaluate_run
 
