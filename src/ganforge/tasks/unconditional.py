@@ -70,7 +70,9 @@ class GeneratorDiscriminatorTask(Task):
         self.fm_weight = float(o.feature_matching_weight)
         self.packing = int(o.packing)
         # variable-length sequences: the last channel is the mask (data/sequences.py)
-        self.mask_channel = "variable_length" in (getattr(ctx.data, "info", None) or {})
+        # (a context without data, as in unit tests of the objective pieces: fixed-length)
+        data = getattr(ctx, "data", None)
+        self.mask_channel = "variable_length" in (getattr(data, "info", None) or {})
 
     @classmethod
     def sampling_module(cls, cfg: Any) -> str:
