@@ -621,6 +621,25 @@ def test_mask_channel_decodes_to_lengths_and_nan_padding() -> None:
     np.testing.assert_array_equal(apply_mask(torch.from_numpy(back)).numpy(), back)
 
 
+def test_d_sees_features_times_the_mask_only_on_variable_length_data() -> None:
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    from ganforge.tasks.unconditional import UnconditionalTask
+
+    cfg = load_config("gan-ring8", ["monitor.progress=false", "train.steps=1"])
+    x = torch.tensor([[[0.8, 0.6, 1.0], [0.4, 0.2, 0.3], [0.5, 0.5, 0.0]]])
+    for info, want in (({"variable_length": {"steps": 3}},
+                        [[0.8, 0.6, 1.0], [0.12, 0.06, 0.3], [0.0, 0.0, 0.0]]),
+                       ({}, x[0].tolist())):
+        ctx = SimpleNamespace(cfg=cfg, G=nn.Identity(), D=nn.Identity(), opt_g=None, opt_d=None,
+                              latent=lambda n: torch.zeros(n), latent_gen=torch.Generator(),
+                              step=0, scalers=None, data=SimpleNamespace(info=info))
+        task = UnconditionalTask(ctx)
+        np.testing.assert_allclose(task.d_input(x, 0.0)[0].numpy(), want, rtol=1e-6)
+
+
 def test_variable_length_csv_writer_round_trips_ids_lengths_and_units(tmp_path: Path) -> None:
     from ganforge.data.sequences import save_data_info, split_mask, write_sequence_csv
 
