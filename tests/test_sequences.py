@@ -538,3 +538,270 @@ def test_widths_that_contradict_the_data_name_the_key(tmp_path: Path, capsys) ->
     assert resolve_data_widths(cfg, (2,)).generator.layers[-1] == {"dense": {"units": 2}}
     with pytest.raises(SpecError, match=r"units is 'features', which follows the data"):
         build_network(cfg.generator.model_dump(), (2,), "generator")
+
+
+# ------------------------------------------------------ variable-length sequences (ids)
+LONG_CSV = ("patient,t,hr,bp,note\n"
+            "b,2,70,120,x\n"
+            "a,0,60,110,y\n"
+            "b,1,72,121,z\n"
+            "b,0,74,122,w\n"
+            "c,0,80,100,q\n"
+            "a,1,65,111,v\n")
+
+
+def test_csv_sequence_with_ids_pads_masks_and_records_lengths(tmp_path: Path) -> None:
+    from ganforge.data.sequences import save_data_info
+
+    (tmp_path / "a.csv").write_text(LONG_CSV)
+    src = f"csv-sequence:{tmp_path / 'a.csv'}"
+    d = load_dataset(src, split="all", id="patient", order="t", seed=0)
+    perm = np.random.RandomState(0).permutation(3)  # sequences in first-appearance order b, a, c
+    assert d.info["ids"] == [["b", "a", "c"][k] for k in perm]
+    assert d.x.shape == (3, 3, 3)  # 3 ids, padded to 3 steps, hr + bp + the mask channel
+    assert d.info["columns"] == ["hr", "bp"]  # the id, order and text columns are not features
+    lo, hi = np.array([60.0, 100.0]), np.array([80.0, 122.0])
+    want = {"b": [[74, 122], [72, 121], [70, 120]], "a": [[60, 110], [65, 111]], "c": [[80, 100]]}
+    for row, pid in enumerate(d.info["ids"]):
+        steps = np.array(want[pid], dtype=np.float64)
+        n = len(steps)
+        assert d.info["lengths"][row] == n
+        np.testing.assert_allclose(d.x[row, :n, :2].double().numpy(),
+                                   (steps - lo) / (hi - lo + 1e-7), rtol=1e-6)
+        np.testing.assert_array_equal(d.x[row, :, 2].numpy(), [1.0] * n + [0.0] * (3 - n))
+        np.testing.assert_array_equal(d.x[row, n:].numpy(), 0.0)  # padding: all zeros
+    varlen = d.info["variable_length"]
+    assert varlen == {"id": "patient", "order": "t", "steps": 3, "truncated": 0,
+                      "lengths": {"1": 1, "2": 1, "3": 1}}
+    stored = json.loads(save_data_info(tmp_path, d).read_text())
+    assert stored["shape"] == [3, 3] and stored["variable_length"] == varlen
+    # without order: file order (b's rows come 70, 72, 74; t is then a feature unless
+    # columns says otherwise); max_len cuts to the first steps
+    assert load_dataset(src, split="all", id="patient").info["columns"] == ["t", "hr", "bp"]
+    d2 = load_dataset(src, split="all", id="patient", max_len=2, seed=0, columns=["hr", "bp"])
+    b = d2.info["ids"].index("b")
+    np.testing.assert_allclose(d2.x[b, :, 0].double().numpy(), (np.array([70, 72]) - 60) / 20,
+                               rtol=1e-6)
+    assert d2.x.shape == (3, 2, 3) and d2.info["variable_length"]["truncated"] == 1
+    bad = [({"id": "patient", "seq_len": 4}, "Remove data.options.seq_len"),
+           ({"id": "who"}, "data.options.id is 'who', but the CSV has no such column"),
+           ({"order": "t"}, "set data.options.id"),
+           ({"id": "patient", "max_len": 0}, "max_len must be a positive integer"),
+           ({"id": "patient", "columns": ["hr", "t"], "order": "t"}, "id or order column")]
+    for opts, msg in bad:
+        with pytest.raises(DataError, match=msg):
+            load_dataset(src, split="all", **opts)
+    (tmp_path / "gap.csv").write_text("patient,hr\na,1\n,2\n")
+    with pytest.raises(DataError, match="id column 'patient' is empty on data row 2"):
+        load_dataset(f"csv-sequence:{tmp_path / 'gap.csv'}", split="all", id="patient")
+
+
+def test_mask_channel_decodes_to_lengths_and_nan_padding() -> None:
+    from ganforge.data.sequences import apply_mask, mask_lengths, split_mask, with_mask_channel
+
+    mask = np.array([[0.9, 0.8, 0.4, 0.9],   # first below 0.5 at step 2 -> length 2
+                     [0.6, 0.7, 0.5, 0.5],   # never below -> 4 (0.5 is not below)
+                     [0.1, 0.9, 0.9, 0.9],   # below at step 0 -> at least 1
+                     [1.0, 0.0, 1.0, 1.0]])  # the steps after the first drop do not count
+    x = np.concatenate([np.full((4, 4, 2), 0.25), mask[..., None]], axis=2).astype(np.float32)
+    np.testing.assert_array_equal(mask_lengths(x), [2, 4, 1, 1])
+    feats, lengths = split_mask(torch.from_numpy(x))
+    assert feats.shape == (4, 4, 2) and lengths.tolist() == [2, 4, 1, 1]
+    for row, n in enumerate(lengths):
+        assert np.isfinite(feats[row, :n]).all() and np.isnan(feats[row, n:]).all()
+    back = with_mask_channel(feats)  # the training representation: hard 0/1 mask, 0 padding
+    np.testing.assert_array_equal(back[..., 2], np.arange(4)[None, :] < lengths[:, None])
+    np.testing.assert_array_equal(back[..., :2], np.where(back[..., 2:] > 0, 0.25, 0.0).repeat(2, axis=2))
+    # D's view: features times the mask, differentiably (G learns where its sequences end)
+    t = torch.from_numpy(x).requires_grad_(True)
+    seen = apply_mask(t)
+    np.testing.assert_allclose(seen[..., 0].detach().numpy(), 0.25 * mask, rtol=1e-6)
+    seen[..., 0].sum().backward()
+    np.testing.assert_allclose(t.grad[..., 2].numpy(), 0.25, rtol=1e-6)
+    np.testing.assert_array_equal(apply_mask(torch.from_numpy(back)).numpy(), back)
+
+
+def test_d_sees_features_times_the_mask_only_on_variable_length_data() -> None:
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    from ganforge.tasks.unconditional import UnconditionalTask
+
+    cfg = load_config("gan-ring8", ["monitor.progress=false", "train.steps=1"])
+    x = torch.tensor([[[0.8, 0.6, 1.0], [0.4, 0.2, 0.3], [0.5, 0.5, 0.0]]])
+    for info, want in (({"variable_length": {"steps": 3}},
+                        [[0.8, 0.6, 1.0], [0.12, 0.06, 0.3], [0.0, 0.0, 0.0]]),
+                       ({}, x[0].tolist())):
+        ctx = SimpleNamespace(cfg=cfg, G=nn.Identity(), D=nn.Identity(), opt_g=None, opt_d=None,
+                              latent=lambda n: torch.zeros(n), latent_gen=torch.Generator(),
+                              step=0, scalers=None, data=SimpleNamespace(info=info))
+        task = UnconditionalTask(ctx)
+        np.testing.assert_allclose(task.d_input(x, 0.0)[0].numpy(), want, rtol=1e-6)
+
+
+def test_variable_length_csv_writer_round_trips_ids_lengths_and_units(tmp_path: Path) -> None:
+    from ganforge.data.sequences import save_data_info, split_mask, write_sequence_csv
+
+    (tmp_path / "a.csv").write_text(LONG_CSV)
+    d = load_dataset(f"csv-sequence:{tmp_path / 'a.csv'}", split="all", id="patient",
+                     order="t")
+    save_data_info(tmp_path, d)
+    feats, lengths = split_mask(d.x)
+    out = write_sequence_csv(feats, tmp_path / "out.csv", tmp_path, scaled=True)
+    lines = out.read_text().splitlines()
+    assert lines[0] == "patient,step,hr,bp"
+    assert len(lines) - 1 == int(lengths.sum()) == 6  # real steps only
+    back = load_dataset(f"csv-sequence:{out}", split="all", id="patient", order="step")
+    assert back.info["variable_length"]["lengths"] == d.info["variable_length"]["lengths"]
+    # in original units: the rows of each written sequence are the CSV's steps of its id
+    table = np.loadtxt(out, delimiter=",", skiprows=1)
+    want = {"b": [[74, 122], [72, 121], [70, 120]], "a": [[60, 110], [65, 111]], "c": [[80, 100]]}
+    for k, pid in enumerate(d.info["ids"]):
+        rows = table[table[:, 0] == k]
+        np.testing.assert_array_equal(rows[:, 1], np.arange(len(want[pid])))
+        np.testing.assert_allclose(rows[:, 2:], want[pid], rtol=1e-6)
+
+
+def test_masked_scores_ignore_what_padding_holds() -> None:
+    from ganforge.data.sequences import nan_lengths
+
+    rs = np.random.RandomState(0)
+    n, t = 60, 8
+    real = rs.uniform(0.3, 0.7, size=(n, t, 3)).astype(np.float32)
+    fake = real[rs.permutation(n)] + 0.2  # the classifier can tell these apart
+    lr, lf = rs.randint(2, t + 1, n), rs.randint(2, t + 1, n)
+    pad_r = np.arange(t)[None, :] >= lr[:, None]
+    pad_f = np.arange(t)[None, :] >= lf[:, None]
+
+    def padded(x: np.ndarray, pad: np.ndarray, value: float | np.ndarray) -> np.ndarray:
+        out = x.copy()
+        out[pad] = value if np.isscalar(value) else np.asarray(value)[pad]
+        return out
+
+    garbage = rs.normal(5.0, 3.0, size=(n, t, 3)).astype(np.float32)
+    scores = {}
+    for fn, its in ((discriminative_score, 500), (predictive_score, 30)):
+        nan_pad = fn(padded(real, pad_r, np.nan), padded(fake, pad_f, np.nan), iterations=its,
+                     batch_size=16, seed=1)
+        zeros = fn(padded(real, pad_r, 0.0), padded(fake, pad_f, 0.0), iterations=its,
+                   batch_size=16, seed=1, real_lengths=lr, fake_lengths=lf)
+        junk = fn(padded(real, pad_r, garbage), padded(fake, pad_f, garbage), iterations=its,
+                  batch_size=16, seed=1, real_lengths=lr, fake_lengths=lf)
+        assert nan_pad == zeros == junk, fn.__name__
+        # read as fixed-length sequences, the padding's garbage changes the score
+        full = fn(padded(real, pad_r, garbage), padded(fake, pad_f, garbage), iterations=its,
+                  batch_size=16, seed=1)
+        assert full != junk, fn.__name__
+        scores[fn.__name__] = junk
+    assert scores["discriminative_score"] > 0.2, scores  # not a trivial 0 = 0 = 0
+    assert nan_lengths(padded(real, pad_r, np.nan)).tolist() == lr.tolist()
+    with pytest.raises(DataError, match="NaN-padded"):
+        bad = padded(real, pad_r, np.nan)
+        bad[0, 0, 0] = np.nan  # a NaN inside a sequence
+        discriminative_score(bad, fake, iterations=1)
+    with pytest.raises(DataError, match=r"lengths must be one per sequence, in \[1, 8\]"):
+        discriminative_score(real, fake, iterations=1, real_lengths=np.zeros(n, dtype=int))
+
+
+def test_length_ks_is_scipys_two_sample_statistic() -> None:
+    from scipy.stats import ks_2samp
+
+    from ganforge.metrics.sequences import length_ks
+
+    rs = np.random.RandomState(3)
+    for a, b in ((rs.randint(1, 20, 300), rs.randint(3, 25, 170)),
+                 (rs.randint(1, 4, 50), rs.randint(1, 4, 50)),
+                 (np.array([5]), np.array([7, 7, 2]))):
+        assert length_ks(a, b) == pytest.approx(ks_2samp(a, b).statistic, abs=1e-12)
+    assert length_ks([3, 4, 5], [5, 4, 3]) == 0.0
+    assert length_ks([1, 2], [8, 9]) == 1.0
+
+
+def _write_variable_length_csv(path: Path, n: int = 240, seed: int = 0) -> np.ndarray:
+    """Sequences of two length groups (4-7 and 14-20 steps, half each): a sine in units
+    around 10 and a cosine around 0 (+-100), ids s0, s1, ..., a time column."""
+    rs = np.random.RandomState(seed)
+    lengths = np.where(rs.rand(n) < 0.5, rs.randint(4, 8, n), rs.randint(14, 21, n))
+    rows = ["seq,time,a,b"]
+    for i, length in enumerate(lengths):
+        f, p = rs.uniform(0.2, 0.6), rs.uniform(0, 3)
+        rows += [f"s{i},{t},{10 + 5 * np.sin(f * t + p):.5f},{100 * np.cos(f * t + p):.4f}"
+                 for t in range(length)]
+    path.write_text("\n".join(rows) + "\n")
+    return lengths
+
+
+def test_variable_length_rgan_learns_the_length_distribution(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture
+                                                             ) -> None:
+    from ganforge.data.sequences import nan_lengths
+    from ganforge.metrics.sequences import length_ks
+
+    real_lengths = _write_variable_length_csv(tmp_path / "v.csv")
+    run_dir = tmp_path / "r"
+    assert cli_main(["train", "rgan-sines", "--set", f"data.source=csv-sequence:{tmp_path}/v.csv",
+                     "--set", "data.options.id=seq", "--set", "data.options.order=time",
+                     "--set", "train.steps=300", "--set", "train.batch_size=64",
+                     "--set", "train.checkpoint_every=1000", *FAST[4:], "--run-dir",
+                     str(run_dir)]) == 0
+    run = ganforge.load(run_dir)
+    assert run.config.latent.shape == [20, 3]  # features: a, b and the mask channel
+    assert run.variable_length()["steps"] == 20
+    x = run.sample(500, seed=1)
+    assert x.shape == (500, 20, 2) and x.dtype == torch.float64  # no mask channel
+    lengths = nan_lengths(x.numpy())
+    assert lengths.min() >= 1 and lengths.max() <= 20 and len(np.unique(lengths)) >= 4
+    # Measured (seed 0, one thread): KS 0.389 after 300 steps; every sequence of full length
+    # (what a fixed-length model gives) is 0.917 from the real lengths.
+    ks = length_ks(real_lengths, lengths)
+    assert ks < 0.55, ks
+    assert length_ks(real_lengths, np.full(500, 20)) == pytest.approx(0.9167, abs=1e-4)
+    vals = x.numpy()[~np.isnan(x.numpy()).all(axis=2)]
+    assert 4.9 <= vals[:, 0].min() and vals[:, 0].max() <= 15.1  # original units of a
+    # ganforge sample: long CSV with the id column and real steps only; .npy NaN-padded
+    out = tmp_path / "s.csv"
+    assert cli_main(["sample", str(run_dir), "-n", "7", "--seed", "2", "--out", str(out)]) == 0
+    assert out.read_text().splitlines()[0] == "seq,step,a,b"
+    want = run.sample(7, seed=2).numpy()
+    table = np.loadtxt(out, delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(np.bincount(table[:, 0].astype(int), minlength=7),
+                                  nan_lengths(want))
+    np.testing.assert_allclose(table[:, 2:], want[~np.isnan(want).all(axis=2)], rtol=1e-7)
+    assert cli_main(["sample", str(run_dir), "-n", "7", "--seed", "2", "--out",
+                     str(tmp_path / "s.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "s.npy", allow_pickle=False), want)
+    # seqscore: the masked scores and the length KS, real vs real beside it
+    capsys.readouterr()
+    assert cli_main(["seqscore", str(run_dir), "--repeats", "1", "--disc-iterations", "20",
+                     "--pred-iterations", "20", "-n", "240", "--no-picture"]) == 0
+    printed = capsys.readouterr().out
+    rec = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+           if '"eval"' in line][-1]
+    assert rec["discriminative"] is not None and rec["predictive"] is not None
+    assert 0.0 <= rec["length_ks"] <= 1.0 and 0.0 <= rec["real_vs_real"]["length_ks"] < 0.2
+    assert f"length_ks       {rec['length_ks']:.4f}" in printed
+    assert f"real vs real {rec['real_vs_real']['length_ks']:.4f}" in printed
+    # evaluate: the samples compared in the training representation, plus the length KS
+    from ganforge.evaluate import evaluate_run
+
+    ev = evaluate_run(run_dir, metrics="fid", n=240, log=False)
+    assert ev["length_ks"] == pytest.approx(length_ks(real_lengths, nan_lengths(
+        run.sample(240, seed=0).numpy())), abs=1e-12)
+    assert math.isfinite(ev["fid"])
+
+
+def test_variable_length_timegan_models_the_mask_channel(tmp_path: Path) -> None:
+    _write_variable_length_csv(tmp_path / "v.csv", n=40)
+    run_dir = tmp_path / "t"
+    assert cli_main(["train", "timegan-macrodata", "--set",
+                     f"data.source=csv-sequence:{tmp_path}/v.csv", "--set", "data.options.id=seq",
+                     "--set", "task_options.autoencoder_steps=1", "--set",
+                     "task_options.supervised_steps=0", *FAST, "--run-dir", str(run_dir)]) == 0
+    run = ganforge.load(run_dir)
+    assert run.config.task_options["recovery"]["layers"][1] == {"dense": {"units": 4}}
+    x = run.sample(30, seed=0).numpy()  # time, a, b; NaN after each decoded length
+    assert x.shape == (30, 20, 3)
+    from ganforge.data.sequences import nan_lengths
+
+    assert ((nan_lengths(x) >= 1) & (nan_lengths(x) <= 20)).all()

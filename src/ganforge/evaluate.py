@@ -19,7 +19,14 @@ import torch
 from ganforge.api import Run, load
 from ganforge.data import load_training_data
 from ganforge.data.registry import SPLITS, load_dataset
-from ganforge.data.sequences import data_sha256, load_data_info
+from ganforge.data.sequences import (
+    data_sha256,
+    load_data_info,
+    mask_lengths,
+    nan_lengths,
+    split_mask,
+    with_mask_channel,
+)
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.latent import check_truncation, describe_truncation
 from ganforge.metrics.conditional import conditional_scores
@@ -36,6 +43,7 @@ from ganforge.metrics.sequences import (
     PRED_ITERATIONS,
     REPEATS,
     embedding_picture,
+    length_ks,
     score_summary,
     sequence_scores,
 )
@@ -162,8 +170,16 @@ def evaluate_run(run_dir: str | Path, metrics: str | list[str] | None = None,
     # sequences of a scaled series: compared in the [0, 1] space the real data.x is in
     scaled = {"scaled": True} if run.data_kind == "sequence" else {}
     fake = run.sample(n, seed=seed, **trunc, **scaled)
+    varlen = run.data_kind == "sequence" and run.variable_length() is not None
+    if varlen:  # NaN-padded -> the training representation (zero padding + mask channel)
+        fake_lengths = nan_lengths(fake.numpy())
+        fake = torch.from_numpy(with_mask_channel(fake.numpy()))
     scores, proto = score_samples(fake, real_feats, names, ext, data_kind=data.kind,
                                   data_info=data.info, seed=seed)
+    if varlen:
+        scores["length_ks"] = length_ks(mask_lengths(data.x), fake_lengths)
+        proto["length_ks"] = ("two-sample KS statistic of the lengths of all real sequences "
+                              "and of the synthetic ones")
     if metrics is None and hasattr(run, "num_classes"):
         names += list(CONDITIONAL_METRICS)
     if cond := [m for m in names if m in CONDITIONAL_METRICS]:
@@ -211,8 +227,16 @@ def evaluate_sequences(run_dir: str | Path, repeats: int = REPEATS,
     if count < 2:
         raise GanforgeError(f"need at least 2 synthetic sequences, got n={count}.")
     fake = run.sample(count, seed=seed, scaled=True)  # the training data's [0, 1] space
+    varlen = run.variable_length() is not None
+    if varlen:  # the mask channel -> NaN padding, as run.sample gives the synthetic ones
+        real = torch.from_numpy(split_mask(real)[0])
     scores = sequence_scores(real, fake, repeats, disc_iterations, pred_iterations, seed)
     record: dict[str, Any] = {"kind": "eval", "step": int(run.step), **score_summary(scores)}
+    real_lengths = nan_lengths(real.numpy()) if varlen else None
+    if real_lengths is not None:
+        record["length_ks"] = length_ks(real_lengths, nan_lengths(fake.numpy()))
+        record["protocol"]["length_ks"] = {"name": "ks-2samp-lengths", "n_real": len(real),
+                                           "n_synthetic": len(fake)}
     ref_scores = None
     if reference:  # real vs real: one random half of the real set scored against the other
         perm = torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))
@@ -224,6 +248,9 @@ def evaluate_sequences(run_dir: str | Path, repeats: int = REPEATS,
                                      disc_iterations, pred_iterations, seed)
         record["real_vs_real"] = {k: v for k, v in score_summary(ref_scores).items()
                                   if k != "protocol"}
+        if real_lengths is not None:
+            record["real_vs_real"]["length_ks"] = length_ks(real_lengths[perm[:half]],
+                                                            real_lengths[perm[half:2 * half]])
     if picture:
         pic = embedding_picture(real, fake, Path(run_dir) / f"sequences_step_{run.step:08d}.png",
                                 seed=seed)

@@ -29,6 +29,7 @@ from ganforge.data.sequences import (
     load_data_info,
     minmax_apply,
     minmax_invert,
+    split_mask,
     write_sequence_csv,
 )
 from ganforge.errors import CheckpointError, DataError, GanforgeError
@@ -98,6 +99,17 @@ class Run:
             self._units_scaling = (info.get("scaling") if "music" not in info else None)
         return self._units_scaling
 
+    def variable_length(self) -> dict[str, Any] | None:
+        """``data.json``'s ``variable_length`` of a run trained on sequences of many lengths
+        (``csv-sequence:`` with ``options.id``): its id column, padded length ``steps`` and
+        length histogram; None for fixed-length data. Such a run's networks emit one channel
+        more than the data's features: the mask channel (data/sequences.py)."""
+        if not hasattr(self, "_variable_length"):
+            info = load_data_info(self.run_dir) if self.data_kind == "sequence" else None
+            varlen = (info or {}).get("variable_length")
+            self._variable_length = varlen if isinstance(varlen, dict) else None
+        return self._variable_length
+
     def to_data_units(self, samples: torch.Tensor) -> torch.Tensor:
         """Samples of the networks' (scaled) space in the training data's original units, as
         float64 (a no-op where :meth:`units_scaling` is None)."""
@@ -113,7 +125,9 @@ class Run:
         see ``ganforge.latent.truncate``. Sequences of a scaled series (statsmodels, CSV) come
         back in the series' original units (float64); ``scaled=True`` keeps the [0, 1] values
         the networks were trained on (what the sequence scores compare with the training
-        data)."""
+        data). Variable-length runs (:meth:`variable_length`) return (n, T, F) without the
+        mask channel: each sequence's steps after its length (the first step whose mask value
+        is below 0.5, at least 1) are NaN."""
         if n < 1:
             raise GanforgeError(f"the number of samples must be >= 1, got {n}.")
         z = self.latent(n, seed)
@@ -121,11 +135,14 @@ class Run:
             z = truncate(z, truncation, self.config.latent.distribution, truncation_method,
                          seed=seed + 1_000_003)
         x = self.generate(z)
+        if self.variable_length() is not None:
+            x = torch.from_numpy(split_mask(x)[0])
         return x if scaled else self.to_data_units(x)
 
     def save_samples(self, samples: torch.Tensor, out: str | Path) -> Path:
         """Write samples (as :meth:`sample` returns them) as a PNG grid, ``.npy`` or ``.csv``
-        (vectors; sequences in long format with their column names), by the extension; music
+        (vectors; sequences in long format with their column names; variable-length sequences
+        with their real steps only, ``.npy`` with their NaN padding), by the extension; music
         runs also as ``.mid`` / ``.midi`` (MIDI), ``.musicxml`` or ``.wav`` (audio through
         FluidSynth; one melody after another, data/music.py) and ``.png`` as a piano roll
         (monitor/music.py)."""
@@ -153,9 +170,12 @@ class Run:
         if suffix == ".png":  # the picture of a series: every feature in its [0, 1] range
             if scaling is not None:
                 samples = torch.from_numpy(minmax_apply(samples.double().numpy(), scaling))
+            if self.variable_length() is not None:  # padding drawn as 0
+                samples = torch.nan_to_num(samples, nan=0.0)
             return save_samples_picture(samples, out, self.data_kind)
         arr = samples.numpy()
-        if suffix == ".csv" and arr.ndim == 3:  # sequences: long format, original units
+        # sequences: long format, original units (variable-length ones: real steps only)
+        if suffix == ".csv" and arr.ndim == 3:
             return write_sequence_csv(arr, out, self.run_dir, scaled=scaling is None)
         if suffix == ".npy":
             np.save(out, arr)

@@ -56,6 +56,11 @@ def cmd_seqscore(args: argparse.Namespace) -> int:
                   if name in ref else "")
         print(f"{name:15s} {s.mean:.4f} +- {s.std:.4f}  ({s.protocol['repeats']} seeds, "
               f"{s.protocol['iterations']} iterations){beside}")
+    if "length_ks" in rec:  # variable-length runs
+        rvr = rec.get("real_vs_real", {}).get("length_ks")
+        beside = f"   real vs real {rvr:.4f}" if rvr is not None else ""
+        print(f"{'length_ks':15s} {rec['length_ks']:.4f}  (KS statistic of the sequence "
+              f"lengths){beside}")
     if "picture" in rec:
         print(f"picture: {args.run_dir}/{rec['picture']}")
     return 0

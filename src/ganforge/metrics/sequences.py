@@ -10,6 +10,10 @@
   sequences to predict feature dim-1 at step t+1 from features 0..dim-2 at step t; the score
   is the mean absolute error on all real sequences. Lower is better.
 - Each is repeated over seeds (TimeGAN repeats 10 times) and reported as mean +- std.
+- Variable-length sequences (NaN after each sequence's last step, or explicit lengths): the
+  GRUs read each sequence up to its length (``pack_padded_sequence``) and the predictive loss
+  and error count real next steps only; what padding holds never changes a score.
+  :func:`length_ks` is the two-sample Kolmogorov-Smirnov statistic of the lengths.
 - :func:`embedding_picture`: PCA (fitted on real) and t-SNE of real vs synthetic sequences,
   each sequence averaged over its features first, as in TimeGAN's visualisation.
 
@@ -30,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganforge.data.sequences import nan_lengths
 from ganforge.errors import DataError
 from ganforge.progress import Progress
 
@@ -66,6 +71,46 @@ def _as_array(x: torch.Tensor | np.ndarray, what: str) -> np.ndarray:
     return arr.astype(np.float32)
 
 
+def _with_lengths(x: torch.Tensor | np.ndarray, lengths: Any, what: str
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(N, T, F) float32 with padding set to 0, and each sequence's length (None: all are T).
+    ``lengths`` None: read from NaN padding (variable-length samples as ``Run.sample``
+    returns them); given: the steps after each length are padding whatever they hold."""
+    arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if arr.ndim != 3:
+        raise DataError(f"{what} must be sequences of shape (N, T, F), got {arr.shape}.")
+    if lengths is None and np.isnan(arr).any():
+        try:
+            lengths = nan_lengths(arr)
+        except DataError as exc:
+            raise DataError(f"{what}: {exc}") from None
+    if lengths is None:
+        return _as_array(arr, what), None
+    lens = np.asarray(lengths, dtype=np.int64).reshape(-1)
+    if len(lens) != len(arr) or (lens < 1).any() or (lens > arr.shape[1]).any():
+        raise DataError(f"{what}: lengths must be one per sequence, in [1, {arr.shape[1]}]; got "
+                        f"{len(lens)} for {len(arr)} sequences (min {lens.min(initial=0)}, max "
+                        f"{lens.max(initial=0)}).")
+    pad = np.arange(arr.shape[1])[None, :] >= lens[:, None]
+    arr = np.where(pad[..., None], 0.0, arr)
+    return _as_array(arr, what), lens
+
+
+def length_ks(real_lengths: Any, fake_lengths: Any) -> float:
+    """The two-sample Kolmogorov-Smirnov statistic of two sets of sequence lengths: the largest
+    gap between their empirical CDFs (0: the same distribution of lengths; 1: disjoint).
+    The same number as ``scipy.stats.ks_2samp(real, fake).statistic``."""
+    r = np.sort(np.asarray(real_lengths, dtype=np.float64).reshape(-1))
+    g = np.sort(np.asarray(fake_lengths, dtype=np.float64).reshape(-1))
+    if len(r) == 0 or len(g) == 0:
+        raise DataError("the length KS statistic needs at least one real and one synthetic "
+                        "sequence.")
+    at = np.concatenate([r, g])
+    cdf_r = np.searchsorted(r, at, side="right") / len(r)
+    cdf_g = np.searchsorted(g, at, side="right") / len(g)
+    return float(np.abs(cdf_r - cdf_g).max())
+
+
 def _check_pair(real: np.ndarray, fake: np.ndarray) -> None:
     if real.shape[1:] != fake.shape[1:]:
         raise DataError(f"real sequences are {real.shape[1:]} (T, F) but synthetic ones are "
@@ -81,9 +126,20 @@ class _GRUHead(nn.Module):
         self.out = nn.Linear(hidden, 1)
         self.every_step = every_step
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        seq, last = self.rnn(x)
-        return self.out(seq).squeeze(-1) if self.every_step else self.out(last[-1]).squeeze(-1)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if lengths is None:
+            seq, last = self.rnn(x)
+            return self.out(seq).squeeze(-1) if self.every_step else self.out(last[-1]).squeeze(-1)
+        # variable lengths: the GRU runs over each sequence's own steps only (packed), so the
+        # last state is the one at its last real step and padding never enters it
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True,
+                                                   enforce_sorted=False)
+        seq_p, last = self.rnn(packed)
+        if not self.every_step:
+            return self.out(last[-1]).squeeze(-1)
+        seq, _ = nn.utils.rnn.pad_packed_sequence(seq_p, batch_first=True,
+                                                  total_length=x.shape[1])
+        return self.out(seq).squeeze(-1)
 
 
 def _adam(params: Any) -> torch.optim.Optimizer:
@@ -92,16 +148,25 @@ def _adam(params: Any) -> torch.optim.Optimizer:
 
 def discriminative_score(real: torch.Tensor | np.ndarray, fake: torch.Tensor | np.ndarray,
                          iterations: int = DISC_ITERATIONS, batch_size: int = BATCH_SIZE,
-                         seed: int = 0, train_rate: float = TRAIN_RATE) -> float:
-    """|test accuracy - 0.5| of a post-hoc GRU classifier of real vs synthetic (TimeGAN)."""
-    r, g = _as_array(real, "real data"), _as_array(fake, "synthetic data")
+                         seed: int = 0, train_rate: float = TRAIN_RATE,
+                         real_lengths: Any = None, fake_lengths: Any = None) -> float:
+    """|test accuracy - 0.5| of a post-hoc GRU classifier of real vs synthetic (TimeGAN).
+
+    Variable-length sequences: NaN-padded, or with ``real_lengths`` / ``fake_lengths``; the
+    classifier reads each sequence up to its length only (what the padding holds is ignored).
+    """
+    r, lr = _with_lengths(real, real_lengths, "real data")
+    g, lg = _with_lengths(fake, fake_lengths, "synthetic data")
     _check_pair(r, g)
+    varlen = lr is not None or lg is not None
+    lr = np.full(len(r), r.shape[1]) if lr is None else lr
+    lg = np.full(len(g), g.shape[1]) if lg is None else lg
     rs = np.random.RandomState(seed)
     # TimeGAN's train_test_divide: one permutation per set, first train_rate of each to train.
     # Sets of unequal size are cut to the smaller one, so that chance accuracy stays 0.5.
     k = min(len(r), len(g))
     pr, pg = rs.permutation(len(r))[:k], rs.permutation(len(g))[:k]
-    r, g = r[pr], g[pg]
+    r, g, lr, lg = r[pr], g[pg], lr[pr], lg[pg]
     pr, pg = np.arange(k), np.arange(k)
     nr, ng = int(len(r) * train_rate), int(len(g) * train_rate)
     if min(nr, ng) < 1 or nr == len(r) or ng == len(g):
@@ -109,6 +174,8 @@ def discriminative_score(real: torch.Tensor | np.ndarray, fake: torch.Tensor | n
                         f"sequences; got {len(r)} and {len(g)}.")
     r_tr, r_te = torch.from_numpy(r[pr[:nr]]), torch.from_numpy(r[pr[nr:]])
     g_tr, g_te = torch.from_numpy(g[pg[:ng]]), torch.from_numpy(g[pg[ng:]])
+    lr_tr, lr_te = torch.from_numpy(lr[:nr]), torch.from_numpy(lr[nr:])
+    lg_tr, lg_te = torch.from_numpy(lg[:ng]), torch.from_numpy(lg[ng:])
     dim = r.shape[2]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -116,26 +183,40 @@ def discriminative_score(real: torch.Tensor | np.ndarray, fake: torch.Tensor | n
     opt = _adam(model.parameters())
     br, bg = min(batch_size, nr), min(batch_size, ng)
     for _ in range(iterations):
-        xr = r_tr[torch.from_numpy(rs.permutation(nr)[:br])]
-        xg = g_tr[torch.from_numpy(rs.permutation(ng)[:bg])]
-        lr_, lg_ = model(xr), model(xg)
+        ir = torch.from_numpy(rs.permutation(nr)[:br])
+        ig = torch.from_numpy(rs.permutation(ng)[:bg])
+        if varlen:
+            lr_, lg_ = model(r_tr[ir], lr_tr[ir]), model(g_tr[ig], lg_tr[ig])
+        else:
+            lr_, lg_ = model(r_tr[ir]), model(g_tr[ig])
         loss = (F.binary_cross_entropy_with_logits(lr_, torch.ones_like(lr_))
                 + F.binary_cross_entropy_with_logits(lg_, torch.zeros_like(lg_)))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     with torch.no_grad():
-        correct = (torch.sigmoid(model(r_te)) > 0.5).sum() + (torch.sigmoid(model(g_te)) <= 0.5).sum()
+        out_r = model(r_te, lr_te) if varlen else model(r_te)
+        out_g = model(g_te, lg_te) if varlen else model(g_te)
+        correct = (torch.sigmoid(out_r) > 0.5).sum() + (torch.sigmoid(out_g) <= 0.5).sum()
     acc = float(correct) / (len(r_te) + len(g_te))
     return abs(0.5 - acc)
 
 
 def predictive_score(real: torch.Tensor | np.ndarray, fake: torch.Tensor | np.ndarray,
                      iterations: int = PRED_ITERATIONS, batch_size: int = BATCH_SIZE,
-                     seed: int = 0) -> float:
-    """MAE on real data of a next-step GRU regressor trained on synthetic data (TimeGAN)."""
-    r, g = _as_array(real, "real data"), _as_array(fake, "synthetic data")
+                     seed: int = 0, real_lengths: Any = None, fake_lengths: Any = None
+                     ) -> float:
+    """MAE on real data of a next-step GRU regressor trained on synthetic data (TimeGAN).
+
+    Variable-length sequences (NaN-padded, or with ``real_lengths`` / ``fake_lengths``): the
+    regressor reads each sequence up to its length, and only the steps with a real next step
+    count in the training loss and in the error (a sequence of length 1 has none; the score
+    averages the sequences that have)."""
+    r, lr = _with_lengths(real, real_lengths, "real data")
+    g, lg = _with_lengths(fake, fake_lengths, "synthetic data")
     _check_pair(r, g)
+    if lr is not None or lg is not None:
+        return _masked_predictive(r, g, lr, lg, iterations, batch_size, seed)
     dim = r.shape[2]
     if dim < 2:
         raise DataError("the predictive score predicts the last feature from the others, so "
@@ -157,6 +238,50 @@ def predictive_score(real: torch.Tensor | np.ndarray, fake: torch.Tensor | np.nd
     with torch.no_grad():
         pred = torch.sigmoid(model(torch.from_numpy(r[:, :-1, : dim - 1])))
         mae_per_seq = (pred - torch.from_numpy(r[:, 1:, dim - 1])).abs().mean(dim=1)
+    return float(mae_per_seq.mean())
+
+
+def _masked_predictive(r: np.ndarray, g: np.ndarray, lr: np.ndarray | None,
+                       lg: np.ndarray | None, iterations: int, batch_size: int, seed: int
+                       ) -> float:
+    """The predictive score of variable-length sequences (see :func:`predictive_score`)."""
+    dim = r.shape[2]
+    if dim < 2:
+        raise DataError("the predictive score predicts the last feature from the others, so "
+                        "it needs at least 2 features; this data has 1.")
+    lr = np.full(len(r), r.shape[1]) if lr is None else lr
+    lg = np.full(len(g), g.shape[1]) if lg is None else lg
+    # inputs: steps 0..len-2 (a length-1 sequence gives one input step, weighted 0)
+    g_keep, r_keep = lg >= 2, lr >= 2
+    if not g_keep.any() or not r_keep.any():
+        raise DataError("the predictive score needs sequences of at least 2 steps in both "
+                        "sets (it predicts step t+1 from step t).")
+    g, lg = g[g_keep], lg[g_keep]
+    r, lr = r[r_keep], lr[r_keep]
+    steps = np.arange(g.shape[1] - 1)[None, :]
+    gx, gy = torch.from_numpy(g[:, :-1, : dim - 1]), torch.from_numpy(g[:, 1:, dim - 1])
+    gw = torch.from_numpy((steps < (lg - 1)[:, None]).astype(np.float32))
+    g_in = torch.from_numpy(lg - 1)
+    rs = np.random.RandomState(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = _GRUHead(dim - 1, max(1, dim // 2), every_step=True)
+    opt = _adam(model.parameters())
+    b = min(batch_size, len(g))
+    for _ in range(iterations):
+        idx = torch.from_numpy(rs.permutation(len(g))[:b])
+        pred = torch.sigmoid(model(gx[idx], g_in[idx]))
+        w = gw[idx]
+        loss = ((pred - gy[idx]).abs() * w).sum() / w.sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        rw = torch.from_numpy((steps < (lr - 1)[:, None]).astype(np.float32))
+        pred = torch.sigmoid(model(torch.from_numpy(r[:, :-1, : dim - 1]),
+                                   torch.from_numpy(lr - 1)))
+        err = (pred - torch.from_numpy(r[:, 1:, dim - 1])).abs() * rw
+        mae_per_seq = err.sum(dim=1) / rw.sum(dim=1)
     return float(mae_per_seq.mean())
 
 
@@ -193,10 +318,11 @@ def sequence_scores(real: torch.Tensor | np.ndarray, fake: torch.Tensor | np.nda
                     repeats: int = REPEATS, disc_iterations: int = DISC_ITERATIONS,
                     pred_iterations: int = PRED_ITERATIONS, seed: int = 0
                     ) -> dict[str, RepeatedScore]:
-    """Both scores (the predictive one only when there are >= 2 features)."""
+    """Both scores (the predictive one only when there are >= 2 features). NaN-padded
+    (variable-length) sequences are scored over their real steps only."""
     out = {"discriminative": repeated_score("discriminative", real, fake, repeats,
                                             disc_iterations, seed=seed)}
-    if _as_array(real, "real data").shape[2] >= 2:
+    if real.shape[2] >= 2:
         out["predictive"] = repeated_score("predictive", real, fake, repeats, pred_iterations,
                                            seed=seed)
     return out
@@ -248,10 +374,12 @@ def _panel(real: np.ndarray, fake: np.ndarray, title: str, size: int) -> Any:
 def embedding_picture(real: torch.Tensor | np.ndarray, fake: torch.Tensor | np.ndarray,
                       path: str | Path, methods: tuple[str, ...] = ("pca", "tsne"),
                       n: int = PICTURE_SAMPLES, seed: int = 0, size: int = 360) -> Path:
-    """PNG with one scatter panel per method (PCA, t-SNE) of real vs synthetic sequences."""
+    """PNG with one scatter panel per method (PCA, t-SNE) of real vs synthetic sequences
+    (the NaN padding of variable-length ones counts as 0)."""
     from PIL import Image
 
-    r, g = _as_array(real, "real data"), _as_array(fake, "synthetic data")
+    r, _ = _with_lengths(real, None, "real data")
+    g, _ = _with_lengths(fake, None, "synthetic data")
     _check_pair(r, g)
     rs = np.random.RandomState(seed)
     k = min(n, len(r), len(g))

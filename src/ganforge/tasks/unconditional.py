@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ganforge.data.sequences import apply_mask
 from ganforge.objectives import get_loss
 from ganforge.objectives.losses import GanLoss
 from ganforge.objectives.penalties import clip_weights, gradient_penalty, r1_penalty
@@ -68,6 +69,10 @@ class GeneratorDiscriminatorTask(Task):
         self.fm = o.feature_matching
         self.fm_weight = float(o.feature_matching_weight)
         self.packing = int(o.packing)
+        # variable-length sequences: the last channel is the mask (data/sequences.py)
+        # (a context without data, as in unit tests of the objective pieces: fixed-length)
+        data = getattr(ctx, "data", None)
+        self.mask_channel = "variable_length" in (getattr(data, "info", None) or {})
 
     @classmethod
     def sampling_module(cls, cfg: Any) -> str:
@@ -196,7 +201,11 @@ class GeneratorDiscriminatorTask(Task):
 
     # ------------------------------------------------------------------------- pieces
     def d_input(self, x: torch.Tensor, noise_std: float) -> torch.Tensor:
-        """What D sees of a batch: DiffAugment, then instance noise, then packing."""
+        """What D sees of a batch: DiffAugment, then instance noise, then packing.
+        Variable-length sequences first get their features multiplied by their mask channel,
+        so padded steps look alike in real and generated batches."""
+        if self.mask_channel:
+            x = apply_mask(x)
         if self.augment:
             x = diff_augment(x, self.augment)
         return pack(add_instance_noise(x, noise_std), self.packing)
