@@ -126,7 +126,8 @@ def test_r2_penalises_d_gradients_on_generated_samples_only() -> None:
 
     real, fake = torch.randn(8, 2, generator=gen(1)), 3 * torch.randn(8, 2, generator=gen(2))
     for r2, want in ((4.0, 0.5 * 4.0 * (fake ** 2).sum(1).mean().item()), (0.0, None)):
-        cfg = load_config("gan-ring8", QUICK + ["train.steps=1", f"objective.r2={r2}"])
+        cfg = load_config("gan-ring8", QUICK + ["train.steps=1", f"objective.r2={r2}",
+                                                "objective.r1=0"])
         ctx = task_context(cfg)
         ctx.D = Quadratic()
         ctx.opt_d = torch.optim.SGD(ctx.D.parameters(), lr=0.0)
@@ -439,7 +440,9 @@ def test_ema_generator_is_checkpointed_resumed_and_sampled(tmp_path) -> None:
     ov = QUICK + ["train.steps=20", "train.checkpoint_every=10", "objective.ema=0.9",
                   "objective.r1=1.0", "objective.r1_every=3", "objective.instance_noise=0.1",
                   "objective.instance_noise_steps=15", "objective.packing=2",
-                  "objective.feature_matching=added", "objective.label_smoothing=one_sided"]
+                  "objective.feature_matching=added", "objective.label_smoothing=one_sided",
+                  "optim.g.schedule.kind=constant", "optim.d.schedule.kind=constant"]
+    # (constant lr: extending the budget from 10 to 20 steps re-plans a decaying schedule)
     full = ganforge.train("gan-ring8", overrides=ov, run_dir=tmp_path / "full")
     cut = tmp_path / "cut"
     half = [o if o != "train.steps=20" else "train.steps=10" for o in ov]
