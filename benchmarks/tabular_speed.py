@@ -129,7 +129,7 @@ def worker_ganforge(args: argparse.Namespace) -> dict[str, Any]:
             "data.split=all", f"train.batch_size={args.batch}",
             f"tabular.pac={args.pac}", "seed=0", "monitor.progress=false", "device=cpu",
             "monitor.report=false", "monitor.tensorboard=false", "monitor.sample_every=1000000",
-            "monitor.log_every=100", "train.checkpoint_every=1000000"]
+            "monitor.log_every=100", "train.checkpoint_every=1000000", *args.set]
     clock = StepClock()
     with tempfile.TemporaryDirectory(prefix="gf-speed-") as tmp:
         if args.profile and args.profiler == "cprofile":
@@ -169,13 +169,16 @@ def worker_package(args: argparse.Namespace) -> dict[str, Any]:
     return {**clock.rate(args.warmup), "epochs": epochs}
 
 
-def run_worker(system: str, src: str | None, args: argparse.Namespace) -> dict[str, Any]:
+def run_worker(system: str, src: str | None, args: argparse.Namespace,
+               overrides: list[str] | None = None) -> dict[str, Any]:
     env = dict(os.environ)
     if src is not None:
         env["PYTHONPATH"] = str(Path(src).resolve())
     cmd = [sys.executable, __file__, "--worker", system, "--table", args.table,
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--batch", str(args.batch),
            "--pac", str(args.pac), "--threads", str(args.threads)]
+    for item in overrides or []:
+        cmd += ["--set", item]
     t0 = time.perf_counter()
     out = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True)
     if out.returncode != 0:
@@ -193,9 +196,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--pac", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--src", action="append", default=[], metavar="NAME=PATH",
-                    help="a ganforge variant from another source tree (repeatable); default: "
-                         "the ganforge on this process's path, named 'ganforge'")
+    ap.add_argument("--src", action="append", default=[], metavar="NAME=PATH[@KEY=VALUE...]",
+                    help="a ganforge variant from another source tree (repeatable), with config "
+                         "overrides after '@' (e.g. after-foreach=src@optim.g.impl=foreach); "
+                         "default: the ganforge on this process's path, named 'ganforge'")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help=argparse.SUPPRESS)
     ap.add_argument("--no-package", action="store_true", help="skip the ctgan package")
     ap.add_argument("--profile", type=int, default=0, metavar="N",
                     help="cProfile ganforge's run (first variant) and print the top N functions")
@@ -212,31 +218,34 @@ def main() -> None:
         print(json.dumps(res))
         return
 
-    variants: list[tuple[str, str | None]] = []
+    variants: list[tuple[str, str | None, list[str]]] = []
     for item in args.src:
-        name, sep, path = item.partition("=")
+        name, sep, rest = item.partition("=")
+        path, *over = rest.split("@")
         if not sep or not Path(path).is_dir():
-            raise SystemExit(f"--src '{item}' must be NAME=PATH with PATH a source directory.")
-        variants.append((name, path))
+            raise SystemExit(f"--src '{item}' must be NAME=PATH[@KEY=VALUE...] with PATH a "
+                             f"source directory.")
+        variants.append((name, path, over))
     if not variants:
-        variants = [("ganforge", None)]
+        variants = [("ganforge", None, [])]
     if args.profile:
-        name, src = variants[0]
+        name, src, over = variants[0]
         if src is not None:
             os.environ["PYTHONPATH"] = str(Path(src).resolve())
             os.execv(sys.executable, [sys.executable, __file__, "--worker", "ganforge",
-                                      *sys.argv[1:]])
+                                      *sys.argv[1:], *(f"--set={o}" for o in over)])
         args.worker = "ganforge"
+        args.set += over
         print(json.dumps(worker_ganforge(args)))
         return
 
     print(f"load average {os.getloadavg()}", flush=True)
     rows = []
-    systems: list[tuple[str, str, str | None]] = [("ganforge", n, s) for n, s in variants]
+    systems = [("ganforge", n, s, o) for n, s, o in variants]
     if not args.no_package:
-        systems.append(("package", "ctgan-package", None))
-    for kind, name, src in systems:
-        row = {"system": name, **run_worker(kind, src, args)}
+        systems.append(("package", "ctgan-package", None, []))
+    for kind, name, src, over in systems:
+        row = {"system": name, **run_worker(kind, src, args, over)}
         rows.append(row)
         print(json.dumps(row), flush=True)
     print(f"load average {os.getloadavg()}", flush=True)
