@@ -504,6 +504,42 @@ def test_gumbel_tau_is_the_softmax_temperature(tmp_path) -> None:
     assert one_hot_ness[0.1] > 0.85
 
 
+def test_span_activation_matches_a_per_span_reference_and_gumbel_max_frequencies() -> None:
+    """The fused activation (one softmax over a padded block of all spans) equals tanh /
+    softmax((logits + g) / tau) computed span by span with the same Gumbel noise, and the
+    argmax of each one-hot span is distributed as softmax(logits) (the Gumbel-max property:
+    the noise is standard Gumbel). 20,000 rows: sd of a frequency <= 0.0036, tolerance 0.015."""
+    from ganforge.tasks.ctgan import SpanLayout
+
+    t = TableTransformer.fit(skewed_frame())
+    layout = SpanLayout(t)
+    soft = [s for s in t.spans if s.act == "softmax"]
+    assert len(soft) >= 3 and len({s.width for s in soft}) >= 2  # padding is exercised
+    n, tau = 20000, 0.3
+    logits = torch.randn(1, t.width, generator=torch.Generator().manual_seed(1)) * 1.5
+    raw = logits.expand(n, -1).contiguous()
+    torch.manual_seed(0)
+    y = layout.activate(raw, tau)
+    torch.manual_seed(0)
+    g = layout.gumbel(n, raw)  # the same draws the activation made
+    assert g.shape == (n, len(layout.soft_cols))
+    assert torch.isfinite(g).all()
+    assert abs(float(g.mean()) - 0.5772) < 0.01  # Euler-Mascheroni: the Gumbel mean
+    col = 0
+    for s in t.spans:
+        part = y[:, s.start:s.start + s.width]
+        if s.act == "tanh":
+            torch.testing.assert_close(part, torch.tanh(raw[:, s.start:s.start + s.width]))
+            continue
+        ref = torch.softmax((raw[:, s.start:s.start + s.width] + g[:, col:col + s.width]) / tau, 1)
+        col += s.width
+        torch.testing.assert_close(part, ref, rtol=1e-5, atol=1e-6)
+        freq = torch.bincount(part.argmax(1), minlength=s.width).double() / n
+        expect = torch.softmax(logits[0, s.start:s.start + s.width].double(), 0)
+        assert (freq - expect).abs().max() < 0.015, (s, freq, expect)
+    assert col == len(layout.soft_cols)
+
+
 # ------------------------------------------------------- real tables' CSV input (issue 25)
 def missing_frame(n: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Exactly 20 % missing in 'x' (numeric) and 10 % in 'c' (categorical)."""

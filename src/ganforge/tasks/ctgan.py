@@ -44,7 +44,15 @@ TRANSFORMER_FILE = "table.json"
 
 # ------------------------------------------------------------------------ span layout
 class SpanLayout(nn.Module):
-    """Index tensors that apply per-span activations to all spans at once."""
+    """Index tensors that apply per-span activations to all spans at once.
+
+    The one-hot spans' logits are scattered into a padded ``(batch, spans, widest)`` block
+    (``-inf`` in the padding) for one softmax over all spans. Every index step is an
+    ``index_select`` / ``index_copy`` along the feature axis, whose backward passes are
+    ``index_add`` / ``index_select``: advanced indexing (``raw[:, idx]``) costs an
+    ``index_put`` with accumulation in backward, several times slower on CPU. Gumbel noise is
+    drawn for the real one-hot columns only, not the padding.
+    """
 
     def __init__(self, transformer: Any) -> None:
         super().__init__()
@@ -62,21 +70,32 @@ class SpanLayout(nn.Module):
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(len(order))
         self.register_buffer("tanh_idx", torch.tensor(tanh, dtype=torch.long), persistent=False)
-        self.register_buffer("soft_idx", idx, persistent=False)
-        self.register_buffer("soft_valid", valid, persistent=False)
         self.register_buffer("soft_cols", soft_cols, persistent=False)
+        # position of each one-hot column in the flattened (spans * widest) padded block
+        self.register_buffer("pad_pos", valid.reshape(-1).nonzero().reshape(-1),
+                             persistent=False)
         self.register_buffer("inverse", inverse, persistent=False)
+        self.n_spans, self.wmax = len(soft), wmax
         self.width = transformer.width
+
+    def gumbel(self, n: int, like: torch.Tensor) -> torch.Tensor:
+        """(n, one-hot columns) standard Gumbel noise, -log(-log(U)) with U ~ U(0, 1) from the
+        global generator (the distribution of ``-log(Exp(1))``, as ``F.gumbel_softmax``
+        draws it; ``exponential_`` is ~9x slower than ``rand`` on CPU)."""
+        u = torch.rand(n, len(self.soft_cols), device=like.device, dtype=like.dtype)
+        return -torch.log(-torch.log(u.clamp_min_(torch.finfo(like.dtype).tiny)))
 
     def activate(self, raw: torch.Tensor, tau: float) -> torch.Tensor:
         """tanh on alpha columns, Gumbel-softmax(tau) on every one-hot span."""
-        parts = [torch.tanh(raw[:, self.tanh_idx])]
+        b = raw.shape[0]
+        parts = [torch.tanh(raw.index_select(1, self.tanh_idx))]
         if self.soft_cols.numel():
-            logits = raw[:, self.soft_idx]  # (B, S, Wmax)
-            gumbel = -torch.empty_like(logits).exponential_().log()
-            y = ((logits + gumbel) / tau).masked_fill(~self.soft_valid, float("-inf"))
-            parts.append(torch.softmax(y, dim=-1)[:, self.soft_valid])
-        return torch.cat(parts, 1)[:, self.inverse]
+            y = (raw.index_select(1, self.soft_cols) + self.gumbel(b, raw)) / tau
+            pad = y.new_full((b, self.n_spans * self.wmax), float("-inf"))
+            pad = pad.index_copy(1, self.pad_pos, y).view(b, self.n_spans, self.wmax)
+            soft = torch.softmax(pad, dim=-1).view(b, -1).index_select(1, self.pad_pos)
+            parts.append(soft)
+        return torch.cat(parts, 1).index_select(1, self.inverse)
 
     def sample(self, raw: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """An encoded matrix whose argmax per span is a draw from softmax(logits)."""
