@@ -246,6 +246,24 @@ def test_tiny_study_best_config_retrains_to_the_same_score(tmp_path):
     assert len(load_trials(study_dir)) == 3 and res2.best_value == res.best_value
 
 
+def test_random_sampler_proposes_the_same_trials_whatever_the_pruner(tmp_path):
+    """benchmarks/tune.py compares pruning with no pruning on the same proposals."""
+    from ganforge.errors import GanforgeError
+
+    with pytest.raises(GanforgeError, match="--sampler 'grid' is not one of tpe, random"):
+        T.prepare("gan-ring8", SPACE, trials=2, metric="high_quality", overrides=TINY,
+                  study_dir=tmp_path / "x", sampler="grid")
+    assert not (tmp_path / "x").exists()
+    params = {}
+    for pruner in ("none", "median"):
+        with open(os.devnull, "w") as f:
+            T.tune("gan-ring8", SPACE, trials=4, metric="high_quality", overrides=TINY,
+                   study_dir=tmp_path / pruner, pruner=pruner, sampler="random", out=f)
+        params[pruner] = [t.params for t in load_trials(tmp_path / pruner)]
+    assert len(params["none"]) == 4 and params["none"] == params["median"]
+    assert len({json.dumps(p, sort_keys=True) for p in params["none"]}) == 4  # not one draw
+
+
 def test_diverging_trials_fail_and_the_study_goes_on(tmp_path, capsys):
     space = {"optim.d.lr": {"choice": [1.0e+30]}, "optim.g.lr": {"choice": [1.0e+30]}}
     rc = main(["tune", "gan-ring8", "--space", str(write_space(tmp_path, space)), "--trials",

@@ -51,6 +51,7 @@ from ganforge.training.guard import TrainingDiverged
 KINDS = ("loguniform", "uniform", "int", "choice")
 OPTIONS = {"step", "log", "when"}
 PRUNERS = ("median", "hyperband", "none")
+SAMPLERS = ("tpe", "random")
 # Set for every trial (under the user's --set): trials run quietly and skip the per-run
 # report and TensorBoard events; best.yaml gets the base config's values back.
 TRIAL_MONITOR = {"progress": False, "report": False, "tensorboard": False}
@@ -336,6 +337,7 @@ class TuneSpec:
     study_name: str
     pruner: str
     workers: int = 1
+    sampler: str = "tpe"
     threads: int | None = None
 
     def param_objects(self) -> list[Param]:
@@ -596,10 +598,23 @@ def make_pruner(spec: TuneSpec, steps: int, every: int) -> Any:
     return optuna.pruners.NopPruner()
 
 
+def make_sampler(spec: TuneSpec, study: Any, worker: int) -> Any:
+    """TPE (after a few random start-up trials), or plain random search. The seed comes from
+    the config's seed and the study's trial count when the worker starts, so two fresh studies
+    with the random sampler and the same config propose the same parameters for the same trial
+    number, whatever their pruners did."""
+    optuna = _optuna()
+    seed = _sampler_seed(spec, study, worker)
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed,
+                                      n_startup_trials=min(10, max(2, spec.trials // 3)))
+
+
 def run_worker(spec: TuneSpec, worker: int = 0, out: Any = None) -> int:
     """Run trials until the study has ``spec.trials`` counted trials; returns how many this
     worker ran. Safe to run in several processes on one storage."""
-    optuna = _optuna()
+    _optuna()  # a clear message when optuna is not installed
     out = out or sys.stdout
     if spec.threads:
         import torch
@@ -611,8 +626,7 @@ def run_worker(spec: TuneSpec, worker: int = 0, out: Any = None) -> int:
     if not steps:  # an epoch budget: the pruner's resource bound from the data size
         steps = 10**6
     study = open_study(spec, pruner=make_pruner(spec, steps, int(probe.monitor.eval_every)))
-    study.sampler = optuna.samplers.TPESampler(seed=_sampler_seed(spec, study, worker),
-                                               n_startup_trials=min(10, max(2, spec.trials // 3)))
+    study.sampler = make_sampler(spec, study, worker)
     ran = 0
     while True:
         reap_dead_trials(study)
@@ -776,7 +790,7 @@ td,th{{border:1px solid #ccc;padding:2px 6px;font-size:90%}}</style></head><body
 def prepare(config: str | Path, space: str | Path | dict[str, Any], *, trials: int, metric: str,
             direction: str | None = None, overrides: list[str] | None = None,
             study_dir: str | Path | None = None, storage: str | None = None, workers: int = 1,
-            pruner: str = "median") -> TuneSpec:
+            pruner: str = "median", sampler: str = "tpe") -> TuneSpec:
     """Check every argument, the space against the config, and return the study's spec.
     Nothing is written."""
     overrides = list(overrides or [])
@@ -786,6 +800,8 @@ def prepare(config: str | Path, space: str | Path | dict[str, Any], *, trials: i
         raise GanforgeError(f"--workers must be a whole number >= 1, got {workers}.")
     if pruner not in PRUNERS:
         raise GanforgeError(f"--pruner '{pruner}' is not one of {', '.join(PRUNERS)}.")
+    if sampler not in SAMPLERS:
+        raise GanforgeError(f"--sampler '{sampler}' is not one of {', '.join(SAMPLERS)}.")
     if metric not in DIRECTION:
         from ganforge.errors import did_you_mean
 
@@ -818,24 +834,25 @@ def prepare(config: str | Path, space: str | Path | dict[str, Any], *, trials: i
     return TuneSpec(config=str(config), base=base, overrides=overrides,
                     params=[p.to_json() for p in params], metric=metric, direction=direction,
                     trials=trials, study_dir=str(sdir), storage=storage,
-                    study_name=sdir.resolve().name, pruner=pruner, workers=workers)
+                    study_name=sdir.resolve().name, pruner=pruner, workers=workers,
+                    sampler=sampler)
 
 
 def tune(config: str | Path, space: str | Path | dict[str, Any], *, trials: int, metric: str,
          direction: str | None = None, overrides: list[str] | None = None,
          study_dir: str | Path | None = None, storage: str | None = None, workers: int = 1,
-         pruner: str = "median", out: Any = None) -> TuneResult:
+         pruner: str = "median", sampler: str = "tpe", out: Any = None) -> TuneResult:
     """Run (or continue) a study until it has ``trials`` counted trials, then write
     ``best.yaml`` and ``tune_report.html`` in the study directory."""
     out = out or sys.stdout
     spec = prepare(config, space, trials=trials, metric=metric, direction=direction,
                    overrides=overrides, study_dir=study_dir, storage=storage, workers=workers,
-                   pruner=pruner)
+                   pruner=pruner, sampler=sampler)
     study = open_study(spec)  # created (or checked) once before the workers start
     before = sum(1 for t in study.get_trials(deepcopy=False) if counted(t))
     out.write(f"study {spec.study_name} in {storage_url(spec)}: {before}/{spec.trials} trials "
-              f"done; {spec.direction} {spec.metric}; pruner {spec.pruner}; "
-              f"{spec.workers} worker(s)\n")
+              f"done; {spec.direction} {spec.metric}; pruner {spec.pruner}; sampler "
+              f"{spec.sampler}; {spec.workers} worker(s)\n")
     out.write(f"{'trial':>5}  {'state':<9} {'value':<{len(spec.metric) + 11}} {'step':<11} "
               f"{'time':>8}  params\n")
     out.flush()

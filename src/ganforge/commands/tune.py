@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="trial processes on this machine sharing the study (default 1)")
     p.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median",
                    help="stop poor trials at an evaluation (default median)")
+    p.add_argument("--sampler", choices=("tpe", "random"), default="tpe",
+                   help="how trials pick parameters: tpe (default; random for the first "
+                        "few trials) or random search")
     p.set_defaults(func=cmd_tune)
 
 
@@ -43,5 +46,5 @@ def cmd_tune(args: argparse.Namespace) -> int:
     result = tune(args.config, args.space, trials=args.trials, metric=args.metric,
                   direction=args.direction, overrides=args.overrides,
                   study_dir=args.study_dir, storage=args.storage, workers=args.workers,
-                  pruner=args.pruner)
+                  pruner=args.pruner, sampler=args.sampler)
     return 0 if result.best_yaml is not None else 1
