@@ -110,6 +110,41 @@ def run_study(name: str, base: list[str], study_dir: Path, args: argparse.Namesp
             "best_yaml": res.best_yaml, "params": res.best_params}
 
 
+def confirm(args: argparse.Namespace) -> None:
+    """The preset's defaults and a study's best.yaml, each trained on every seed of
+    ``--seeds`` at the study's budget (best.yaml holds it), scored by the same evaluation."""
+    preset = PRESETS[args.preset]
+    torch.set_num_threads(args.threads)
+    load0 = os.getloadavg()
+    best_cfg = yaml.safe_load(Path(args.confirm).read_text())
+    steps, every = best_cfg["train"]["steps"], best_cfg["monitor"]["eval_every"]
+    budget = [f"train.steps={steps}", "train.epochs=null", f"monitor.eval_every={every}",
+              f"monitor.eval_n={best_cfg['monitor']['eval_n']}",
+              f"monitor.eval_metrics=[{preset['producer']}]", f"monitor.log_every={every}",
+              f"monitor.sample_every={steps}", f"train.checkpoint_every={steps}",
+              f"train.threads={args.threads}", *preset["fixed"]]
+    quiet = ["monitor.progress=false", "monitor.report=false", "monitor.tensorboard=false"]
+    root = Path(args.out or tempfile.mkdtemp(prefix="bench-tune-confirm-"))
+    rows: dict[str, list[dict]] = {"preset defaults": [], "best.yaml": []}
+    for seed in args.seeds:
+        for name, config, extra in (("preset defaults", args.preset, budget),
+                                    ("best.yaml", args.confirm, [])):
+            run = root / f"{name.split()[0].replace('.', '-')}-seed{seed}"
+            api.train(config, overrides=[*extra, *quiet, f"seed={seed}"], run_dir=run)
+            rows[name].append(final_eval(run))
+    load = os.getloadavg()
+    print(f"{args.preset}: {steps} steps, eval every {every}; seeds {args.seeds}; load average "
+          f"{load0[0]:.2f} at start, {load[0]:.2f} at end; runs in {root}\n")
+    keys = [preset["metric"], *preset["also"]]
+    print("| config | " + " | ".join(f"{k} seed {s}" for k in keys[:1] for s in args.seeds)
+          + f" | mean {keys[0]} | " + " | ".join(f"mean {k}" for k in keys[1:]) + " |")
+    print("|---|" + "---|" * (len(args.seeds) + len(keys)))
+    for name, evs in rows.items():
+        per_seed = " | ".join(f"{e[keys[0]]:.4g}" for e in evs)
+        means = " | ".join(f"{sum(e[k] for e in evs) / len(evs):.4g}" for k in keys)
+        print(f"| {name} | {per_seed} | {means} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="gan-grid25")
@@ -124,7 +159,14 @@ def main() -> None:
     ap.add_argument("--small", action="store_true", help="6 trials x 300 steps (a smoke run)")
     ap.add_argument("--out", default=None, help="keep the studies here (default: a temp dir)")
     ap.add_argument("--json", default=None, help="also write the rows here")
+    ap.add_argument("--confirm", default=None, metavar="BEST_YAML",
+                    help="instead of a study: re-train the preset's defaults and this best.yaml "
+                         "on each of --seeds at the same budget (is the win more than one seed?)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     args = ap.parse_args()
+    if args.confirm:
+        confirm(args)
+        return
     if args.small:
         args.trials, args.steps, args.eval_every, args.n = 6, 300, 60, 500
     preset = PRESETS[args.preset]

@@ -263,6 +263,14 @@ def test_no_progress_rule_on_eval_metrics() -> None:
     flat = HealthWatch(plateau_evals=2, plateau_tol=0.01)
     out = [flat.update_eval({"step": i, "kid": 0.5 if i < 2 else 0.2}) for i in range(6)]
     assert [bool(o) for o in out] == [False, False, False, True, False, False]
+    # Mode coverage: flat at every mode is a finished job, not a plateau, and the number of
+    # modes in the data (modes_total) or a spread (kid_std) is no score at all.
+    full = HealthWatch(plateau_evals=2)
+    assert not any(full.update_eval({"step": i, "modes": 25, "modes_total": 25, "kid_std": 0.1})
+                   for i in range(1, 9))
+    short = HealthWatch(plateau_evals=2)
+    out = [short.update_eval({"step": i, "modes": 20, "modes_total": 25}) for i in range(1, 6)]
+    assert [[a.message.split("'")[1] for a in o] for o in out] == [[], [], ["modes"], [], []]
 
 
 def test_eval_lines_refresh_report_and_feed_the_plateau_alarm(tmp_path: Path) -> None:

@@ -264,6 +264,47 @@ def test_random_sampler_proposes_the_same_trials_whatever_the_pruner(tmp_path):
     assert len({json.dumps(p, sort_keys=True) for p in params["none"]}) == 4  # not one draw
 
 
+def test_optuna_dashboard_reads_the_study(tmp_path):
+    """The journal in the study directory is what `optuna-dashboard DIR/study.journal` serves:
+    the same trials, states and values, through the dashboard's own HTTP API."""
+    pytest.importorskip("optuna_dashboard", reason="optuna-dashboard not installed (pip "
+                        "install 'ganforge[tune]')")
+    import urllib.request
+
+    study_dir = tmp_path / "study"
+    with open(os.devnull, "w") as f:
+        T.tune("gan-ring8", SPACE, trials=2, metric="high_quality", overrides=TINY,
+               study_dir=study_dir, pruner="none", out=f)
+    ours = {t.number: (t.state.name, t.value) for t in load_trials(study_dir)}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = Path(sys.executable).with_name("optuna-dashboard")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "optuna_dashboard"]
+    proc = subprocess.Popen([*cmd, str(study_dir / "study.journal"), "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/api/studies"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                studies = json.load(urllib.request.urlopen(url, timeout=5))["study_summaries"]
+                break
+            except OSError:
+                assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+                time.sleep(0.2)
+        assert [s["study_name"] for s in studies] == ["study"]
+        assert studies[0]["directions"] == ["maximize"]
+        detail = json.load(urllib.request.urlopen(f"{url}/{studies[0]['study_id']}",
+                                                  timeout=10))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    theirs = {t["number"]: (t["state"].upper(), t["values"][0]) for t in detail["trials"]}
+    assert theirs == ours and len(ours) == 2
+
+
 def test_diverging_trials_fail_and_the_study_goes_on(tmp_path, capsys):
     space = {"optim.d.lr": {"choice": [1.0e+30]}, "optim.g.lr": {"choice": [1.0e+30]}}
     rc = main(["tune", "gan-ring8", "--space", str(write_space(tmp_path, space)), "--trials",

@@ -47,6 +47,8 @@ ALARM_TEXT: dict[str, tuple[str, str]] = {
 # Eval metrics where higher is better; all others (fid, kid, ...) are lower-is-better.
 HIGHER_IS_BETTER = ("is", "inception_score", "precision", "recall", "density", "coverage",
                     "modes", "high_quality", "f1", "accuracy")
+# Numbers in eval records that describe the protocol or a spread, not a score to improve.
+NOT_SCORES = ("modes_total", "kid_std", "is_std")
 
 
 @dataclass
@@ -149,9 +151,12 @@ class HealthWatch:
         step = int(rec.get("step", 0))
         out: list[Alarm] = []
         for key, value in rec.items():
-            if key in ("step", "kind", "time", "epoch") or isinstance(value, bool):
+            if key in ("step", "kind", "time", "epoch", *NOT_SCORES) or isinstance(value, bool):
                 continue
             if not _finite(value):
+                continue
+            if key == "modes" and _finite(rec.get("modes_total")) and value >= rec["modes_total"]:
+                self.evals.pop(key, None)  # every mode covered: flat at the top is not stuck
                 continue
             hist = self.evals.setdefault(key, [])
             hist.append(float(value))
