@@ -44,6 +44,7 @@ import yaml
 from ganforge import api
 from ganforge import config as _config
 from ganforge.errors import ConfigError, GanforgeError, RunFailed
+from ganforge.fileio import atomic_write_text
 from ganforge.metrics.during_training import PRODUCER
 from ganforge.metrics.evaluate import DIRECTION
 from ganforge.training.guard import TrainingDiverged
@@ -679,10 +680,7 @@ def write_best_yaml(spec: TuneSpec, trial: Any, path: Path) -> Path:
     head = (f"# best trial {trial.number} of study '{spec.study_name}': {spec.metric} = "
             f"{trial.value:.6g} ({spec.direction})\n"
             f"# searched: {json.dumps(trial.params)}\n# retrain: ganforge train {path}\n")
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(head + yaml.safe_dump(cfg, sort_keys=False))
-    tmp.replace(path)
-    return path
+    return atomic_write_text(path, head + yaml.safe_dump(cfg, sort_keys=False))
 
 
 def _png(fig: Any) -> str:
@@ -780,10 +778,7 @@ td,th{{border:1px solid #ccc;padding:2px 6px;font-size:90%}}</style></head><body
 <h2>Trials</h2><table><tr>{''.join(f'<th>{html.escape(h)}</th>' for h in head)}</tr>
 {''.join(rows)}</table></body></html>
 """
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(page)
-    tmp.replace(path)
-    return path
+    return atomic_write_text(path, page)
 
 
 # ---------------------------------------------------------------------------- entry point
