@@ -223,12 +223,7 @@ def parse_space(source: str | Path | dict[str, Any]) -> list[Param]:
         if not path.is_file():
             raise SpaceError(f"space file '{path}' does not exist; give --space a YAML file "
                              f"that maps config keys to distributions (docs/tune.md).")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise SpaceError(f"'{path}' is not valid YAML: {exc}") from None
-        except OSError as exc:
-            raise SpaceError(f"cannot read '{path}': {exc.strerror}") from None
+        raw = _config.load_yaml_file(path, SpaceError)
     if not isinstance(raw, dict) or not raw:
         raise SpaceError(f"{name} must be a non-empty mapping of config keys to distributions, "
                          f"e.g. 'optim.g.lr: {{loguniform: [1.0e-5, 1.0e-2]}}'.")
