@@ -28,7 +28,7 @@ import torch
 from ganforge.data.base import TensorData
 from ganforge.data.registry import register_dataset
 from ganforge.errors import DataError
-from ganforge.fileio import atomic_write_text
+from ganforge.fileio import atomic_path, atomic_write_text
 
 SCALE_EPS = 1e-7  # TimeGAN's MinMaxScaler adds this to the denominator
 DATA_INFO_FILE = "data.json"
@@ -467,7 +467,6 @@ def write_sequence_csv(samples: np.ndarray, out: str | Path, run_dir: str | Path
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fmt = ["%d", "%d"] + ["%.8g"] * (table.shape[1] - 2)
-    tmp = out.with_name(out.name + ".tmp")
-    np.savetxt(tmp, table, delimiter=",", header=",".join(header), comments="", fmt=fmt)
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        np.savetxt(tmp, table, delimiter=",", header=",".join(header), comments="", fmt=fmt)
     return out
