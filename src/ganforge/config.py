@@ -391,13 +391,20 @@ def preset_text(name: str) -> str:
     return path.read_text()
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
+def load_yaml_file(path: Path, error: type[ConfigError] = ConfigError) -> Any:
+    """The YAML document in ``path``, whatever its type; ``error`` (a ConfigError or a
+    subclass) says when the file cannot be read or is not valid YAML."""
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"'{path}' is not valid YAML: {exc}") from None
+        raise error(f"'{path}' is not valid YAML: {exc}") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read '{path}': {exc.strerror}") from None
+        raise error(f"cannot read '{path}': {exc.strerror}") from None
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A run config file: a mapping of config sections, else ConfigError."""
+    data = load_yaml_file(path)
     if not isinstance(data, dict):
         raise ConfigError(f"'{path}' must hold a mapping of config sections "
                           f"(data, generator, ...), not {type(data).__name__}.")

@@ -36,6 +36,7 @@ from ganforge import config as _config
 from ganforge.data.tabular import register_frame
 from ganforge.errors import CheckpointError, ConfigError, DataError, GanforgeError
 from ganforge.evaluate import evaluate_run
+from ganforge.fileio import atomic_write_text
 from ganforge.run import NETWORKS_FILE, Run, run_data_shape, user_networks
 from ganforge.tasks import task_class
 from ganforge.tasks.base import load_weights, spec_networks
@@ -315,9 +316,7 @@ class GAN:
             raw = yaml.safe_load(path.read_text())
             if raw.get("data", {}).get("source") == f"npy:{run.run_dir.resolve() / DATA_FILE}":
                 raw["data"]["source"] = f"npy:{dst.resolve() / DATA_FILE}"
-                tmp = path.with_suffix(".yaml.tmp")
-                tmp.write_text(yaml.safe_dump(raw, sort_keys=False))
-                tmp.replace(path)
+                atomic_write_text(path, yaml.safe_dump(raw, sort_keys=False))
         return dst
 
     @classmethod

@@ -44,6 +44,7 @@ import yaml
 from ganforge import api
 from ganforge import config as _config
 from ganforge.errors import ConfigError, GanforgeError, RunFailed
+from ganforge.fileio import atomic_write_text
 from ganforge.metrics.during_training import PRODUCER
 from ganforge.metrics.evaluate import DIRECTION
 from ganforge.training.guard import TrainingDiverged
@@ -222,12 +223,7 @@ def parse_space(source: str | Path | dict[str, Any]) -> list[Param]:
         if not path.is_file():
             raise SpaceError(f"space file '{path}' does not exist; give --space a YAML file "
                              f"that maps config keys to distributions (docs/tune.md).")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise SpaceError(f"'{path}' is not valid YAML: {exc}") from None
-        except OSError as exc:
-            raise SpaceError(f"cannot read '{path}': {exc.strerror}") from None
+        raw = _config.load_yaml_file(path, SpaceError)
     if not isinstance(raw, dict) or not raw:
         raise SpaceError(f"{name} must be a non-empty mapping of config keys to distributions, "
                          f"e.g. 'optim.g.lr: {{loguniform: [1.0e-5, 1.0e-2]}}'.")
@@ -679,10 +675,7 @@ def write_best_yaml(spec: TuneSpec, trial: Any, path: Path) -> Path:
     head = (f"# best trial {trial.number} of study '{spec.study_name}': {spec.metric} = "
             f"{trial.value:.6g} ({spec.direction})\n"
             f"# searched: {json.dumps(trial.params)}\n# retrain: ganforge train {path}\n")
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(head + yaml.safe_dump(cfg, sort_keys=False))
-    tmp.replace(path)
-    return path
+    return atomic_write_text(path, head + yaml.safe_dump(cfg, sort_keys=False))
 
 
 def _png(fig: Any) -> str:
@@ -780,10 +773,7 @@ td,th{{border:1px solid #ccc;padding:2px 6px;font-size:90%}}</style></head><body
 <h2>Trials</h2><table><tr>{''.join(f'<th>{html.escape(h)}</th>' for h in head)}</tr>
 {''.join(rows)}</table></body></html>
 """
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(page)
-    tmp.replace(path)
-    return path
+    return atomic_write_text(path, page)
 
 
 # ---------------------------------------------------------------------------- entry point

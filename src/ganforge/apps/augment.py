@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ganforge.errors import DataError, GanforgeError
+from ganforge.fileio import atomic_path
 
 
 def synthesize(run: Any, per_class: int, seed: int = 0,
@@ -49,9 +50,8 @@ def augment(run: Any, per_class: int, out: str | Path, seed: int = 0,
     arr = _to_uint8(x)
     if out.suffix.lower() == ".npz":
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp.npz")
-        np.savez_compressed(tmp, x=arr, y=y.numpy().astype(np.int64))
-        tmp.replace(out)
+        with atomic_path(out, suffix=".npz") as tmp:  # np.savez keeps a name ending .npz
+            np.savez_compressed(tmp, x=arr, y=y.numpy().astype(np.int64))
         return out, len(y)
     if out.suffix:
         raise GanforgeError(f"--out '{out}': give a .npz file or a directory (no extension).")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from ganforge.api import read_run_config
 from ganforge.apps.export import has_ema
 from ganforge.architecture import build_network, count_params, summary
 from ganforge.errors import GanforgeError
+from ganforge.fileio import atomic_write_text
 from ganforge.monitor.log import read_log
 
 CARD_NAME = "MODEL_CARD.md"
@@ -288,11 +288,4 @@ def write_card(run_dir: str | Path, out: str | Path | None = None) -> Path:
         raise GanforgeError(f"--out '{path}' is a directory; give a file name such as "
                             f"{path / CARD_NAME}.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        tmp.replace(path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_write_text(path, text)

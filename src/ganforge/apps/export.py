@@ -32,6 +32,7 @@ from ganforge import checkpoint as ckpt
 from ganforge.architecture import build_network
 from ganforge.architecture.builder import SpecNet
 from ganforge.errors import CheckpointError, GanforgeError
+from ganforge.fileio import atomic_path
 from ganforge.version import __version__
 
 FORMATS = ("onnx", "torchscript", "safetensors")
@@ -397,11 +398,11 @@ def export_generator(run_dir: str | Path, fmt: str, out: str | Path, *,
     run = usable.run
     meta = describe(usable, fmt, out.name)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    tmp_meta = out.with_name(f".{out.name}.json.tmp{os.getpid()}")
     example = run.latent(max(2, verify_n), seed=20_240_601)
     G = run.generator.eval()
-    try:
+    # Nested: on leaving the block the inner one renames the model into place first, then the
+    # outer one its .json; on an error both temporary files are removed.
+    with atomic_path(meta_path_for(out)) as tmp_meta, atomic_path(out) as tmp:
         if fmt == "onnx":
             meta["export"] = _write_onnx(G, example, tmp, opset)
         elif fmt == "torchscript":
@@ -412,12 +413,6 @@ def export_generator(run_dir: str | Path, fmt: str, out: str | Path, *,
         meta["verification"] = _verify(G, tmp, fmt, example, meta)
         tmp_meta.write_text(json.dumps(meta, indent=2) + "\n")
         _user_mode(tmp)
-        tmp.replace(out)
-        tmp_meta.replace(meta_path_for(out))
-    finally:
-        for p in (tmp, tmp_meta):
-            if p.exists():
-                p.unlink()
     return ExportResult(out, meta_path_for(out), meta)
 
 

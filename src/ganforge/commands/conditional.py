@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ganforge.errors import GanforgeError
+from ganforge.fileio import atomic_write_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,9 +65,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.out is not None:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=1))
-        tmp.replace(out)
+        atomic_write_text(out, json.dumps(result, indent=1))
         print(f"wrote {out}")
     return 0
 

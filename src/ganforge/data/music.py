@@ -34,7 +34,6 @@ import hashlib
 import itertools
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +46,7 @@ from ganforge.data.base import TensorData
 from ganforge.data.registry import cache_dir, register_dataset
 from ganforge.data.sequences import _check_split, minmax_apply, minmax_fit, minmax_invert
 from ganforge.errors import DataError, GanforgeError
+from ganforge.fileio import atomic_path
 from ganforge.progress import Progress
 
 FEATURES = ("pitch", "duration", "delta")
@@ -233,10 +233,9 @@ def cached_events(cached: Path, names: list[str], parse: Callable[[int], np.ndar
         starts = np.cumsum([0] + [len(p) for p in pieces]).astype(np.int64)
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(f".{os.getpid()}.tmp.npz")
-            np.savez(tmp, events=np.concatenate(pieces), starts=starts,
-                     names=np.array(kept, dtype=str))
-            tmp.replace(cached)
+            with atomic_path(cached, suffix=".npz") as tmp:  # np.savez keeps a name ending .npz
+                np.savez(tmp, events=np.concatenate(pieces), starts=starts,
+                         names=np.array(kept, dtype=str))
         except OSError:
             pass  # a read-only home: keep working without the cache
     return kept, pieces
@@ -436,9 +435,8 @@ def write_midi(notes: np.ndarray, out: str | Path, tempo_bpm: float = 100.0,
     f = mido.MidiFile(type=0, ticks_per_beat=MIDI_TICKS)
     f.tracks.append(track)
     out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    f.save(str(tmp))
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        f.save(str(tmp))
     return out
 
 

@@ -16,6 +16,7 @@ import torch
 
 from ganforge.data.base import TensorData
 from ganforge.errors import ConfigError, DataError, did_you_mean
+from ganforge.fileio import atomic_path
 
 Loader = Callable[..., TensorData]
 DATASETS: dict[str, Loader] = {}
@@ -174,9 +175,8 @@ def _mnist_all() -> tuple[np.ndarray, np.ndarray]:
     y = y.astype(np.int64)
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, x=x, y=y)
-        tmp.replace(cached)
+        with atomic_path(cached, suffix=".npz") as tmp:  # np.savez keeps a name ending .npz
+            np.savez(tmp, x=x, y=y)
     except OSError:
         pass  # a read-only home: keep working without the cache
     return x, y

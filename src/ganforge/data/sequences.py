@@ -28,6 +28,7 @@ import torch
 from ganforge.data.base import TensorData
 from ganforge.data.registry import register_dataset
 from ganforge.errors import DataError
+from ganforge.fileio import atomic_path, atomic_write_text
 
 SCALE_EPS = 1e-7  # TimeGAN's MinMaxScaler adds this to the denominator
 DATA_INFO_FILE = "data.json"
@@ -413,11 +414,7 @@ def save_data_info(run_dir: str | Path, data: TensorData) -> Path:
             info["variable_length"] = data.info["variable_length"]
         if "music" in data.info:  # music runs: the quantization grid of MIDI / MusicXML output
             info["music"] = {"grid": data.info["music"]["grid"]}
-    path = Path(run_dir) / DATA_INFO_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(info, indent=1))
-    tmp.replace(path)
-    return path
+    return atomic_write_text(Path(run_dir) / DATA_INFO_FILE, json.dumps(info, indent=1))
 
 
 def load_data_info(run_dir: str | Path) -> dict[str, Any] | None:
@@ -470,7 +467,6 @@ def write_sequence_csv(samples: np.ndarray, out: str | Path, run_dir: str | Path
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fmt = ["%d", "%d"] + ["%.8g"] * (table.shape[1] - 2)
-    tmp = out.with_name(out.name + ".tmp")
-    np.savetxt(tmp, table, delimiter=",", header=",".join(header), comments="", fmt=fmt)
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        np.savetxt(tmp, table, delimiter=",", header=",".join(header), comments="", fmt=fmt)
     return out

@@ -42,7 +42,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +52,7 @@ import torch
 from ganforge.data.base import TensorData
 from ganforge.data.registry import register_dataset
 from ganforge.errors import DataError, GanforgeError, did_you_mean
+from ganforge.fileio import atomic_write_text
 
 KINDS = ("continuous", "integer", "datetime", "categorical", "boolean")
 SKLEARN_TABLES = ("breast_cancer", "wine", "iris")
@@ -590,11 +590,7 @@ class TableTransformer:
                    int(d.get("max_categories", DEFAULT_MAX_CATEGORIES)))
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_dict()))
-        tmp.replace(path)
-        return path
+        return atomic_write_text(path, json.dumps(self.to_dict()))
 
     @classmethod
     def load(cls, path: str | Path) -> TableTransformer:

@@ -22,6 +22,7 @@ import torch
 
 from ganforge.checkpoint import list_checkpoints, save_checkpoint
 from ganforge.errors import ConfigError, DataError
+from ganforge.fileio import atomic_write_text
 from ganforge.metrics.evaluate import DIRECTION, auto_extractor, parse_metrics, score_samples
 from ganforge.metrics.features import get_extractor
 from ganforge.metrics.reference import real_features
@@ -98,10 +99,9 @@ class EvalCallback:
         for old in list_checkpoints(self.best_dir):
             if old != path:
                 shutil.rmtree(old, ignore_errors=True)
-        tmp = self.best_dir / "best.json.tmp"
-        tmp.write_text(json.dumps({"metric": self.best_metric, "value": value,
-                                   "step": trainer.step, "checkpoint": str(path)}))
-        tmp.replace(self.best_dir / "best.json")
+        atomic_write_text(self.best_dir / "best.json",
+                          json.dumps({"metric": self.best_metric, "value": value,
+                                      "step": trainer.step, "checkpoint": str(path)}))
         self.best_value, self.best_step = value, trainer.step
 
     # ------------------------------------------------------------------------- hooks

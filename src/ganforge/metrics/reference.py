@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import torch
 from ganforge.data import load_dataset
 from ganforge.data.registry import cache_dir as root_cache
 from ganforge.errors import DataError
+from ganforge.fileio import atomic_path
 from ganforge.metrics.features import Extractor, get_extractor
 
 CACHE_FORMAT = 1
@@ -79,7 +79,6 @@ def real_features(source: str, split: str, extractor: Any, n: int | None = None,
     feats = ext.features(x.cpu()).numpy().astype(np.float32)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, features=feats, meta=np.array(json.dumps(meta, default=str)))
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".npz") as tmp:
+            np.savez(tmp, features=feats, meta=np.array(json.dumps(meta, default=str)))
     return feats, {**meta, "n": len(feats), "cached": False}

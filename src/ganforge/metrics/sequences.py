@@ -215,53 +215,24 @@ def predictive_score(real: torch.Tensor | np.ndarray, fake: torch.Tensor | np.nd
     r, lr = _with_lengths(real, real_lengths, "real data")
     g, lg = _with_lengths(fake, fake_lengths, "synthetic data")
     _check_pair(r, g)
-    if lr is not None or lg is not None:
-        return _masked_predictive(r, g, lr, lg, iterations, batch_size, seed)
     dim = r.shape[2]
     if dim < 2:
         raise DataError("the predictive score predicts the last feature from the others, so "
                         "it needs at least 2 features; this data has 1.")
-    rs = np.random.RandomState(seed)
+    if lr is not None or lg is not None:  # variable lengths
+        lr = np.full(len(r), r.shape[1]) if lr is None else lr
+        lg = np.full(len(g), g.shape[1]) if lg is None else lg
+        # inputs: steps 0..len-2 (a length-1 sequence gives one input step, weighted 0)
+        g_keep, r_keep = lg >= 2, lr >= 2
+        if not g_keep.any() or not r_keep.any():
+            raise DataError("the predictive score needs sequences of at least 2 steps in both "
+                            "sets (it predicts step t+1 from step t).")
+        g, lg = g[g_keep], lg[g_keep]
+        r, lr = r[r_keep], lr[r_keep]
     gx, gy = torch.from_numpy(g[:, :-1, : dim - 1]), torch.from_numpy(g[:, 1:, dim - 1])
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = _GRUHead(dim - 1, max(1, dim // 2), every_step=True)
-    opt = _adam(model.parameters())
-    b = min(batch_size, len(g))
-    for _ in range(iterations):
-        idx = torch.from_numpy(rs.permutation(len(g))[:b])
-        pred = torch.sigmoid(model(gx[idx]))
-        loss = (pred - gy[idx]).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        pred = torch.sigmoid(model(torch.from_numpy(r[:, :-1, : dim - 1])))
-        mae_per_seq = (pred - torch.from_numpy(r[:, 1:, dim - 1])).abs().mean(dim=1)
-    return float(mae_per_seq.mean())
-
-
-def _masked_predictive(r: np.ndarray, g: np.ndarray, lr: np.ndarray | None,
-                       lg: np.ndarray | None, iterations: int, batch_size: int, seed: int
-                       ) -> float:
-    """The predictive score of variable-length sequences (see :func:`predictive_score`)."""
-    dim = r.shape[2]
-    if dim < 2:
-        raise DataError("the predictive score predicts the last feature from the others, so "
-                        "it needs at least 2 features; this data has 1.")
-    lr = np.full(len(r), r.shape[1]) if lr is None else lr
-    lg = np.full(len(g), g.shape[1]) if lg is None else lg
-    # inputs: steps 0..len-2 (a length-1 sequence gives one input step, weighted 0)
-    g_keep, r_keep = lg >= 2, lr >= 2
-    if not g_keep.any() or not r_keep.any():
-        raise DataError("the predictive score needs sequences of at least 2 steps in both "
-                        "sets (it predicts step t+1 from step t).")
-    g, lg = g[g_keep], lg[g_keep]
-    r, lr = r[r_keep], lr[r_keep]
-    steps = np.arange(g.shape[1] - 1)[None, :]
-    gx, gy = torch.from_numpy(g[:, :-1, : dim - 1]), torch.from_numpy(g[:, 1:, dim - 1])
-    gw = torch.from_numpy((steps < (lg - 1)[:, None]).astype(np.float32))
-    g_in = torch.from_numpy(lg - 1)
+    # variable lengths: the GRU reads len-1 input steps; a step counts where it has a real next
+    # step (weight 1, else 0). Fixed length: every step counts, plain means (no weights).
+    g_in, gw = _predictive_mask(lg, g.shape[1])
     rs = np.random.RandomState(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -270,19 +241,33 @@ def _masked_predictive(r: np.ndarray, g: np.ndarray, lr: np.ndarray | None,
     b = min(batch_size, len(g))
     for _ in range(iterations):
         idx = torch.from_numpy(rs.permutation(len(g))[:b])
-        pred = torch.sigmoid(model(gx[idx], g_in[idx]))
-        w = gw[idx]
-        loss = ((pred - gy[idx]).abs() * w).sum() / w.sum()
+        if gw is None:
+            pred = torch.sigmoid(model(gx[idx]))
+            loss = (pred - gy[idx]).abs().mean()
+        else:
+            pred = torch.sigmoid(model(gx[idx], g_in[idx]))
+            w = gw[idx]
+            loss = ((pred - gy[idx]).abs() * w).sum() / w.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    r_in, rw = _predictive_mask(lr, r.shape[1])
     with torch.no_grad():
-        rw = torch.from_numpy((steps < (lr - 1)[:, None]).astype(np.float32))
-        pred = torch.sigmoid(model(torch.from_numpy(r[:, :-1, : dim - 1]),
-                                   torch.from_numpy(lr - 1)))
-        err = (pred - torch.from_numpy(r[:, 1:, dim - 1])).abs() * rw
-        mae_per_seq = err.sum(dim=1) / rw.sum(dim=1)
+        pred = torch.sigmoid(model(torch.from_numpy(r[:, :-1, : dim - 1]), r_in))
+        err = (pred - torch.from_numpy(r[:, 1:, dim - 1])).abs()
+        mae_per_seq = err.mean(dim=1) if rw is None else (err * rw).sum(dim=1) / rw.sum(dim=1)
     return float(mae_per_seq.mean())
+
+
+def _predictive_mask(lengths: np.ndarray | None, steps: int
+                     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The predictive score's GRU input lengths (len - 1) and (N, steps - 1) step weights (1
+    where step t has a real step t+1) of sequences with these lengths; (None, None) without
+    lengths (every step counts)."""
+    if lengths is None:
+        return None, None
+    w = (np.arange(steps - 1)[None, :] < (lengths - 1)[:, None]).astype(np.float32)
+    return torch.from_numpy(lengths - 1), torch.from_numpy(w)
 
 
 def repeated_score(name: str, real: torch.Tensor | np.ndarray, fake: torch.Tensor | np.ndarray,

@@ -7,12 +7,12 @@ import base64
 import html
 import io
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ganforge.errors import GanforgeError
+from ganforge.fileio import atomic_write_bytes
 from ganforge.monitor.plots import numeric_keys, panel_figure
 from ganforge.monitor.report import load_run_records
 
@@ -135,7 +135,4 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
                 f"<table><tr>{head}</tr>{body}</table><h2>Curves</h2>{img}</body></html>\n"
                 ).encode()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    tmp.replace(out)
-    return out
+    return atomic_write_bytes(out, data)

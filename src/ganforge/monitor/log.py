@@ -17,6 +17,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ganforge.fileio import atomic_write_text
+
 
 class MetricLog:
     def __init__(self, path: str | Path) -> None:
@@ -53,9 +55,7 @@ class MetricLog:
         if not self.path.exists():
             return
         keep = [r for r in self.read() if int(r.get("step", 0)) <= step]
-        tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
-        tmp.replace(self.path)
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in keep))
 
 
 def read_log(path: str | Path) -> list[dict[str, Any]]:

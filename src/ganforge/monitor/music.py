@@ -30,6 +30,7 @@ import numpy as np
 
 from ganforge.data.music import samples_to_notes, timeline, write_midi
 from ganforge.errors import GanforgeError, RunFailed
+from ganforge.fileio import atomic_write_bytes
 
 SOUNDFONT_ENV = "GANFORGE_SOUNDFONT"
 SOUNDFONT_PATHS = (
@@ -154,13 +155,7 @@ def write_wav(notes: np.ndarray, out: str | Path, rate: int = 44100) -> Path:
     data = render_wav_bytes(notes, rate=rate)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return atomic_write_bytes(out, data)
 
 
 # ------------------------------------------------------------------------ piano roll
@@ -215,10 +210,7 @@ def write_piano_roll(melodies: Sequence[np.ndarray], out: str | Path,
     png = piano_roll_png(melodies, titles)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    tmp.write_bytes(png)
-    tmp.replace(out)
-    return out
+    return atomic_write_bytes(out, png)
 
 
 # ------------------------------------------------------------- a music run's samples

@@ -10,13 +10,13 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ganforge.data.sequences import load_data_info
 from ganforge.errors import CheckpointError, DataError
+from ganforge.fileio import atomic_write_text
 from ganforge.monitor.log import read_log
 from ganforge.monitor.music import melodies_section
 from ganforge.monitor.plots import SKIP, alarm_timeline, numeric_keys, panel_figure, train_panels
@@ -180,7 +180,4 @@ def write_report(run_dir: str | Path, out: str | Path | None = None,
     text = build_report_html(run_dir, extra_records)
     out = Path(out) if out is not None else Path(run_dir) / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return atomic_write_text(out, text, encoding="utf-8")

@@ -32,6 +32,7 @@ from torch import nn
 from ganforge.architecture import build_network
 from ganforge.data.tabular import TableTransformer
 from ganforge.errors import CheckpointError, ConfigError, DataError, GanforgeError, SpecError
+from ganforge.fileio import atomic_path
 from ganforge.objectives import get_loss
 from ganforge.objectives.compat import check_objective
 from ganforge.objectives.penalties import gradient_penalty
@@ -451,9 +452,8 @@ class TableRun(Run):
         if out.suffix.lower() != ".csv":
             raise GanforgeError(f"cannot write '{out}': table samples are written as .csv.")
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        samples.to_csv(tmp, index=False)
-        tmp.replace(out)
+        with atomic_path(out) as tmp:
+            samples.to_csv(tmp, index=False)
         return out
 
 

@@ -52,6 +52,7 @@ from ganforge.architecture.text import (
 )
 from ganforge.config import format_validation_error
 from ganforge.errors import CheckpointError, ConfigError, DataError, GanforgeError, SpecError
+from ganforge.fileio import atomic_write_text
 from ganforge.monitor.images import image_grid
 from ganforge.objectives.compat import check_objective
 from ganforge.objectives.losses import bce
@@ -295,9 +296,7 @@ class RunText:
     def save(self, path: Path) -> None:
         data = {"encoder": self.encoder, "max_tokens": GRU_MAX_TOKENS, "bins": self.bins,
                 "vocab": self.vocab.words if self.vocab is not None else None}
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(data))
 
     @staticmethod
     def load(path: Path) -> RunText:
