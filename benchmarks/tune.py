@@ -63,6 +63,17 @@ PRESETS = {
 }
 
 
+QUIET = ["monitor.progress=false", "monitor.report=false", "monitor.tensorboard=false"]
+
+
+def budget(preset: dict, steps: int, every: int, n: int, threads: int) -> list[str]:
+    """The overrides every run of the benchmark shares: its step budget and evaluations."""
+    return [f"train.steps={steps}", "train.epochs=null", f"monitor.eval_every={every}",
+            f"monitor.eval_n={n}", f"monitor.eval_metrics=[{preset['producer']}]",
+            f"monitor.log_every={every}", f"monitor.sample_every={steps}",
+            f"train.checkpoint_every={steps}", f"train.threads={threads}", *preset["fixed"]]
+
+
 def steps_trained(study_dir: Path) -> int:
     total = 0
     for log in (study_dir / "trials").glob("*/metrics.jsonl"):
@@ -102,7 +113,8 @@ def run_study(name: str, base: list[str], study_dir: Path, args: argparse.Namesp
     trial_s = sum(t.duration.total_seconds() for t in trials if t.duration is not None)
     also = {}
     if res.best_number is not None:
-        last = final_eval(study_dir / "trials" / f"trial_{res.best_number:04d}")
+        best = next(t for t in trials if t.number == res.best_number)
+        last = final_eval(Path(best.user_attrs["run_dir"]))
         also = {k: last.get(k) for k in preset["also"]}
     return {"best": res.best_value, "also": also, "complete": res.counts["complete"],
             "pruned": res.counts["pruned"], "failed": res.counts["fail"],
@@ -118,19 +130,14 @@ def confirm(args: argparse.Namespace) -> None:
     load0 = os.getloadavg()
     best_cfg = yaml.safe_load(Path(args.confirm).read_text())
     steps, every = best_cfg["train"]["steps"], best_cfg["monitor"]["eval_every"]
-    budget = [f"train.steps={steps}", "train.epochs=null", f"monitor.eval_every={every}",
-              f"monitor.eval_n={best_cfg['monitor']['eval_n']}",
-              f"monitor.eval_metrics=[{preset['producer']}]", f"monitor.log_every={every}",
-              f"monitor.sample_every={steps}", f"train.checkpoint_every={steps}",
-              f"train.threads={args.threads}", *preset["fixed"]]
-    quiet = ["monitor.progress=false", "monitor.report=false", "monitor.tensorboard=false"]
+    base = budget(preset, steps, every, best_cfg["monitor"]["eval_n"], args.threads)
     root = Path(args.out or tempfile.mkdtemp(prefix="bench-tune-confirm-"))
     rows: dict[str, list[dict]] = {"preset defaults": [], "best.yaml": []}
     for seed in args.seeds:
-        for name, config, extra in (("preset defaults", args.preset, budget),
+        for name, config, extra in (("preset defaults", args.preset, base),
                                     ("best.yaml", args.confirm, [])):
             run = root / f"{name.split()[0].replace('.', '-')}-seed{seed}"
-            api.train(config, overrides=[*extra, *quiet, f"seed={seed}"], run_dir=run)
+            api.train(config, overrides=[*extra, *QUIET, f"seed={seed}"], run_dir=run)
             rows[name].append(final_eval(run))
     load = os.getloadavg()
     print(f"{args.preset}: {steps} steps, eval every {every}; seeds {args.seeds}; load average "
@@ -172,16 +179,11 @@ def main() -> None:
     preset = PRESETS[args.preset]
     torch.set_num_threads(args.threads)
     load0 = os.getloadavg()
-    base = [f"train.steps={args.steps}", "train.epochs=null",
-            f"monitor.eval_every={args.eval_every}", f"monitor.eval_n={args.n}",
-            f"monitor.eval_metrics=[{preset['producer']}]", f"monitor.log_every={args.eval_every}",
-            f"monitor.sample_every={args.steps}", f"train.checkpoint_every={args.steps}",
-            f"train.threads={args.threads}", *preset["fixed"]]
+    base = budget(preset, args.steps, args.eval_every, args.n, args.threads)
     root = Path(args.out or tempfile.mkdtemp(prefix="bench-tune-"))
-    quiet = ["monitor.progress=false", "monitor.report=false", "monitor.tensorboard=false"]
     rows = []
     t0 = time.perf_counter()
-    api.train(args.preset, overrides=[*base, *quiet], run_dir=root / "defaults")
+    api.train(args.preset, overrides=[*base, *QUIET], run_dir=root / "defaults")
     rows.append(("preset defaults", row_from_run(root / "defaults", preset,
                                                  time.perf_counter() - t0, args.steps)))
     rows.append(("tune, no pruning", run_study(args.preset, base, root / "nopruning", args,
@@ -194,7 +196,7 @@ def main() -> None:
     best = min(studies, key=lambda r: sign * r["best"]) if studies else None
     if best is not None:
         t0 = time.perf_counter()
-        api.train(str(best["best_yaml"]), overrides=quiet, run_dir=root / "best-again")
+        api.train(str(best["best_yaml"]), overrides=QUIET, run_dir=root / "best-again")
         rows.append(("best.yaml re-trained", row_from_run(root / "best-again", preset,
                                                           time.perf_counter() - t0, args.steps)))
     load = os.getloadavg()
