@@ -23,7 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -159,47 +161,81 @@ def tutorial_networks(arch: str) -> tuple[nn.Module, nn.Module]:
     return g, d
 
 
-def run_reference(arch: str, images: np.ndarray, batch: int, warmup: int, steps: int) -> float:
-    """A plain PyTorch loop: DataLoader over a TensorDataset, BCE, Adam, fake.detach() for D."""
+def reference_loop(arch: str, images: np.ndarray, batch: int, lr: float = 2e-4,
+                   betas: tuple[float, float] = (0.5, 0.999), simultaneous: bool = False,
+                   seed: int = 0) -> tuple[nn.Module, Iterator[None]]:
+    """A plain PyTorch loop: DataLoader over a TensorDataset (shuffled, last partial batch
+    dropped), BCE-with-logits, Adam. Returns G and an endless iterator, one training step per
+    ``next()``.
+
+    Sequential (default, PyTorch's DCGAN example): a D step on real and ``fake.detach()``, then
+    a G step through the updated D. ``simultaneous`` (the TensorFlow DCGAN tutorial's
+    ``train_step``): one forward pass of G and D on real and fake, both losses from it, both
+    gradients taken before either optimizer steps."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     g, d = tutorial_networks(arch)
     x = torch.from_numpy(images).float() / 127.5 - 1
-    loader = DataLoader(TensorDataset(x), batch_size=batch, shuffle=True, drop_last=True)
-    opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(g.parameters(), lr, betas=betas)
+    opt_d = torch.optim.Adam(d.parameters(), lr, betas=betas)
     bce = nn.BCEWithLogitsLoss()
-    done, t0 = 0, None
-    while done < warmup + steps:
-        for (real,) in loader:
-            if done == warmup:
-                t0 = time.perf_counter()
-            z = torch.randn(batch, 100)
-            fake = g(z)
-            opt_d.zero_grad()
-            out_r, out_f = d(real), d(fake.detach())
-            loss_d = bce(out_r, torch.ones_like(out_r)) + bce(out_f, torch.zeros_like(out_f))
-            loss_d.backward()
-            opt_d.step()
-            opt_g.zero_grad()
-            out = d(fake)
-            loss_g = bce(out, torch.ones_like(out))
-            loss_g.backward()
-            opt_g.step()
-            done += 1
-            if done == warmup + steps:
-                break
+    g_params, d_params = list(g.parameters()), list(d.parameters())
+
+    def steps() -> Iterator[None]:
+        loader = DataLoader(TensorDataset(x), batch_size=batch, shuffle=True, drop_last=True)
+        while True:
+            for (real,) in loader:
+                z = torch.randn(batch, 100)
+                fake = g(z)
+                if simultaneous:
+                    out_r, out_f = d(real), d(fake)
+                    loss_g = bce(out_f, torch.ones_like(out_f))
+                    loss_d = bce(out_r, torch.ones_like(out_r)) + bce(out_f, torch.zeros_like(out_f))
+                    opt_g.zero_grad()
+                    opt_d.zero_grad()
+                    loss_g.backward(retain_graph=True, inputs=g_params)
+                    loss_d.backward(inputs=d_params)
+                    opt_g.step()
+                    opt_d.step()
+                else:
+                    opt_d.zero_grad()
+                    out_r, out_f = d(real), d(fake.detach())
+                    loss_d = bce(out_r, torch.ones_like(out_r)) + bce(out_f, torch.zeros_like(out_f))
+                    loss_d.backward()
+                    opt_d.step()
+                    opt_g.zero_grad()
+                    out = d(fake)
+                    loss_g = bce(out, torch.ones_like(out))
+                    loss_g.backward()
+                    opt_g.step()
+                yield
+
+    return g, steps()
+
+
+def run_reference(arch: str, images: np.ndarray, batch: int, warmup: int, steps: int) -> float:
+    """Images/s of ``reference_loop`` (sequential, DCGAN's Adam 2e-4, beta1 0.5)."""
+    _, loop = reference_loop(arch, images, batch)
+    for _ in range(warmup):
+        next(loop)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        next(loop)
     return steps * batch / (time.perf_counter() - t0)
 
 
-def run_keras(arch: str, images: np.ndarray, batch: int, warmup: int, steps: int) -> float:
-    """The same networks in Keras 3 on the torch backend with a standard custom train_step."""
+def keras_gan(arch: str, lr: float = 2e-4, beta_1: float = 0.5, simultaneous: bool = False,
+              seed: int = 0) -> Any:
+    """The same networks in Keras 3 on the torch backend: a compiled ``keras.Model`` with a
+    custom ``train_step`` (``.g`` is the generator); train it with ``fit`` on NHWC images in
+    [-1, 1]. Updates as ``reference_loop``: sequential (the Keras DCGAN example) or
+    ``simultaneous`` (the TensorFlow tutorial); Keras' Adam (epsilon 1e-7)."""
     os.environ["KERAS_BACKEND"] = "torch"
     import keras
     from keras import layers
 
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(seed)
     if arch == "dcgan-mnist":
         g = keras.Sequential([
             keras.Input((100,)), layers.Dense(7 * 7 * 256, use_bias=False),
@@ -241,6 +277,8 @@ def run_keras(arch: str, images: np.ndarray, batch: int, warmup: int, steps: int
             n = keras.ops.shape(real)[0]
             z = keras.random.normal((n, 100))
             fake = self.g(z, training=True)
+            if simultaneous:
+                return self.simultaneous_step(real, fake)
             self.zero_grad()
             out_r = self.d(real, training=True)
             out_f = self.d(fake.detach(), training=True)
@@ -259,11 +297,41 @@ def run_keras(arch: str, images: np.ndarray, batch: int, warmup: int, steps: int
                 self.g_opt.apply(grads, self.g.trainable_weights)
             return {"d": loss_d, "g": loss_g}
 
+        def simultaneous_step(self, real, fake):
+            out_r = self.d(real, training=True)
+            out_f = self.d(fake, training=True)
+            loss_g = self.bce(keras.ops.ones_like(out_f), out_f)
+            loss_d = (self.bce(keras.ops.ones_like(out_r), out_r)
+                      + self.bce(keras.ops.zeros_like(out_f), out_f))
+            self.zero_grad()
+            g_vars, d_vars = self.g.trainable_weights, self.d.trainable_weights
+            loss_g.backward(retain_graph=True, inputs=[v.value for v in g_vars])
+            loss_d.backward(inputs=[v.value for v in d_vars])
+            g_grads = [v.value.grad for v in g_vars]
+            d_grads = [v.value.grad for v in d_vars]
+            with torch.no_grad():
+                self.g_opt.apply(g_grads, g_vars)
+                self.d_opt.apply(d_grads, d_vars)
+            return {"d": loss_d, "g": loss_g}
+
     gan = GAN(g, d)
     gan.built = True  # g and d are built from their Input layers; Keras 3.15 would otherwise
     # trace GAN.call, which a GAN with a custom train_step does not define
-    gan.compile(keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5))
-    x = (images.astype(np.float32) / 127.5 - 1).transpose(0, 2, 3, 1)
+    gan.compile(keras.optimizers.Adam(lr, beta_1=beta_1), keras.optimizers.Adam(lr, beta_1=beta_1))
+    return gan
+
+
+def keras_images(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, C, H, W) -> float32 (N, H, W, C) in [-1, 1], as Keras takes them."""
+    return (images.astype(np.float32) / 127.5 - 1).transpose(0, 2, 3, 1)
+
+
+def run_keras(arch: str, images: np.ndarray, batch: int, warmup: int, steps: int) -> float:
+    """Images/s of ``keras_gan`` (sequential, Adam 2e-4, beta1 0.5) under ``fit``."""
+    gan = keras_gan(arch)  # sets KERAS_BACKEND=torch before keras is first imported
+    import keras
+
+    x = keras_images(images)
     n_batches = len(x) // batch
 
     class Timer(keras.callbacks.Callback):
