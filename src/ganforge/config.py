@@ -283,6 +283,20 @@ class MonitorConfig(Section):
     report: bool = Field(True, description="write report.html at the end of training")
 
 
+class SamplingConfig(Section):
+    """How a trained run draws its samples (``ganforge sample``, ``evaluate``, ``Run.sample``)."""
+
+    rejection: Literal["none", "drs", "filter"] = Field(
+        "none", description="drs: discriminator rejection sampling (Azadi et al. 2019), keep "
+        "generated samples with a probability from D's logit; filter: drop the quantile of "
+        "them D scores lowest (both: standard GAN losses, no packing)")
+    quantile: float | None = Field(None, ge=0, lt=1, description="drs: gamma = this quantile "
+                                   "of F on the burn-in (default 0.8); filter: the share of "
+                                   "samples dropped (default 0.1); higher keeps fewer, better")
+    burn_in: int = Field(10000, ge=1, description="generated samples that set D's largest "
+                         "logit and gamma (drs) or the logit threshold (filter)")
+
+
 class TranslationConfig(Section):
     """Image-to-image translation (tasks cyclegan and pix2pix); published defaults."""
 
@@ -319,6 +333,7 @@ class RunConfig(Section):
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     tabular: TabularConfig = Field(default_factory=TabularConfig)
     translation: TranslationConfig = Field(default_factory=TranslationConfig)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     conditioning: ConditioningConfig | None = Field(
         None, description="class conditioning (needs task: conditional and labelled data)")
     seed: int = Field(0, ge=0, lt=2**62, description="seed of every random generator")

@@ -127,7 +127,8 @@ def evaluate_run(run_dir: str | Path, metrics: str | list[str] | None = None,
                  real_split: str | None = None, checkpoint: str | Path | None = None,
                  log: bool = True, cache: str | Path | bool | None = None,
                  device: str = "cpu", truncation: float | None = None,
-                 truncation_method: str = "scale", run: Run | None = None) -> dict[str, Any]:
+                 truncation_method: str = "scale", run: Run | None = None,
+                 rejection: str | None = None) -> dict[str, Any]:
     """Score a run's generator; append an ``eval`` line to its metrics.jsonl (``log=True``).
     ``run``: the run already loaded (e.g. with the user's own modules, ``GAN.evaluate``);
     default: loaded from ``run_dir`` (and ``checkpoint``).
@@ -169,7 +170,7 @@ def evaluate_run(run_dir: str | Path, metrics: str | list[str] | None = None,
                                           options=options, cache=cache, data=data.x)
     # sequences of a scaled series: compared in the [0, 1] space the real data.x is in
     scaled = {"scaled": True} if run.data_kind == "sequence" else {}
-    fake = run.sample(n, seed=seed, **trunc, **scaled)
+    fake = run.sample(n, seed=seed, **trunc, **scaled, **run.rejection_kwargs(rejection))
     varlen = run.data_kind == "sequence" and run.variable_length() is not None
     if varlen:  # NaN-padded -> the training representation (zero padding + mask channel)
         fake_lengths = nan_lengths(fake.numpy())
@@ -205,6 +206,8 @@ def evaluate_run(run_dir: str | Path, metrics: str | list[str] | None = None,
     }
     if trunc:
         protocol["truncation"] = describe_truncation(truncation, truncation_method)
+    if (rejected := getattr(run, "last_rejection", None)) is not None:
+        protocol["rejection"] = rejected
     record = {"kind": "eval", "step": int(run.step), **scores, "protocol": protocol}
     if log:
         log_eval(run_dir, run.config, record)

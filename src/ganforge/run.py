@@ -37,7 +37,9 @@ from ganforge.latent import truncate
 from ganforge.metrics.features import PROGRESS_BATCHES
 from ganforge.monitor.images import save_samples_picture
 from ganforge.monitor.music import write_piano_roll, write_wav
+from ganforge.objectives.compat import check_rejection_config
 from ganforge.progress import Progress
+from ganforge.rejection import DEFAULT_QUANTILE, check_rejection, drs_sample, filter_sample
 from ganforge.seeding import sample_latent
 
 # Runs trained with the user's own nn.Module(s) (ganforge.GAN(generator=...)) name their
@@ -64,6 +66,8 @@ class Run:
         self.step = step
         self.data_shape = data_shape
         self.data_kind = data_kind
+        # what discriminator rejection sampling did in the last sample() call (None: not used)
+        self.last_rejection: dict[str, Any] | None = None
 
     @property
     def device(self) -> torch.device:
@@ -74,11 +78,13 @@ class Run:
                              torch.Generator().manual_seed(seed), self.device)
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-        """G(z) in eval mode, in batches; returns a CPU tensor."""
+    def generate(self, z: torch.Tensor, batch_size: int = 512,
+                 progress: bool = True) -> torch.Tensor:
+        """G(z) in eval mode, in batches; returns a CPU tensor (a progress display for many
+        batches unless ``progress`` is False)."""
         self.generator.eval()
-        bar = Progress(z.shape[0] >= PROGRESS_BATCHES * batch_size, z.shape[0], 0, "sampling",
-                       unit="sample")
+        bar = Progress(progress and z.shape[0] >= PROGRESS_BATCHES * batch_size, z.shape[0], 0,
+                       "sampling", unit="sample")
         outs = []
         try:
             for i in range(0, z.shape[0], batch_size):
@@ -119,10 +125,14 @@ class Run:
         return torch.from_numpy(minmax_invert(samples.double().numpy(), scaling))
 
     def sample(self, n: int, seed: int = 0, truncation: float | None = None,
-               truncation_method: str = "scale", scaled: bool = False) -> torch.Tensor:
+               truncation_method: str = "scale", scaled: bool = False,
+               rejection: str | None = None) -> torch.Tensor:
         """n samples of the data's shape (images in [-1, 1]). ``truncation`` (psi) pulls the
         latents toward the mean (``scale``) or redraws them inside [-psi, psi] (``resample``);
-        see ``ganforge.latent.truncate``. Sequences of a scaled series (statsmodels, CSV) come
+        see ``ganforge.latent.truncate``. ``rejection``: ``drs`` keeps generated samples by
+        discriminator rejection sampling, ``filter`` drops the share D scores lowest
+        (``ganforge.rejection``; quantile and burn-in from the config's ``sampling``
+        section), ``none`` keeps every one; default: the config's ``sampling.rejection``. Sequences of a scaled series (statsmodels, CSV) come
         back in the series' original units (float64); ``scaled=True`` keeps the [0, 1] values
         the networks were trained on (what the sequence scores compare with the training
         data). Variable-length runs (:meth:`variable_length`) return (n, T, F) without the
@@ -130,14 +140,67 @@ class Run:
         is below 0.5, at least 1) are NaN."""
         if n < 1:
             raise GanforgeError(f"the number of samples must be >= 1, got {n}.")
+        self.last_rejection = None
+        method = self.rejection_method(rejection)
+        if method != "none":
+            x = self._rejection(method, n, seed, truncation, truncation_method)
+        else:
+            x = self.generate(self._latents(n, seed, truncation, truncation_method))
+        if self.variable_length() is not None:
+            x = torch.from_numpy(split_mask(x)[0])
+        return x if scaled else self.to_data_units(x)
+
+    def rejection_kwargs(self, rejection: str | None = None) -> dict[str, str]:
+        """``{"rejection": method}`` for a sample call that must say it (a method other than
+        none, or none against a config that rejects); ``{}`` otherwise, so that runs whose
+        ``sample`` takes no such keyword (conditional, tables, texts) are called as before."""
+        method = self.rejection_method(rejection)
+        if method != "none" or self.config.sampling.rejection != "none":
+            return {"rejection": method}
+        return {}
+
+    def rejection_method(self, rejection: str | None = None) -> str:
+        """The rejection method a sample call uses (the argument, else the config's)."""
+        method = self.config.sampling.rejection if rejection is None else rejection
+        check_rejection(method)
+        if method != "none":
+            check_rejection_config(self.config, method)
+            if self.variable_length() is not None:
+                raise GanforgeError("rejection by the discriminator does not handle "
+                                    "variable-length sequences; use --rejection none.")
+        return method
+
+    def _latents(self, n: int, seed: int, truncation: float | None,
+                 truncation_method: str) -> torch.Tensor:
         z = self.latent(n, seed)
         if truncation is not None:
             z = truncate(z, truncation, self.config.latent.distribution, truncation_method,
                          seed=seed + 1_000_003)
-        x = self.generate(z)
-        if self.variable_length() is not None:
-            x = torch.from_numpy(split_mask(x)[0])
-        return x if scaled else self.to_data_units(x)
+        return z
+
+    @torch.no_grad()
+    def _rejection(self, method: str, n: int, seed: int, truncation: float | None,
+                   truncation_method: str) -> torch.Tensor:
+        s = self.config.sampling
+        D = self.discriminator
+        was_training = D.training  # a run may share D with a trainer (in-process evaluation)
+        D.eval()
+
+        def draw(count: int, batch_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+            x = self.generate(self._latents(count, batch_seed, truncation, truncation_method),
+                              progress=False)
+            logits = torch.cat([D(x[i:i + 1024].to(self.device)).float().reshape(-1).cpu()
+                                for i in range(0, len(x), 1024)])
+            return x, logits
+
+        quantile = DEFAULT_QUANTILE[method] if s.quantile is None else s.quantile
+        sampler = drs_sample if method == "drs" else filter_sample
+        try:
+            x, record = sampler(draw, n, quantile=quantile, burn_in=s.burn_in, seed=seed)
+        finally:
+            D.train(was_training)
+        self.last_rejection = record
+        return x
 
     def save_samples(self, samples: torch.Tensor, out: str | Path) -> Path:
         """Write samples (as :meth:`sample` returns them) as a PNG grid, ``.npy`` or ``.csv``

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ganforge.commands.use import add_rejection_arg, add_truncation_args
 from ganforge.errors import CheckpointError, GanforgeError
 
 
@@ -39,10 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing output")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--truncation", type=float, default=None, metavar="PSI",
-                   help="truncation trick: 0 = the mean sample only, 1 (scale) = none")
-    p.add_argument("--truncation-method", choices=("scale", "resample"), default="scale",
-                   help="scale latents toward the mean (default) or resample outside [-PSI, PSI]")
+    add_truncation_args(p)
+    add_rejection_arg(p)
     p.add_argument("--where", metavar="COLUMN=VALUE", action="append",
                    help="tables: only rows with this category, e.g. --where \"target=malignant\"; "
                         "repeat for several columns (rows with all of them)")
@@ -158,6 +157,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if run.data_kind == "table":
             raise GanforgeError("--truncation applies to latent-sampled runs, not tables.")
         extra.update(truncation=args.truncation, truncation_method=args.truncation_method)
+    if args.rejection is not None:  # a clear message where it does not apply
+        extra.update(run.rejection_kwargs(args.rejection))
     args.as_folder = as_folder  # --label, --grid-by-class and --text write folders too
     if getattr(args, "text", None) is not None:
         from ganforge.commands.text import sample_text
@@ -168,6 +169,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
         return sample_conditional(run, args, extra)
     samples = run.sample(args.n, seed=args.seed, **extra)
+    if (record := run.last_rejection) is not None:
+        print(f"rejection by the discriminator ({record['method']}) kept "
+              f"{100 * record['acceptance']:.0f} % of {record['candidates']} candidates")
     if as_folder:
         return save_sample_files(samples, out, run.data_kind)
     out = run.save_samples(samples, out)

@@ -27,9 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-log", action="store_true", help="do not append to metrics.jsonl")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    from ganforge.commands.use import add_truncation_args
+    from ganforge.commands.use import add_rejection_arg, add_truncation_args
 
     add_truncation_args(p)
+    add_rejection_arg(p)
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -55,7 +56,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                           seed=args.seed, real_split=args.real_split, checkpoint=args.checkpoint,
                           log=not args.no_log, truncation=args.truncation,
                           truncation_method=args.truncation_method,
-                          device=getattr(args, "device", "cpu"))
+                          rejection=args.rejection, device=getattr(args, "device", "cpu"))
     if args.json:
         print(json.dumps(result, indent=2))
     else:

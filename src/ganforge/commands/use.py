@@ -17,6 +17,14 @@ def add_truncation_args(p: argparse.ArgumentParser) -> None:
                         "outside [-PSI, PSI]")
 
 
+def add_rejection_arg(p: argparse.ArgumentParser) -> None:
+    """``--rejection none|drs|filter`` (default: the run's ``sampling.rejection``)."""
+    p.add_argument("--rejection", choices=("none", "drs", "filter"), default=None,
+                   help="drs: discriminator rejection sampling; filter: drop the samples D "
+                        "scores lowest (standard-loss unconditional runs); default: the "
+                        "run's sampling.rejection")
+
+
 def _add_weights_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", metavar="DIR", help="a checkpoint directory (default: latest)")
     p.add_argument("--weights", choices=("auto", "ema", "raw"), default="auto",

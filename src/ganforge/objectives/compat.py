@@ -33,6 +33,28 @@ def discriminator_uses_spectral_norm(cfg: Any) -> bool:
     return any(bool(args.get("spectral_norm", False)) for _, args in layers)
 
 
+# DRS reads D's logit as log(p_data / p_g): the standard losses only
+DRS_LOSSES = ("minimax", "non_saturating")
+
+
+def check_rejection_config(cfg: Any, method: str) -> None:
+    """Rejection by D (``drs``, ``filter``) needs an unconditional G/D run whose D scores one
+    sample at a time; DRS also reads the logit as the log density ratio (standard losses),
+    where the filter only ranks by it (any loss)."""
+    what, fix = f"sampling.rejection={method}", "set sampling.rejection=none"
+    if cfg.task != "unconditional":
+        raise ConfigError(f"{what} is implemented for task 'unconditional', not "
+                          f"'{cfg.task}'; {fix}.")
+    if method == "drs" and cfg.objective.loss not in DRS_LOSSES:
+        raise ConfigError(f"{what} reads D's logit as log(p_data / p_g), which only the "
+                          f"{' and '.join(DRS_LOSSES)} losses train; loss is "
+                          f"'{cfg.objective.loss}'. Change the loss or {fix}.")
+    if cfg.objective.packing > 1:
+        raise ConfigError(f"{what} scores one sample at a time; a packed D "
+                          f"(objective.packing={cfg.objective.packing}) sees several. Set "
+                          f"objective.packing=1 or {fix}.")
+
+
 def check_objective(cfg: Any, data_shape: tuple[int, ...] | None = None) -> None:
     """Raise ConfigError when objective pieces clash with each other or with D's spec."""
     o = cfg.objective

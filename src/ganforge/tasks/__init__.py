@@ -13,6 +13,7 @@ from typing import Any
 
 from ganforge.config import known_data_shape, resolve_data_widths
 from ganforge.errors import ConfigError, did_you_mean
+from ganforge.objectives.compat import check_rejection_config
 from ganforge.tasks.base import StepStats, Task, TaskContext
 
 TASKS: dict[str, str | type[Task]] = {
@@ -66,6 +67,8 @@ def check_config(cfg: Any, data_shape: tuple[int, ...] | None = None) -> None:
     the config where the data is bundled or sized)."""
     cls = task_class(cfg.task)
     cls.check_sections(cfg)
+    if cfg.sampling.rejection != "none":  # every task, whether or not its check reads objective
+        check_rejection_config(cfg, cfg.sampling.rejection)
     shape = data_shape if data_shape is not None else known_data_shape(cfg)
     # widths written as steps / features are checked as the data fills them in
     cls.check(cfg if shape is None else resolve_data_widths(cfg, tuple(shape)), shape)
