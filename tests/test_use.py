@@ -58,9 +58,9 @@ def make_run(root: Path, name: str, preset: str = "dcgan-mnist",
              overrides: list[str] | None = None, ema: bool = False, step: int = 7
              ) -> tuple[Path, torch.nn.Module, torch.nn.Module | None]:
     """A run directory with a config and one checkpoint of randomly initialised networks."""
-    # the checkpoint holds an EMA generator only when asked (presets may switch EMA on)
-    no_ema = [] if ema else ["objective.ema=null"]
-    cfg = load_config(preset, STEPS_ONLY + no_ema + list(overrides or []))
+    # the checkpoint holds an EMA generator only when asked; the config never (presets may
+    # switch EMA on), so the loader's own choice of module is the trained generator
+    cfg = load_config(preset, STEPS_ONLY + ["objective.ema=null"] + list(overrides or []))
     torch.manual_seed(3)
     G = build_network(cfg.generator.model_dump(), cfg.latent.full_shape, "generator")
     D = build_network(cfg.discriminator.model_dump(), G.out_shape, "discriminator")

@@ -104,7 +104,13 @@ def load_for_use(run_dir: str | Path, checkpoint: str | Path | None = None,
                               f"trained without EMA). Use --weights auto or raw.")
     run = api.load(run_dir, device=device, checkpoint=path)
     source = "generator"
-    if ema and weights != "raw":
+    if ema and weights == "raw":  # api.load gave the EMA generator: the trained one instead
+        tensors = load_file(str(path / "model.safetensors"))
+        ckpt.load_module_weights(run.generator, {k: v for k, v in tensors.items()
+                                                 if k.startswith("generator.")}, "generator",
+                                 path)
+        run.generator.eval()
+    elif ema:
         tensors = load_file(str(path / "model.safetensors"))
         merged = {k[len("generator."):]: v for k, v in tensors.items()
                   if k.startswith("generator.")}
