@@ -440,6 +440,7 @@ def test_ema_generator_is_checkpointed_resumed_and_sampled(tmp_path) -> None:
     ov = QUICK + ["train.steps=20", "train.checkpoint_every=10", "objective.ema=0.9",
                   "objective.r1=1.0", "objective.r1_every=3", "objective.instance_noise=0.1",
                   "objective.instance_noise_steps=15", "objective.packing=2",
+                  "sampling.rejection=none",  # the preset's filter needs an unpacked D
                   "objective.feature_matching=added", "objective.label_smoothing=one_sided",
                   "optim.g.schedule.kind=constant", "optim.d.schedule.kind=constant"]
     # (constant lr: extending the budget from 10 to 20 steps re-plans a decaying schedule)

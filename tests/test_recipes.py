@@ -89,20 +89,42 @@ def test_configured_thread_count_is_applied_and_printed(tmp_path, keep_threads,
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_gan_ring8_covers_every_mode_sharply_at_its_default_budget(tmp_path, seed) -> None:
-    """PacGAN's protocol on 2,500 samples of the run as ``ganforge sample`` loads it.
+    """PacGAN's protocol on 2,500 samples of the run as ``ganforge sample`` draws them (the
+    preset's D filter drops the lowest-scored 15 %).
 
-    Issue 20 asks for 8/8 modes, >= 90 % high quality and reverse KL <= 0.05 on every seed;
-    the recipe (R1 0.1, lr decayed to 0) measured (2026-12-02, 2 threads) 88.1 % / 86.0 % on
-    seeds 0 / 1 and 85.7 % at worst over seeds 0-4, KL 0.002-0.003 on every seed, so this
-    guards modes and balance at the target and the share at the level reached (>= 84 %),
-    not yet the 90 % target (benchmarks/RESULTS.md)."""
+    Issue 20's target on every seed: 8/8 modes, >= 90 % high quality, reverse KL <= 0.05.
+    Measured (2026-12-02, 2 threads): 97.2 % / 98.6 % on seeds 0 / 1, 95.5 % at worst over
+    seeds 0-4, KL <= 0.011; without the filter the same runs score 85.7-88.1 %
+    (benchmarks/RESULTS.md)."""
     ganforge.train("gan-ring8", overrides=["monitor.progress=false", f"seed={seed}"],
                    run_dir=tmp_path / "r")
-    x = ganforge.load(tmp_path / "r").sample(2500, seed=0)
+    run = ganforge.load(tmp_path / "r")
+    x = run.sample(2500, seed=0)
     cov = mode_coverage(x, mixture_means("ring8"), MIXTURE_STD["ring8"])
     assert cov.modes == 8, cov
     assert cov.reverse_kl <= 0.05, cov
-    assert cov.high_quality >= 0.84, cov
+    assert cov.high_quality >= 0.90, cov
+    # the filter is what lifts the share: the same run without it stays below
+    raw = mode_coverage(run.sample(2500, seed=0, rejection="none"), mixture_means("ring8"),
+                        MIXTURE_STD["ring8"])
+    assert raw.high_quality < cov.high_quality, (raw, cov)
+
+
+@pytest.mark.slow
+def test_demo_recipe_beats_the_tutorial_recipe_in_less_than_half_its_budget(tmp_path) -> None:
+    """The demo (dcgan-mnist) at 10 of its 35 epochs (1,250 steps, ~4 min on one thread) is
+    scored as ``ganforge evaluate RUN --metrics fid,pr,modes --extractor mnist --n 5000``.
+
+    Measured (2026-12-02, one thread): FID 13.5, 10/10 classes, class KL 0.20. The bound is
+    the tutorial recipe's FID after its full 25 epochs (17.0, issue 20), which the demo's
+    recipe beats in under half that time; at its full budget it scores 6.2 (RESULTS.md)."""
+    from ganforge.evaluate import evaluate_run
+
+    ganforge.train("dcgan-mnist", overrides=[*QUIET, "train.epochs=10"], run_dir=tmp_path / "r")
+    res = evaluate_run(tmp_path / "r", metrics=["fid", "pr", "modes"], extractor="mnist",
+                       n=5000, log=False)
+    assert res["fid"] <= 17.0, res
+    assert res["modes"] == 10 and res["modes_kl"] <= 0.3, res
 
 
 def test_ema_with_own_stats_tracks_the_averaged_generator() -> None:

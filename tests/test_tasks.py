@@ -59,6 +59,7 @@ def test_template_task_trains_by_module_path_and_fits_ring8(tmp_path):
     logs; the plain GAN of the template spreads over the ring (no collapse to a point)."""
     run = ganforge.train("gan-ring8", run_dir=tmp_path / "t", overrides=QUIET + [
         "task=ganforge.tasks.template:TemplateTask", "train.steps=300", "objective.ema=null",
+        "sampling.rejection=none",  # the preset's D filter is for the unconditional task
         "monitor.log_every=100", "train.checkpoint_every=300"])
     assert type(run) is ganforge.Run
     cov = mode_coverage(run.sample(2000), mixture_means("ring8"), std=0.02)
@@ -99,7 +100,8 @@ def test_user_task_from_own_package_registers_and_resumes_its_state(tmp_path, mo
     (pkg / "counting.py").write_text(textwrap.dedent(USER_TASK))
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setitem(TASKS, "counting", "usertasks.counting:CountingTask")
-    over = QUIET + ["task=counting", "monitor.log_every=5", "train.checkpoint_every=5"]
+    over = QUIET + ["task=counting", "monitor.log_every=5", "train.checkpoint_every=5",
+                    "sampling.rejection=none"]
     ganforge.train("gan-ring8", run_dir=tmp_path / "r", overrides=over + ["train.steps=5"])
     cfg = load_config("gan-ring8", over + ["train.steps=12"])
     trainer = Trainer(cfg, tmp_path / "r", resume=True)
@@ -238,7 +240,9 @@ def test_checkpoints_of_the_previous_layout_load_and_resume(tmp_path):
     shutil.copytree(OLD_LAYOUT / "ring8-ema", run_dir)
     run = ganforge.load(run_dir)
     want = np.load(OLD_LAYOUT / "ring8-ema-samples.npy")
-    assert np.array_equal(run.sample(32, seed=5).numpy(), want)
+    # equal up to float rounding: the fixture was written on another CPU (AVX2; AVX-512 sums
+    # in another order)
+    assert np.allclose(run.sample(32, seed=5).numpy(), want, rtol=0, atol=1e-6)
     resumed = ganforge.train(None, overrides=["train.steps=5"], resume=run_dir)
     assert resumed.step == 5
     assert not np.array_equal(resumed.sample(32, seed=5).numpy(), want)  # it trained on
