@@ -237,17 +237,47 @@ def test_drs_where_it_does_not_apply_is_a_config_error(overrides, needle) -> Non
     assert api.load_config("gan-ring8", ["objective.loss=hinge"]).sampling.rejection == "filter"
 
 
-def test_cli_rejection_on_a_conditional_run_says_why(tmp_path, capsys) -> None:
+def test_conditional_filter_scores_each_class_for_its_label(tmp_path, capsys) -> None:
+    """A conditional run filters each class's candidates by D(x, label), with a threshold of
+    its own per class; cycled labels give each class the samples it gets alone; AC-GAN's score
+    adds the class head's log-probability; DRS on AC-GAN is a clear config error."""
+    import numpy as np
+    import torch.nn.functional as F
+
     from test_use_labels_truncation import make_conditional_run
 
     run_dir, _ = make_conditional_run(tmp_path, "cgan-mnist")
+    run = api.load(run_dir)
+    run.config.sampling.burn_in = 400
+    x = run.sample(60, seed=0, labels=3, rejection="filter")
+    rec = run.last_rejection
+    assert rec["acceptance"] == pytest.approx(0.9, abs=0.04)  # the default quantile, 0.1
+    (only,) = rec["per_label"]
+    with torch.no_grad():
+        scores = run.discriminator.eval()(x, torch.full((60,), 3))[0].reshape(-1)
+    assert only["label"] == 3 and bool((scores >= only["threshold"] - 1e-5).all())
+    # the threshold is the 0.1 quantile of this class's burn-in scores: other classes differ
+    run.sample(60, seed=0, labels=5, rejection="filter")
+    assert run.last_rejection["per_label"][0]["threshold"] != pytest.approx(only["threshold"])
+    y = torch.arange(4).repeat(15)
+    mixed = run.sample(60, seed=0, labels=y, rejection="filter")
+    assert [r["label"] for r in run.last_rejection["per_label"]] == [0, 1, 2, 3]
+    assert torch.equal(mixed[y == 2], run.sample(15, seed=0, labels=2, rejection="filter"))
+    # the CLI: --label with --rejection gives the samples of Run.sample (default burn-in)
     out = tmp_path / "x.npy"
-    assert main(["sample", str(run_dir), "-n", "10", "--out", str(out), "--rejection",
-                 "drs"]) == 2
+    assert main(["sample", str(run_dir), "-n", "60", "--label", "3", "--out", str(out),
+                 "--rejection", "filter"]) == 0
+    assert np.array_equal(np.load(out), api.load(run_dir).sample(
+        60, seed=0, labels=3, rejection="filter").numpy())
+
+    ac_dir, _ = make_conditional_run(tmp_path, "acgan-mnist")
+    ac = api.load(ac_dir)
+    z = ac.latent(8, 0)
+    xs, s = ac._scored(z, 6)
+    with torch.no_grad():
+        logit, cls = ac.discriminator.eval()(xs, torch.full((8,), 6))
+    assert torch.allclose(s, logit.reshape(-1) + F.log_softmax(cls, 1)[:, 6], atol=1e-5)
+    assert main(["sample", str(ac_dir), "-n", "10", "--label", "1", "--out", str(out),
+                 "--rejection", "drs", "--force"]) == 2
     err = capsys.readouterr().err
-    assert "task 'unconditional'" in err and "Traceback" not in err
-    assert not out.exists()
-    # --rejection none is what such a run does anyway: accepted
-    assert main(["sample", str(run_dir), "-n", "10", "--out", str(out), "--rejection",
-                 "none"]) == 0
-    assert out.exists()
+    assert "AC-GAN" in err and "Traceback" not in err

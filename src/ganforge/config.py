@@ -250,6 +250,12 @@ class ConditioningConfig(Section):
     num_classes: int = Field(10, ge=2, description="number of classes (labels 0..K-1)")
     embed_dim: int = Field(10, ge=0, description="label embedding size for concat (0: one-hot)")
     aux_weight: float = Field(1.0, ge=0, description="acgan: weight of the class losses")
+    mismatch: bool = Field(False, description="cgan / projection: D also sees real samples "
+                           "with a wrong label as fakes (GAN-CLS's matching-aware D, Reed et al. "
+                           "2016), so it must check that image and label agree")
+    aux_fake: bool = Field(True, description="acgan: D's class head also learns the labels of "
+                           "G's samples (the paper); false: real samples only, so the head stays "
+                           "a classifier of the real data and G cannot teach it its own labels")
 
 
 class MonitorConfig(Section):

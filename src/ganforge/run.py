@@ -153,7 +153,7 @@ class Run:
     def rejection_kwargs(self, rejection: str | None = None) -> dict[str, str]:
         """``{"rejection": method}`` for a sample call that must say it (a method other than
         none, or none against a config that rejects); ``{}`` otherwise, so that runs whose
-        ``sample`` takes no such keyword (conditional, tables, texts) are called as before."""
+        ``sample`` takes no such keyword (tables, texts) are called as before."""
         method = self.rejection_method(rejection)
         if method != "none" or self.config.sampling.rejection != "none":
             return {"rejection": method}
@@ -179,19 +179,26 @@ class Run:
         return z
 
     @torch.no_grad()
+    def _scored(self, z: torch.Tensor, label: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Candidates G(z) and D's logit of each (``label``: the class a conditional run draws
+        them for; unused here)."""
+        x = self.generate(z, progress=False)
+        D = self.discriminator
+        logits = torch.cat([D(x[i:i + 1024].to(self.device)).float().reshape(-1).cpu()
+                            for i in range(0, len(x), 1024)])
+        return x, logits
+
+    @torch.no_grad()
     def _rejection(self, method: str, n: int, seed: int, truncation: float | None,
-                   truncation_method: str) -> torch.Tensor:
+                   truncation_method: str, label: int | None = None) -> torch.Tensor:
         s = self.config.sampling
         D = self.discriminator
         was_training = D.training  # a run may share D with a trainer (in-process evaluation)
         D.eval()
 
         def draw(count: int, batch_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-            x = self.generate(self._latents(count, batch_seed, truncation, truncation_method),
-                              progress=False)
-            logits = torch.cat([D(x[i:i + 1024].to(self.device)).float().reshape(-1).cpu()
-                                for i in range(0, len(x), 1024)])
-            return x, logits
+            return self._scored(self._latents(count, batch_seed, truncation, truncation_method),
+                                label)
 
         quantile = DEFAULT_QUANTILE[method] if s.quantile is None else s.quantile
         sampler = drs_sample if method == "drs" else filter_sample

@@ -115,7 +115,7 @@ def sample_conditional(run: Any, args: argparse.Namespace, extra: dict[str, Any]
     as_folder = getattr(args, "as_folder", False)
     if args.grid_by_class:
         if extra:
-            raise GanforgeError("--grid-by-class does not take --truncation.")
+            raise GanforgeError("--grid-by-class does not take --truncation or --rejection.")
         x = run.grid_by_class(args.n, seed=args.seed)
         if as_folder:  # class_K_NNNNN.png: sample NNNNN of class K (the same latent per NNNNN)
             from ganforge.commands.core import save_sample_files

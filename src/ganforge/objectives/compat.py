@@ -38,13 +38,18 @@ DRS_LOSSES = ("minimax", "non_saturating")
 
 
 def check_rejection_config(cfg: Any, method: str) -> None:
-    """Rejection by D (``drs``, ``filter``) needs an unconditional G/D run whose D scores one
-    sample at a time; DRS also reads the logit as the log density ratio (standard losses),
-    where the filter only ranks by it (any loss)."""
+    """Rejection by D (``drs``, ``filter``) needs a G/D run (unconditional, or conditional,
+    where D scores each sample for its label) whose D scores one sample at a time; DRS also
+    reads the logit as the log density ratio (standard losses; not AC-GAN's score, which adds
+    the class head), where the filter only ranks by it (any loss)."""
     what, fix = f"sampling.rejection={method}", "set sampling.rejection=none"
-    if cfg.task != "unconditional":
-        raise ConfigError(f"{what} is implemented for task 'unconditional', not "
-                          f"'{cfg.task}'; {fix}.")
+    if cfg.task not in ("unconditional", "conditional"):
+        raise ConfigError(f"{what} is implemented for tasks 'unconditional' and "
+                          f"'conditional', not '{cfg.task}'; {fix}.")
+    if method == "drs" and cfg.task == "conditional" and cfg.conditioning.method == "acgan":
+        raise ConfigError(f"{what} reads D's logit as log(p_data / p_g); an AC-GAN run is "
+                          f"scored with its class head added, which is no density ratio. Use "
+                          f"sampling.rejection=filter or {fix}.")
     if method == "drs" and cfg.objective.loss not in DRS_LOSSES:
         raise ConfigError(f"{what} reads D's logit as log(p_data / p_g), which only the "
                           f"{' and '.join(DRS_LOSSES)} losses train; loss is "

@@ -24,7 +24,6 @@ from torch import nn
 
 from ganforge.architecture.conditioning import build_conditional_networks, cycle_labels
 from ganforge.errors import ConfigError, GanforgeError
-from ganforge.latent import truncate
 from ganforge.metrics.conditional import ConditionalEvalCallback
 from ganforge.monitor.images import image_grid, save_samples_picture
 from ganforge.objectives.compat import check_objective
@@ -66,6 +65,12 @@ class ConditionalTask(GeneratorDiscriminatorTask):
             raise ConfigError("task 'conditional' does not support objective.packing or "
                               "objective.feature_matching; set packing: 1 and "
                               "feature_matching: off.")
+        c = cfg.conditioning
+        if c.mismatch and c.method == "acgan":
+            raise ConfigError("conditioning.mismatch shows D real samples with wrong labels, "
+                              "but an AC-GAN D's real/fake logit does not see the label (its "
+                              "class head does: aux_weight); use method cgan or projection, "
+                              "or set mismatch: false.")
 
     @classmethod
     def build_networks(cls, ctx: TaskContext) -> tuple[nn.Module, nn.Module]:
@@ -84,6 +89,8 @@ class ConditionalTask(GeneratorDiscriminatorTask):
         self.num_classes = int(c.num_classes)
         self.acgan = c.method == "acgan"
         self.aux_weight = float(c.aux_weight)
+        self.aux_fake = bool(c.aux_fake)
+        self.mismatch = bool(c.mismatch)
 
     def callbacks(self, ctx: TaskContext) -> list[Any]:
         mon = ctx.cfg.monitor
@@ -109,13 +116,30 @@ class ConditionalTask(GeneratorDiscriminatorTask):
         logits, cls = self.D(x, y)
         return logits, cls, None
 
+    def negatives(self, fake_logits: torch.Tensor, real_in: torch.Tensor,
+                  y: torch.Tensor | None) -> torch.Tensor:
+        """``conditioning.mismatch``: D's fake term also covers the real batch shown with a
+        wrong label (each label shifted by 1..K-1, from the checkpointed label generator), as
+        GAN-CLS's matching-aware D (Reed et al. 2016): the loss's fake half becomes the mean
+        of the two, so D must check that image and label agree, not only that the image is
+        real."""
+        if not self.mismatch:
+            return fake_logits
+        shift = torch.randint(1, self.num_classes, (real_in.shape[0],),
+                              generator=self.label_gen).to(real_in.device)
+        wrong_logits, _, _ = self.discriminate(real_in, (y + shift) % self.num_classes)
+        return torch.cat([fake_logits, wrong_logits])
+
     def d_class_terms(self, d_loss: torch.Tensor, real_cls: torch.Tensor | None,
                       fake_cls: torch.Tensor | None, y: torch.Tensor | None,
                       yf: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """AC-GAN: ``aux_weight`` x the class head's cross-entropy on real and fake samples."""
+        """AC-GAN: ``aux_weight`` x the class head's cross-entropy on real samples, plus on
+        fake samples unless ``conditioning.aux_fake`` is false."""
         if not self.acgan:
             return d_loss, {}
-        aux = F.cross_entropy(real_cls, y) + F.cross_entropy(fake_cls, yf)
+        aux = F.cross_entropy(real_cls, y)
+        if self.aux_fake:
+            aux = aux + F.cross_entropy(fake_cls, yf)
         acc = (real_cls.detach().argmax(1) == y).float().mean()
         return d_loss + self.aux_weight * aux, {"aux_loss": aux.detach(), "aux_acc_real": acc}
 
@@ -181,16 +205,51 @@ class ConditionalRun(Run):
         return torch.cat(outs) if outs else torch.empty(0, *self.data_shape)
 
     def sample(self, n: int, seed: int = 0, truncation: float | None = None,
-               truncation_method: str = "scale", labels: Any = None) -> torch.Tensor:
-        """n samples of the given labels (int, sequence, or None for 0..K-1 cycled)."""
+               truncation_method: str = "scale", labels: Any = None,
+               rejection: str | None = None) -> torch.Tensor:
+        """n samples of the given labels (int, sequence, or None for 0..K-1 cycled).
+        ``rejection`` (default: the config's ``sampling.rejection``) filters each class's
+        candidates by D's score of them *for that class* (:meth:`_scored`), with a threshold
+        of its own per class, so a sample D finds off-label is dropped and every class keeps
+        its count."""
         if n < 1:
             raise GanforgeError(f"the number of samples must be >= 1, got {n}.")
         y = self.labels_for(n, labels)
-        z = self.latent(n, seed)
-        if truncation is not None:
-            z = truncate(z, truncation, self.config.latent.distribution, truncation_method,
-                         seed=seed + 1_000_003)
-        return self.generate(z, labels=y)
+        self.last_rejection = None
+        method = self.rejection_method(rejection)
+        if method == "none":
+            return self.generate(self._latents(n, seed, truncation, truncation_method),
+                                 labels=y)
+        out = torch.empty(n, *self.data_shape)
+        records = []
+        for c in y.unique().tolist():
+            at = torch.nonzero(y == c).flatten()
+            out[at] = self._rejection(method, len(at), seed, truncation, truncation_method,
+                                      label=int(c))
+            records.append({"label": int(c), **self.last_rejection})
+        drawn = sum(r["candidates"] for r in records)
+        self.last_rejection = {"method": method, "candidates": drawn,
+                               "acceptance": sum(r["acceptance"] * r["candidates"]
+                                                 for r in records) / drawn,
+                               "per_label": records}
+        return out
+
+    @torch.no_grad()
+    def _scored(self, z: torch.Tensor, label: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Candidates of class ``label`` and D's score of each for that class: the logit of
+        D(x, label) (cgan, projection); for AC-GAN, the real/fake logit plus the class head's
+        log-probability of ``label``."""
+        y = torch.full((z.shape[0],), int(label), dtype=torch.long)
+        x = self.generate(z, labels=y)
+        scores = []
+        for i in range(0, len(x), 1024):
+            logit, cls = self.discriminator(x[i:i + 1024].to(self.device),
+                                            y[i:i + 1024].to(self.device))
+            s = logit.float().reshape(-1)
+            if cls is not None:
+                s = s + F.log_softmax(cls.float(), 1)[:, int(label)]
+            scores.append(s.cpu())
+        return x, torch.cat(scores)
 
     def grid_by_class(self, per_class: int = 8, seed: int = 0) -> torch.Tensor:
         """K * per_class samples, class k in row k, the same latents in every row."""

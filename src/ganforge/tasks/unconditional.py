@@ -189,6 +189,12 @@ class GeneratorDiscriminatorTask(Task):
             return logits, None, feats
         return self.D(x), None, None
 
+    def negatives(self, fake_logits: torch.Tensor, real_in: torch.Tensor,
+                  y: torch.Tensor | None) -> torch.Tensor:
+        """The logits D's loss counts as fake: G's samples' (a conditional D may add real
+        samples shown with a wrong label)."""
+        return fake_logits
+
     def d_class_terms(self, d_loss: torch.Tensor, real_cls: torch.Tensor | None,
                       fake_cls: torch.Tensor | None, y: torch.Tensor | None,
                       yf: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -231,8 +237,8 @@ class GeneratorDiscriminatorTask(Task):
             real_logits, real_cls, real_feats = self.discriminate(real_in, y,
                                                                   want_features and last)
             fake_logits, fake_cls, _ = self.discriminate(fake_in, yf)
-            d_loss = self.loss.d_loss(real_logits, fake_logits, self.real_target,
-                                      self.fake_target)
+            d_loss = self.loss.d_loss(real_logits, self.negatives(fake_logits, real_in, y),
+                                      self.real_target, self.fake_target)
             total, extra = self.d_class_terms(d_loss, real_cls, fake_cls, y, yf)
 
             def d_real(x: torch.Tensor, y: torch.Tensor | None = y) -> torch.Tensor:
