@@ -69,6 +69,9 @@ def train_gan(per_class: int, seed: int, steps: int, tricks: bool, preset: str,
                     "d": {"lr": 1e-3, "betas": [0.5, 0.999]}}
     raw["monitor"].update(progress=False, sample_every=100_000, log_every=100)
     raw["seed"] = seed
+    # the preset's conditioning only: its EMA and sample filter belong to the tricks compared
+    raw["objective"] = {"loss": raw["objective"]["loss"]}
+    raw.pop("sampling", None)
     if tricks:
         raw["objective"]["diffaugment"] = ["translation", "cutout"]
         raw["objective"]["ema"] = 0.99

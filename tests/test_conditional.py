@@ -541,3 +541,4 @@ def test_mismatch_teaches_d_that_image_and_label_must_agree(tmp_path):
     cfg["conditioning"]["mismatch"] = True
     with pytest.raises(ConfigError, match="mismatch"):
         load_config(cfg)
+

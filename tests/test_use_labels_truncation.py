@@ -114,7 +114,7 @@ def test_label_sweep_column_k_is_g_of_row_latent_and_class_k(cond_runs, preset) 
     # Truncated to psi 0, every row is the mean latent: one sample per class.
     _, _, x0 = L.label_sweep(run, rows=4, seed=5, truncation=0.0)
     assert float((x0 - x0[:1]).abs().max()) == 0.0
-    assert torch.allclose(x0[0, 3], _direct(G, torch.zeros(1, 64), 3)[0], atol=1e-5)
+    assert torch.allclose(x0[0, 3], _direct(G, torch.zeros(1, 100), 3)[0], atol=1e-5)
     # psi 0.5 scale: the latents of Run.sample(..., truncation=0.5), i.e. 0.5 * z
     _, _, xh = L.label_sweep(run, rows=3, seed=5, truncation=0.5)
     assert torch.allclose(xh[:, 4], _direct(G, 0.5 * z, 4), atol=1e-5)
@@ -254,7 +254,7 @@ def test_evaluate_truncation_reaches_conditional_metrics(cond_runs) -> None:
     assert res["protocol"]["truncation"] == {"psi": 0.0, "method": "scale"}
     # cas by hand: the mnist classifier on G(mean latent, k) for labels 0..9 cycled
     labels = torch.arange(n) % 10
-    fake = _direct(G, torch.zeros(n, 64), labels)
+    fake = _direct(G, torch.zeros(n, 100), labels)
     pred = M.get_extractor("mnist").logits(fake).argmax(1)
     assert res["cas"] == pytest.approx(float((pred == labels).float().mean()))
     assert all(v in (0.0, 1.0) for v in res["cas_per_class"])  # one sample per class
@@ -262,7 +262,7 @@ def test_evaluate_truncation_reaches_conditional_metrics(cond_runs) -> None:
     from ganforge.metrics.conditional import conditional_scores
 
     data = load_training_data(api.load(run_dir).config)
-    ref, _ = conditional_scores(lambda y: _direct(G, torch.zeros(len(y), 64), y), data.x,
+    ref, _ = conditional_scores(lambda y: _direct(G, torch.zeros(len(y), 100), y), data.x,
                                 data.y, ["intra_fid"], 10, n, "mnist", 2)
     assert res["intra_fid"] == pytest.approx(ref["intra_fid"], rel=1e-9)
     free = evaluate_run(run_dir, metrics=["intra_fid"], n=n, seed=2, log=False, cache=False)
