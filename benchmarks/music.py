@@ -5,7 +5,7 @@ overrides apply to every seed), then scores each run as ``ganforge musicscore RU
 1,000 generated windows quantized as they are written to MIDI against the training windows,
 and the held-out test pieces' windows against the training windows as the real-vs-real row
 (pitch-class KL and distance, note-length distance, scale consistency, repetitions, tone
-span, and TimeGAN's discriminative score on the scaled note features). Prints a table with
+span, and TimeGAN's discriminative score on the quantized notes, min-max scaled). Prints a table with
 the issue's targets, writes JSON and a piano-roll picture (real windows above, seed 0's
 generated ones below).
 
@@ -73,17 +73,15 @@ def picture(run_dir: Path, path: Path, k: int = 4) -> None:
     """Piano rolls: k real test windows, then k generated windows of the run."""
     import ganforge
     from ganforge.data import load_dataset
-    from ganforge.data.music import quantize_notes, samples_to_notes
-    from ganforge.data.sequences import load_data_info, minmax_invert
+    from ganforge.data.music import decode_notes
+    from ganforge.data.sequences import load_data_info
     from ganforge.monitor.music import write_piano_roll
 
     run = ganforge.load(run_dir)
     info = load_data_info(run_dir) or {}
-    grid = float(info["music"]["grid"])
     test = load_dataset(run.config.data.source, split="test", **dict(run.config.data.options))
-    real = quantize_notes(minmax_invert(test.x[:k].double().numpy(), info["scaling"]), grid)
-    fake = samples_to_notes(run.sample(k, seed=0, scaled=True).double().numpy(),
-                            info["scaling"], grid)
+    real = decode_notes(test.x[:k].double().numpy(), info)
+    fake = decode_notes(run.sample(k, seed=0, scaled=True).double().numpy(), info)
     write_piano_roll([*real, *fake], path, [f"real {i + 1}" for i in range(k)]
                      + [f"generated {i + 1}" for i in range(k)])
 

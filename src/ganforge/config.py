@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ganforge.architecture.builder import replace_batch_norm
+from ganforge.architecture.builder import DATA_WIDTHS, replace_batch_norm
 from ganforge.errors import ConfigError, did_you_mean
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -46,8 +46,9 @@ class DataConfig(Section):
 # Widths that follow the data: written where a number goes (latent.shape, a layer argument such
 # as ``dense: {units: features}``), they are filled in from the loaded data before any network
 # is built (``resolve_data_widths``): ``features`` = the last axis of a sample (a sequence's
-# feature count), ``steps`` = a sequence's length T.
-DATA_WIDTHS = ("steps", "features")
+# feature count), ``steps`` = a sequence's length T, ``spans`` = the widths of the one-hot
+# variables of data that has them (music with ``encoding: onehot``), for ``span_softmax``.
+# (the names: architecture.builder.DATA_WIDTHS)
 
 
 class LatentConfig(Section):
@@ -576,11 +577,15 @@ def load_config(source: str | Path | dict[str, Any], overrides: list[str] | None
     return validate_config(apply_overrides(raw_config(source), overrides))
 
 
-def data_widths(data_shape: tuple[int, ...]) -> dict[str, int]:
-    """What ``steps`` and ``features`` stand for with data of this sample shape."""
-    widths = {"features": int(data_shape[-1])}
+def data_widths(data_shape: tuple[int, ...], spans: list[int] | None = None
+                ) -> dict[str, Any]:
+    """What ``steps``, ``features`` and ``spans`` stand for with data of this sample shape
+    (``spans``: the data's one-hot variable widths, where it has them)."""
+    widths: dict[str, Any] = {"features": int(data_shape[-1])}
     if len(data_shape) == 2:
         widths["steps"] = int(data_shape[0])
+    if spans:
+        widths["spans"] = [int(w) for w in spans]
     return widths
 
 
@@ -594,6 +599,11 @@ def _fill_widths(node: Any, key: str, widths: dict[str, int], shape: tuple[int, 
         return [v if layer_list and isinstance(v, str) else
                 _fill_widths(v, f"{key}[{i}]", widths, shape) for i, v in enumerate(node)]
     if isinstance(node, str) and node in DATA_WIDTHS:
+        if node == "spans" and node not in widths:
+            raise ConfigError(f"{key} is 'spans', the widths of the data's one-hot variables, "
+                              f"but this data has none (shape {list(shape)}); use "
+                              f"span_softmax on data encoded one-hot (music: "
+                              f"data.options.encoding: onehot) or write the widths.")
         if node not in widths:
             raise ConfigError(f"{key} is 'steps', the length of a sequence, but the data's "
                               f"samples have shape {list(shape)}, not (steps, features); write "
@@ -602,13 +612,14 @@ def _fill_widths(node: Any, key: str, widths: dict[str, int], shape: tuple[int, 
     return node
 
 
-def resolve_data_widths(cfg: RunConfig, data_shape: tuple[int, ...]) -> RunConfig:
-    """The config with every ``steps`` / ``features`` in latent.shape, the network specs and
-    task_options replaced by the data's sequence length / feature count (``cfg`` itself when
-    there are none). Numbers are left as written; the task's checks then compare them with the
-    data and name the key that disagrees."""
+def resolve_data_widths(cfg: RunConfig, data_shape: tuple[int, ...],
+                        spans: list[int] | None = None) -> RunConfig:
+    """The config with every ``steps`` / ``features`` / ``spans`` in latent.shape, the network
+    specs and task_options replaced by the data's sequence length / feature count / one-hot
+    widths (``cfg`` itself when there are none). Numbers are left as written; the task's checks
+    then compare them with the data and name the key that disagrees."""
     raw = cfg.to_dict()
-    widths = data_widths(tuple(int(v) for v in data_shape))
+    widths = data_widths(tuple(int(v) for v in data_shape), spans)
     filled = {k: _fill_widths(raw[k], k, widths, tuple(data_shape))
               for k in ("latent", "generator", "discriminator", "task_options", "translation")}
     if all(filled[k] == raw[k] for k in filled):

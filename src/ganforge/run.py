@@ -142,10 +142,14 @@ class Run:
             raise GanforgeError(f"the number of samples must be >= 1, got {n}.")
         self.last_rejection = None
         method = self.rejection_method(rejection)
-        if method != "none":
-            x = self._rejection(method, n, seed, truncation, truncation_method)
-        else:
-            x = self.generate(self._latents(n, seed, truncation, truncation_method))
+        # randomness inside G (the Gumbel noise of span_softmax) follows the seed too, without
+        # touching the caller's global generator
+        with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+            torch.manual_seed(seed)
+            if method != "none":
+                x = self._rejection(method, n, seed, truncation, truncation_method)
+            else:
+                x = self.generate(self._latents(n, seed, truncation, truncation_method))
         if self.variable_length() is not None:
             x = torch.from_numpy(split_mask(x)[0])
         return x if scaled else self.to_data_units(x)

@@ -18,6 +18,8 @@ from ganforge.architecture.layers import LAYERS, Shape, ShapeError, _fmt
 from ganforge.errors import ConfigError, SpecError, did_you_mean
 
 META_KEYS = ("spectral_norm", "features")
+# words written where a width goes that the data fills in (config.resolve_data_widths)
+DATA_WIDTHS = ("steps", "features", "spans")
 
 
 @dataclass
@@ -78,8 +80,8 @@ def plan_network(spec: dict[str, Any], in_shape: Shape, name: str) -> list[Layer
             raise SpecError(f"{path} ({ltype}): missing required argument '{missing[0]}'.")
         args = {**lt.defaults, **raw}
         for key, value in args.items():
-            if value in ("steps", "features") or (isinstance(value, list) and any(
-                    v in ("steps", "features") for v in value if isinstance(v, str))):
+            if value in DATA_WIDTHS or (isinstance(value, list) and any(
+                    v in DATA_WIDTHS for v in value if isinstance(v, str))):
                 raise SpecError(f"{path} ({ltype}): {key} is {value!r}, which follows the data; "
                                 f"it is filled in once the data is loaded (ganforge train, "
                                 f"inspect).")

@@ -382,6 +382,53 @@ register_layer("leaky_relu", {"slope": 0.2}, doc="leaky ReLU with negative slope
 LAYERS["leaky_relu"].build = lambda shape, a: nn.LeakyReLU(float(a["slope"]))
 
 
+class SpanSoftmax(nn.Module):
+    """Softmax over consecutive spans of the last axis (one categorical variable per span),
+    with Gumbel noise when ``tau`` is set: Gumbel-softmax(tau), as CTGAN's generator emits its
+    one-hot columns. Without noise it is a plain softmax per span. The noise is drawn in eval
+    mode too, so the argmax of a span is a draw from softmax(logits): what decoding reads.
+    ``hard``: the forward pass emits the exact one-hot of each span's argmax and the backward
+    pass the soft values' gradient (straight-through), so D cannot tell generated rows from
+    real one-hot rows by their softness."""
+
+    def __init__(self, spans: list[int], tau: float | None, hard: bool = False) -> None:
+        super().__init__()
+        self.spans = [int(w) for w in spans]
+        self.tau = None if tau is None else float(tau)
+        self.hard = bool(hard)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.tau is not None:
+            u = torch.rand_like(x).clamp_min_(torch.finfo(x.dtype).tiny)
+            x = (x - torch.log(-torch.log(u))) / self.tau
+        parts = [torch.softmax(part, dim=-1) for part in torch.split(x, self.spans, dim=-1)]
+        if self.hard:
+            parts = [p + (torch.zeros_like(p).scatter_(-1, p.argmax(-1, keepdim=True), 1.0)
+                          - p).detach() for p in parts]
+        return torch.cat(parts, dim=-1)
+
+
+@register_layer("span_softmax", {"spans": None, "tau": None, "hard": False},
+                required=("spans",),
+                doc="softmax per span of the last axis (one-hot variables; spans: spans follows "
+                    "the data), Gumbel-softmax when tau is set, straight-through one-hot when "
+                    "hard")
+def _span_softmax(shape: Shape, a: dict[str, Any]) -> Shape:
+    spans = a["spans"]
+    if not isinstance(spans, list) or not spans or not all(
+            isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in spans):
+        raise ShapeError(f"spans must be a list of widths >= 1, got {spans!r}")
+    if sum(spans) != shape[-1]:
+        raise ShapeError(f"spans {spans} add up to {sum(spans)}, but the input has "
+                         f"{shape[-1]} features {_fmt(shape)}")
+    if a["tau"] is not None and not float(a["tau"]) > 0:
+        raise ShapeError(f"tau must be a positive temperature (or unset), got {a['tau']!r}")
+    return shape
+
+
+LAYERS["span_softmax"].build = lambda shape, a: SpanSoftmax(a["spans"], a["tau"], a["hard"])
+
+
 # ---------------------------------------------------------------------------- recurrent
 class Recurrent(nn.Module):
     """LSTM/GRU over (N, T, F), batch first; returns every step or only the last."""

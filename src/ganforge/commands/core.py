@@ -106,14 +106,15 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from ganforge.config import known_data_shape
 
     cfg = load_config(args.config, args.overrides)
-    shape = known_data_shape(cfg)
+    shape, spans = known_data_shape(cfg), None
     if shape is None:
         from ganforge.data import load_training_data
 
-        shape = load_training_data(cfg).shape
+        data = load_training_data(cfg)
+        shape, spans = data.shape, data.info.get("spans")
     from ganforge.config import resolve_data_widths
 
-    cfg = resolve_data_widths(cfg, tuple(shape))  # steps / features: the data's
+    cfg = resolve_data_widths(cfg, tuple(shape), spans)  # steps / features / spans: the data's
     if cfg.task == "stackgan":  # four networks around a text embedding
         from ganforge.tasks.stackgan import print_summary
 

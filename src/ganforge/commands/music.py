@@ -32,11 +32,12 @@ def music_score_rows(run_dir: str, n: int = 1000, seed: int = 0,
     when the run holds no pieces out, ``test_fraction: 0``). With ``disc_iterations`` > 0
     each row also gets ``discriminative``: |accuracy - 0.5| of a GRU classifier telling the
     row's windows from the training windows on held-out halves (TimeGAN's score, on the
-    scaled note features the networks see)."""
+    quantized notes' 3 features min-max scaled: the same representation for every encoding,
+    and what is written to MIDI)."""
     from ganforge import api
     from ganforge.data import load_dataset
-    from ganforge.data.music import quantize_notes, samples_to_notes
-    from ganforge.data.sequences import load_data_info, minmax_invert
+    from ganforge.data.music import decode_notes, note_features
+    from ganforge.data.sequences import load_data_info
     from ganforge.metrics.music import music_scores
     from ganforge.metrics.sequences import discriminative_score
 
@@ -50,25 +51,24 @@ def music_score_rows(run_dir: str, n: int = 1000, seed: int = 0,
         raise GanforgeError(f"'{run_dir}' is not a music run (its data is "
                             f"'{run.config.data.source}'); musicscore scores runs trained on "
                             f"music:bach or music:FOLDER.")
-    grid = float(info["music"]["grid"])
     opts = dict(run.config.data.options)
-    real, scaled = {}, {}
+    real = {}
     held_out = float(opts.get("test_fraction", 0.1)) > 0  # else "test" is every piece
     for split in ("train", "test") if held_out else ("train",):
         data = load_dataset(run.config.data.source, split=split, **opts)
-        scaled[split] = data.x.double().numpy()
-        real[split] = quantize_notes(minmax_invert(scaled[split], info["scaling"]), grid)
-    generated = run.sample(n, seed=seed, scaled=True).double().numpy()
-    fake = samples_to_notes(generated, info["scaling"], grid)
+        real[split] = decode_notes(data.x.double().numpy(), info)
+    fake = decode_notes(run.sample(n, seed=seed, scaled=True).double().numpy(), info)
     rows = {"generated vs train": music_scores(fake, real["train"])}
     if held_out:
         rows["test vs train"] = music_scores(real["test"], real["train"])
     if disc_iterations:
+        train = note_features(real["train"], info)
         rows["generated vs train"]["discriminative"] = discriminative_score(
-            scaled["train"], generated, iterations=disc_iterations, seed=seed)
+            train, note_features(fake, info), iterations=disc_iterations, seed=seed)
         if held_out:
             rows["test vs train"]["discriminative"] = discriminative_score(
-                scaled["train"], scaled["test"], iterations=disc_iterations, seed=seed)
+                train, note_features(real["test"], info), iterations=disc_iterations,
+                seed=seed)
     return rows
 
 

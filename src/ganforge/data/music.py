@@ -21,11 +21,22 @@ Notes longer than ``max_quarters`` (8: two 4/4 bars; 2 of the chorales' 21,160 s
 are clipped to it, and a rest longer than it (21 times in the chorales, up to 51 quarters where
 the soprano pauses) cuts the piece into separate melodies, so the features keep a useful range.
 Every window of ``seq_len`` consecutive notes inside a melody (step ``stride``) is a training
-sequence; windows are shuffled with a seeded permutation. Features are min-max scaled to
-[0, 1] over all pieces of the source (both splits, as the other sequence datasets scale the
-whole series) with :func:`~ganforge.data.sequences.minmax_apply`, for a sigmoid generator; the
-scaling goes into ``info["scaling"]`` and the run's ``data.json``, so samples are written back
-in musical units (CSV, MIDI, MusicXML).
+sequence; windows are shuffled with a seeded permutation. Two encodings
+(``data.options.encoding``):
+
+- ``scaled`` (default, Mogren's): the 3 features min-max scaled to [0, 1] over all pieces of
+  the source (both splits, as the other sequence datasets scale the whole series) with
+  :func:`~ganforge.data.sequences.minmax_apply`, for a sigmoid generator;
+- ``onehot``: each feature one-hot over its vocabulary (:func:`note_vocab`: every MIDI pitch
+  from the lowest to the highest of the source, and the durations / deltas that occur once
+  quantized to the grid), three spans side by side, for a ``span_softmax`` generator. G then
+  picks a pitch as a category (a note off the key is one more wrong class, not a small error
+  of one number), and rhythms are the grid values the music uses. ``info["spans"]`` gives the
+  widths, which ``span_softmax: {spans: spans}`` follows.
+
+The scaling (both encodings) and the encoding's vocabulary go into ``info`` and the run's
+``data.json``, so samples are written back in musical units (CSV, MIDI, MusicXML):
+:func:`decode_notes`.
 """
 
 from __future__ import annotations
@@ -50,6 +61,7 @@ from ganforge.fileio import atomic_path
 from ganforge.progress import Progress
 
 FEATURES = ("pitch", "duration", "delta")
+ENCODINGS = ("scaled", "onehot")
 MUSIC_SUFFIXES = (".mid", ".midi", ".mxl", ".musicxml", ".xml")
 PARSER_VERSION = 1  # bump when the events a file gives change (invalidates the cache)
 GRID = 0.25  # quantization of durations and onsets in quarter lengths (a sixteenth note)
@@ -290,6 +302,46 @@ def piece_windows(pieces: list[np.ndarray], seq_len: int, stride: int) -> np.nda
     return np.stack(out) if out else np.zeros((0, seq_len, 3))
 
 
+def note_vocab(events: np.ndarray, grid: float = GRID) -> dict[str, list[float]]:
+    """The one-hot vocabulary of note events (K, 3): every MIDI pitch from the lowest to the
+    highest, and the distinct durations and deltas once quantized to ``grid``."""
+    q = quantize_notes(events, grid)
+    return {"pitch": [float(p) for p in range(int(q[:, 0].min()), int(q[:, 0].max()) + 1)],
+            "duration": sorted({float(v) for v in q[:, 1]}),
+            "delta": sorted({float(v) for v in q[:, 2]})}
+
+
+def vocab_spans(vocab: dict[str, list[float]]) -> list[int]:
+    return [len(vocab[f]) for f in FEATURES]
+
+
+def onehot_encode(events: np.ndarray, vocab: dict[str, list[float]], grid: float = GRID
+                  ) -> np.ndarray:
+    """(..., 3) note events -> (..., sum of spans) one-hot rows (quantized to ``grid`` first;
+    every value must be in ``vocab``)."""
+    q = quantize_notes(events, grid)
+    parts = []
+    for f, name in enumerate(FEATURES):
+        values = np.asarray(vocab[name])
+        idx = np.searchsorted(values, q[..., f])
+        if np.any(idx >= len(values)) or np.any(values[np.minimum(idx, len(values) - 1)]
+                                                != q[..., f]):
+            raise DataError(f"a note's {name} is outside the one-hot vocabulary of this data; "
+                            f"the vocabulary is built from every piece of the source.")
+        parts.append(np.eye(len(values), dtype=np.float32)[idx])
+    return np.concatenate(parts, axis=-1)
+
+
+def onehot_decode(x: np.ndarray, vocab: dict[str, list[float]]) -> np.ndarray:
+    """(..., sum of spans) one-hot (or softmax) rows -> (..., 3) note events: the value of
+    each span's largest entry."""
+    x = np.asarray(x)
+    widths = vocab_spans(vocab)
+    cols = np.split(x, np.cumsum(widths)[:-1], axis=-1)
+    return np.stack([np.asarray(vocab[name], dtype=np.float64)[c.argmax(-1)]
+                     for name, c in zip(FEATURES, cols, strict=True)], axis=-1)
+
+
 def _option_int(name: str, value: Any, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise DataError(f"data.options.{name} for music data must be an integer >= {low}, "
@@ -300,13 +352,16 @@ def _option_int(name: str, value: Any, low: int) -> int:
 @register_dataset("music:")
 def music(path: str, split: str = "all", seq_len: int = 32, stride: int = 1, seed: int = 0,
           test_fraction: float = 0.1, limit: int | None = None, part: int | str | None = None,
-          max_quarters: float = 8.0) -> TensorData:
-    """Melodies as windows of ``seq_len`` notes (pitch, duration, delta) in [0, 1]:
-    ``music:bach`` (soprano of music21's Bach chorales) or ``music:FOLDER`` of MIDI/MusicXML
-    files (first part, or ``part``). ``limit`` keeps the first pieces (by file name); notes
-    longer than ``max_quarters`` are clipped to it and rests longer than it cut a piece into
-    melodies (:func:`segment_piece`)."""
+          max_quarters: float = 8.0, encoding: str = "scaled") -> TensorData:
+    """Melodies as windows of ``seq_len`` notes (pitch, duration, delta), scaled to [0, 1] or
+    one-hot (``encoding``): ``music:bach`` (soprano of music21's Bach chorales) or
+    ``music:FOLDER`` of MIDI/MusicXML files (first part, or ``part``). ``limit`` keeps the
+    first pieces (by file name); notes longer than ``max_quarters`` are clipped to it and rests
+    longer than it cut a piece into melodies (:func:`segment_piece`)."""
     _check_split(split)
+    if encoding not in ENCODINGS:
+        raise DataError(f"data.options.encoding for music data must be one of "
+                        f"{', '.join(ENCODINGS)}, got {encoding!r}.")
     seq_len = _option_int("seq_len", seq_len, 2)
     stride = _option_int("stride", stride, 1)
     if limit is not None:
@@ -344,7 +399,8 @@ def music(path: str, split: str = "all", seq_len: int = 32, stride: int = 1, see
         raise DataError(f"no file of music:{path} has notes in part {part!r}; set "
                         f"data.options.part to a part index (0 = first) or a part name.")
     melodies = [segment_piece(p, float(max_quarters)) for p in pieces]
-    scaling = minmax_fit(np.concatenate([seg for segs in melodies for seg in segs]))
+    every_note = np.concatenate([seg for segs in melodies for seg in segs])
+    scaling = minmax_fit(every_note)
     keep = split_pieces(len(pieces), split, float(test_fraction), seed)
     windows = piece_windows([seg for i in keep for seg in melodies[i]], seq_len, stride)
     if len(windows) == 0:
@@ -352,11 +408,19 @@ def music(path: str, split: str = "all", seq_len: int = 32, stride: int = 1, see
         raise DataError(f"music:{path} ({split}): no piece has {seq_len} notes (the longest has "
                         f"{longest}); lower data.options.seq_len.")
     windows = windows[np.random.RandomState(seed).permutation(len(windows))]
-    x = minmax_apply(windows, scaling)
+    info: dict[str, Any] = {"scaling": scaling, "columns": list(FEATURES),
+                            "music": {"grid": GRID, "pieces": [names[i] for i in keep],
+                                      "encoding": encoding}}
+    if encoding == "onehot":
+        vocab = note_vocab(every_note)
+        x = onehot_encode(windows, vocab)
+        info["music"]["vocab"] = vocab
+        info["spans"] = vocab_spans(vocab)
+        info["columns"] = [f"{name}={v:g}" for name in FEATURES for v in vocab[name]]
+    else:
+        x = minmax_apply(windows, scaling)
     return TensorData(name=f"music:{path}", x=torch.from_numpy(x.astype(np.float32)),
-                      kind="sequence", split=split,
-                      info={"scaling": scaling, "columns": list(FEATURES),
-                            "music": {"grid": GRID, "pieces": [names[i] for i in keep]}})
+                      kind="sequence", split=split, info=info)
 
 
 # ------------------------------------------------------------------- samples -> notes
@@ -374,6 +438,23 @@ def samples_to_notes(samples: np.ndarray, scaling: dict[str, Any], grid: float =
                      ) -> np.ndarray:
     """Generated (N, T, 3) samples in [0, 1] -> quantized events in musical units."""
     return quantize_notes(minmax_invert(np.asarray(samples, dtype=np.float64), scaling), grid)
+
+
+def decode_notes(x: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+    """Samples (or real windows) of a music run as the networks see them -> quantized note
+    events (N, T, 3) in musical units, by the run's encoding (``info``: the data's info or the
+    run's ``data.json``; runs from before the encoding option are ``scaled``)."""
+    music_info = info.get("music") or {}
+    if music_info.get("encoding") == "onehot":
+        return onehot_decode(x, music_info["vocab"])
+    return samples_to_notes(x, info["scaling"], float(music_info.get("grid", GRID)))
+
+
+def note_features(notes: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+    """Quantized note events (N, T, 3) -> the 3 features min-max scaled with the data's scaling:
+    one representation for every encoding, in which the discriminative score compares real
+    and generated melodies."""
+    return minmax_apply(np.asarray(notes, dtype=np.float64), info["scaling"])
 
 
 def timeline(melodies: np.ndarray | list[np.ndarray], gap: float = 4.0) -> np.ndarray:
@@ -511,7 +592,7 @@ def melody_notes(samples: np.ndarray, out: str | Path, info: dict[str, Any]) -> 
                             f"music:bach, music:essen or music:FOLDER); this run's data is "
                             f"'{info.get('source')}' ({info.get('kind')}). Use .npy, .csv or "
                             f".png instead.")
-    return samples_to_notes(samples, scaling, float(music_info.get("grid", GRID)))
+    return decode_notes(samples, info)
 
 
 def write_melodies(samples: np.ndarray, out: str | Path, info: dict[str, Any]) -> Path:

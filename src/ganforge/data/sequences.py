@@ -413,7 +413,8 @@ def save_data_info(run_dir: str | Path, data: TensorData) -> Path:
         if "variable_length" in data.info:  # id column, padded length, length histogram
             info["variable_length"] = data.info["variable_length"]
         if "music" in data.info:  # music runs: the quantization grid of MIDI / MusicXML output
-            info["music"] = {"grid": data.info["music"]["grid"]}
+            info["music"] = {k: v for k, v in data.info["music"].items()
+                             if k in ("grid", "encoding", "vocab")}  # + one-hot decoding
     return atomic_write_text(Path(run_dir) / DATA_INFO_FILE, json.dumps(info, indent=1))
 
 

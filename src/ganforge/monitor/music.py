@@ -3,7 +3,7 @@ a General MIDI soundfont), for ``ganforge sample RUN --out roll.png / melody.wav
 samples of a music run and the melodies section of its ``report.html`` (docs/music.md).
 
 Melodies are quantized note events (T, 3) (pitch, duration, delta), as
-``data.music.samples_to_notes`` gives them; they are laid out with ``data.music.timeline``, so
+``data.music.decode_notes`` gives them; they are laid out with ``data.music.timeline``, so
 a piano roll and a WAV show and play exactly the notes the MIDI file of the same melodies holds.
 
 Audio is rendered offline by the ``fluidsynth`` program (Debian: ``apt-get install fluidsynth
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ganforge.data.music import samples_to_notes, timeline, write_midi
+from ganforge.data.music import decode_notes, timeline, write_midi
 from ganforge.errors import GanforgeError, RunFailed
 from ganforge.fileio import atomic_write_bytes
 
@@ -226,13 +226,11 @@ def save_music_samples(samples: np.ndarray, real: np.ndarray, path: str | Path,
     ``samples/real_melodies.npy`` once. Plain arrays, read back with ``allow_pickle=False``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    grid = float(info["music"].get("grid", 0.25))
-    fake = samples_to_notes(np.asarray(samples)[:SAMPLE_MELODIES], info["scaling"], grid)
+    fake = decode_notes(np.asarray(samples)[:SAMPLE_MELODIES], info)
     np.save(path.with_suffix(".npy"), fake)
     real_path = path.parent / REAL_FILE
     if not real_path.is_file():
-        np.save(real_path, samples_to_notes(np.asarray(real)[:SAMPLE_MELODIES],
-                                            info["scaling"], grid))
+        np.save(real_path, decode_notes(np.asarray(real)[:SAMPLE_MELODIES], info))
     return write_piano_roll(list(fake), path)
 
 

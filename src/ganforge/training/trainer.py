@@ -143,7 +143,7 @@ class Trainer:
 
         self.data = data if data is not None else load_training_data(cfg)
         # steps / features in the config follow the data (the run's config.yaml holds numbers)
-        cfg = self.cfg = resolve_data_widths(cfg, self.data.shape)
+        cfg = self.cfg = resolve_data_widths(cfg, self.data.shape, self.data.info.get("spans"))
         if resume:
             check_resume_data(self.run_dir, self.data)
         task_cls = task_class(cfg.task)
