@@ -42,6 +42,7 @@ CASES = [
     ({"lstm": {"units": 8, "layers": 2, "bidirectional": True, "return_sequences": False}}, (10, 3)),
     ({"gru": {"units": 5, "layers": 3}}, (12, 4)),
     ({"gru": {"units": 5, "return_sequences": False}}, (12, 4)),
+    ({"span_softmax": {"spans": [3, 4], "tau": 0.2, "hard": True}}, (10, 7)),
     ({"dense": {"units": 3, "spectral_norm": True}}, (5,)),
     ({"dense_concat": {"units": 4}}, (6,)),
     ({"maxout": {"units": 4, "pieces": 3}}, (6,)),
