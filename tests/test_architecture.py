@@ -43,6 +43,7 @@ CASES = [
     ({"gru": {"units": 5, "layers": 3}}, (12, 4)),
     ({"gru": {"units": 5, "return_sequences": False}}, (12, 4)),
     ({"span_softmax": {"spans": [3, 4], "tau": 0.2, "hard": True}}, (10, 7)),
+    ({"repeat": {"times": 6}}, (5,)),
     ({"dense": {"units": 3, "spectral_norm": True}}, (5,)),
     ({"dense_concat": {"units": 4}}, (6,)),
     ({"maxout": {"units": 4, "pieces": 3}}, (6,)),
@@ -69,6 +70,17 @@ def test_inferred_shape_equals_forward(entry, in_shape):
     net.train()
     out = net(torch.randn(3, *in_shape))
     assert tuple(out.shape[1:]) == inferred
+
+
+def test_repeat_copies_the_vector_to_every_step_and_sums_its_gradients():
+    net = build_network({"layers": [{"repeat": {"times": 4}}]}, (3,), "net")
+    x = torch.tensor([[1.0, -2.0, 0.5], [0.0, 3.0, 7.0]], requires_grad=True)
+    out = net(x)
+    assert out.shape == (2, 4, 3)
+    assert torch.equal(out, x.detach()[:, None, :].repeat(1, 4, 1))
+    w = torch.arange(24, dtype=torch.float32).reshape(2, 4, 3)
+    (out * w).sum().backward()
+    assert torch.equal(x.grad, w.sum(1))  # each step's gradient flows back to the one vector
 
 
 def test_spectral_norm_layer_has_unit_top_singular_value():
@@ -127,6 +139,9 @@ def test_discriminator_must_output_one_logit():
     (["relu", {"relu": {"spectral_norm": True}}], r"layers\[1\] \(relu\): spectral_norm applies"),
     ([{"upsample": {"mode": "cubic"}}], r"mode must be one of"),
     ([{"dropout": {"p": 1.5}}], r"p must be in \[0, 1\)"),
+    ([{"repeat": {"times": 0}}], r"layers\[0\] \(repeat\): repeat needs times: a whole number"),
+    ([{"repeat": {"times": 2}}, {"repeat": {"times": 2}}],
+     r"layers\[1\] \(repeat\): needs a vector \(d,\) input, got shape 2x4"),
     ([], r"net.layers must be a non-empty list"),
 ])
 def test_bad_specs_fail_with_path(layers, message):

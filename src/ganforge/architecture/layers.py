@@ -260,6 +260,34 @@ def _flatten_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
     return nn.Flatten()
 
 
+@register_layer("repeat", {"times": None}, required=("times",),
+                doc="a vector repeated at every step: (d,) -> (times, d) (Keras' RepeatVector)")
+def _repeat(shape: Shape, a: dict[str, Any]) -> Shape:
+    _need(shape, 1, "a vector (d,)")
+    times = a["times"]
+    if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+        raise ShapeError(f"repeat needs times: a whole number >= 1 (or steps, the data's "
+                         f"sequence length); got {times!r}")
+    return (times, shape[0])
+
+
+class Repeat(nn.Module):
+    def __init__(self, times: int) -> None:
+        super().__init__()
+        self.times = int(times)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unsqueeze(1).expand(-1, self.times, -1)
+
+    def extra_repr(self) -> str:
+        return f"times={self.times}"
+
+
+@_repeat.builder
+def _repeat_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
+    return Repeat(a["times"])
+
+
 # -------------------------------------------------------------------------------- norms
 class SequenceBatchNorm(nn.Module):
     """BatchNorm over the feature axis of (N, T, F) sequences."""
