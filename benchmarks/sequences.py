@@ -31,19 +31,20 @@ PUBLISHED = {"sines": ("TimeGAN, published (Yoon et al. 2019)", "0.011 ± 0.008"
                        "0.093 ± 0.019")}
 
 
-def rgan_config(dataset: str, features: int, steps: int, batch: int) -> dict:
+def rgan_config(dataset: str, steps: int | None, batch: int, seed: int) -> dict:
+    """The rgan-sines preset on ``dataset``; its widths (steps, features) follow the data."""
     raw = raw_config("rgan-sines")
     raw["name"] = f"rgan-{dataset}"
     raw["data"] = {"source": dataset, "options": {"seq_len": 24}}
-    raw["latent"]["shape"] = [24, features]
-    raw["generator"]["layers"][1] = {"dense": {"units": features}}
+    steps = steps or raw["train"]["steps"]
     raw["train"].update(steps=steps, batch_size=batch, checkpoint_every=steps)
     raw["monitor"].update(progress=False, log_every=max(1, steps // 4), sample_every=steps)
     raw["device"] = "cpu"
+    raw["seed"] = seed
     return raw
 
 
-def timegan_config(dataset: str, ae: int, sup: int, joint: int, batch: int) -> dict:
+def timegan_config(dataset: str, ae: int, sup: int, joint: int, batch: int, seed: int) -> dict:
     raw = copy.deepcopy(raw_config("timegan-macrodata" if dataset == "macrodata"
                                    else "timegan-sines"))
     raw["task_options"].update(autoencoder_steps=ae, supervised_steps=sup)
@@ -51,6 +52,7 @@ def timegan_config(dataset: str, ae: int, sup: int, joint: int, batch: int) -> d
     raw["train"].update(steps=total, batch_size=batch, checkpoint_every=total)
     raw["monitor"].update(progress=False, log_every=max(1, total // 6), sample_every=total)
     raw["device"] = "cpu"
+    raw["seed"] = seed
     return raw
 
 
@@ -67,7 +69,12 @@ def score_row(name: str, real: torch.Tensor, fake: torch.Tensor, args: argparse.
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", nargs="+", default=["sines", "macrodata"])
-    ap.add_argument("--rgan-steps", type=int, default=300)
+    ap.add_argument("--models", nargs="+", default=["rgan", "timegan"],
+                    choices=["rgan", "timegan"])
+    ap.add_argument("--train-seeds", nargs="+", type=int, default=[0],
+                    help="train each model once per seed (a row each)")
+    ap.add_argument("--rgan-steps", type=int, default=300,
+                    help="rgan generator steps (0: the preset's own, 2,000)")
     ap.add_argument("--ae", type=int, default=200, help="timegan autoencoder steps")
     ap.add_argument("--sup", type=int, default=200, help="timegan supervised steps")
     ap.add_argument("--joint", type=int, default=100, help="timegan joint steps")
@@ -84,9 +91,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="seqbench-"))
 
-    budget = (f"budget: rgan {args.rgan_steps} steps; timegan {args.ae} autoencoder + "
-              f"{args.sup} supervised + {args.joint} joint steps; batch {args.batch} (macrodata: "
-              f"64); scores: {args.repeats} seeds, {args.disc_iterations} / "
+    rgan_steps = args.rgan_steps or raw_config("rgan-sines")["train"]["steps"]
+    parts = {"rgan": f"rgan {rgan_steps} steps",
+             "timegan": f"timegan {args.ae} autoencoder + {args.sup} supervised + "
+                        f"{args.joint} joint steps"}
+    budget = (f"budget: {'; '.join(parts[m] for m in args.models)}; training seeds "
+              f"{', '.join(map(str, args.train_seeds))}; batch {args.batch} (macrodata: 64); "
+              f"scores: {args.repeats} seeds, {args.disc_iterations} / "
               f"{args.pred_iterations} iterations (TimeGAN: 10 seeds, 2,000 / 5,000), on up to "
               f"{args.n_eval} real and as many synthetic sequences; torch threads {args.threads}")
     lines = [budget, "",
@@ -106,17 +117,19 @@ def main() -> None:
                                 None)]]
         print("| " + " | ".join(rows[-1]) + " |", flush=True)
         batch = 64 if ds == "macrodata" else args.batch
-        feats = data.shape[1]
-        for model, cfg in (("rgan", rgan_config(ds, feats, args.rgan_steps, batch)),
-                           ("timegan", timegan_config(ds, args.ae, args.sup, args.joint, batch))):
-            t0 = time.perf_counter()
-            run = ganforge.train(cfg, run_dir=work / f"{ds}-{model}")
-            secs = time.perf_counter() - t0
-            fake = ganforge.load(run.run_dir).sample(len(real), seed=1, scaled=True)
-            rows.append([ds, *score_row(model, real, fake, args, secs)])
-            print("| " + " | ".join(rows[-1]) + " |", flush=True)
-            if args.pictures:
-                embedding_picture(real, fake, args.pictures / f"{ds}-{model}.png")
+        for model in args.models:
+            for seed in args.train_seeds:
+                cfg = (rgan_config(ds, args.rgan_steps, batch, seed) if model == "rgan" else
+                       timegan_config(ds, args.ae, args.sup, args.joint, batch, seed))
+                t0 = time.perf_counter()
+                run = ganforge.train(cfg, run_dir=work / f"{ds}-{model}-{seed}")
+                secs = time.perf_counter() - t0
+                fake = ganforge.load(run.run_dir).sample(len(real), seed=1, scaled=True)
+                name = model if len(args.train_seeds) == 1 else f"{model} (seed {seed})"
+                rows.append([ds, *score_row(name, real, fake, args, secs)])
+                print("| " + " | ".join(rows[-1]) + " |", flush=True)
+                if args.pictures:
+                    embedding_picture(real, fake, args.pictures / f"{ds}-{model}-{seed}.png")
         if ds in PUBLISHED:
             name, dsc, prd = PUBLISHED[ds]
             rows.append([ds, name, dsc, prd, ""])
