@@ -156,6 +156,7 @@ def test_exit_status_tells_usage_data_checkpoint_and_failed_runs_apart(tmp_path,
 
 
 # ------------------------------------------------------------------ progress in a log file
+@pytest.mark.slow
 def test_training_piped_to_a_file_logs_a_line_every_5_percent(tmp_path):
     """A run whose output goes to a file (CI, nohup) writes one progress line per 5%, not a
     redrawn bar: no carriage returns, 20 progress lines for 1,000 steps, a few KB in all."""

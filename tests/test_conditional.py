@@ -483,6 +483,7 @@ def mnist_few():
     DATASETS.pop("mnist-few", None)
 
 
+@pytest.mark.slow
 def test_validate_sees_help_from_a_good_generator_and_none_from_noise(mnist_few, one_thread):
     from ganforge.apps.augment_check import report_lines, validate_augmentation
 
@@ -519,6 +520,7 @@ def test_augment_validate_cli(cgan_run, tmp_path, capsys):
     assert "needs --per-class" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_mismatch_teaches_d_that_image_and_label_must_agree(tmp_path):
     """conditioning.mismatch (GAN-CLS's matching-aware D): after the same short training, D
     scores real test digits with their own label above the same digits with a wrong label by

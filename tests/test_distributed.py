@@ -141,6 +141,7 @@ def test_two_processes_batch_b_equal_one_process_batch_2b(tmp_path, monkeypatch,
         assert logged[0][key] == pytest.approx(single[0][key], rel=1e-5, abs=1e-7)
 
 
+@pytest.mark.slow
 def test_ring8_two_processes_one_run_dir_resumes_on_one(tmp_path, one_thread) -> None:
     """`ganforge train --nproc 2` (sync BN, so BN statistics cover the global batch), then
     resume on one process: the run equals an uninterrupted single-process run."""

@@ -182,6 +182,7 @@ def mnist_real():
     return load_dataset("mnist", split="train"), load_dataset("mnist", split="test")
 
 
+@pytest.mark.slow
 def test_mnist_classifier_held_out_accuracy_is_and_fid(mnist_real):
     train, test = mnist_real
     ext = get_extractor("mnist")
@@ -316,6 +317,7 @@ def test_independent_resize_is_not_a_copy_of_the_one_under_test():
     assert np.abs(bilinear - ref).max() > 5
 
 
+@pytest.mark.slow
 def test_inception_fid_equals_clean_fid_protocol(tmp_path, mnist_real):
     path = find_inception_torchscript()
     if path is None:

@@ -304,6 +304,7 @@ def _pitch_distance(run: Any, real: np.ndarray, n: int = 256) -> float:
     return music_scores(notes, real)["pitch_class_distance"]
 
 
+@pytest.mark.slow
 def test_crnngan_learns_the_pitch_classes_and_writes_midi(tmp_path: Path, capsys) -> None:
     # Measured (seed 0, 12 chorales, 32 units, 1 thread): 0.804 untrained (every note near one
     # pitch) -> 0.258 after 250 steps (real pitch spread 0.17 scaled, generated 0.165); without
@@ -442,6 +443,7 @@ def test_span_softmax_spans_follow_the_data_or_say_what_is_wrong() -> None:
         resolve_data_widths(cfg, (32, 51))
 
 
+@pytest.mark.slow
 def test_crnngan_onehot_learns_pitches_and_writes_its_notes(tmp_path: Path) -> None:
     # Measured (seed 0, 12 chorales, 32 units, 1 thread, 400 steps): untrained G draws every
     # category at random: note-length distance 0.668, scale consistency 0.719, tone span 17.6;

@@ -462,6 +462,7 @@ def test_ema_generator_is_checkpointed_resumed_and_sampled(tmp_path) -> None:
                             for k in ema_keys if "weight" in k)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset, steps", [("wgan-gp-mnist", 100), ("sngan-mnist", 200)])
 def test_mnist_presets_train_without_nan(tmp_path, preset: str, steps: int) -> None:
     import ganforge

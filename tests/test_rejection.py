@@ -237,6 +237,7 @@ def test_drs_where_it_does_not_apply_is_a_config_error(overrides, needle) -> Non
     assert api.load_config("gan-ring8", ["objective.loss=hinge"]).sampling.rejection == "filter"
 
 
+@pytest.mark.slow
 def test_conditional_filter_scores_each_class_for_its_label(tmp_path, capsys) -> None:
     """A conditional run filters each class's candidates by D(x, label), with a threshold of
     its own per class; cycled labels give each class the samples it gets alone; AC-GAN's score

@@ -207,6 +207,7 @@ def _wait_for_checkpoint(proc: subprocess.Popen, run: Path, after: int = 0,
         time.sleep(poll)
 
 
+@pytest.mark.slow
 def test_sigterm_then_sigkill_at_random_moment_then_resume_gives_same_weights(tmp_path):
     """1) SIGTERM: the step finishes, a checkpoint is written, exit status 143.
     2) ``--resume auto`` continues; SIGKILL at a random moment (seeded), possibly mid-write.

@@ -732,6 +732,7 @@ def _write_variable_length_csv(path: Path, n: int = 240, seed: int = 0) -> np.nd
     return lengths
 
 
+@pytest.mark.slow
 def test_variable_length_rgan_learns_the_length_distribution(tmp_path: Path,
                                                              capsys: pytest.CaptureFixture
                                                              ) -> None:

@@ -202,6 +202,7 @@ def trained(tmp_path_factory):
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_short_training_draws_the_named_digit(trained):
     from ganforge.metrics.text_image import agreement
 
@@ -225,6 +226,7 @@ def test_short_training_draws_the_named_digit(trained):
     # still at chance (measured digit 0.10, FID 640), and scoring it needs hundreds more steps.
 
 
+@pytest.mark.slow
 def test_monitor_and_evaluation_sample_the_fixed_texts(trained):
     """Code that samples from latents alone (health signals, metrics while training) gets
     images of the ten fixed texts: the metric log has diversity and an FID line."""
@@ -243,6 +245,7 @@ def test_monitor_and_evaluation_sample_the_fixed_texts(trained):
     assert evals[0]["fid"] < 40, evals[0]
 
 
+@pytest.mark.slow
 def test_stage1_is_frozen_while_stage2_trains(trained):
     from ganforge import checkpoint as ckpt
 
@@ -270,6 +273,7 @@ def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
     return rc, out.out, out.err
 
 
+@pytest.mark.slow
 def test_cli_sample_text_writes_a_png_folder(trained, tmp_path, capsys):
     from PIL import Image
 
@@ -286,6 +290,7 @@ def test_cli_sample_text_writes_a_png_folder(trained, tmp_path, capsys):
     assert np.abs(pixels - ref.numpy()).max() <= 1 / 127.5 + 1e-6  # the sample, in 8 bits
 
 
+@pytest.mark.slow
 def test_cli_sample_text_and_its_errors(trained, tmp_path, capsys):
     run = str(trained.run_dir)
     out = tmp_path / "sevens.png"
@@ -314,6 +319,7 @@ def test_cli_sample_text_and_its_errors(trained, tmp_path, capsys):
     assert rc == 2 and "--label" in se
 
 
+@pytest.mark.slow
 def test_text_images_differ_by_digit(trained):
     """The same z and noise with two texts: the digit follows the text."""
     from ganforge.metrics.features import get_extractor

@@ -16,6 +16,7 @@ def _weights(run):
             **{f"d.{k}": v for k, v in run.discriminator.state_dict().items()}}
 
 
+@pytest.mark.slow
 def test_ring8_covers_at_least_6_of_8_modes(tmp_path):
     # The preset before issue 20 (1,500 steps, Adam 3e-4, no EMA), pinned here to keep this test
     # short: it covered 8/8 modes on seeds 0, 1 and 2 when measured. The issue 20 recipe (10,000
@@ -29,6 +30,7 @@ def test_ring8_covers_at_least_6_of_8_modes(tmp_path):
     assert result.high_quality > 0.1, result  # measured 0.19-0.23 on seeds 0-2
 
 
+@pytest.mark.slow
 def test_dcgan_mnist_short_run_changes_losses_and_samples_fit_data(tmp_path):
     # the trained generator itself: an EMA of 0.999 barely leaves the initial weights in 120 steps
     plain = ["objective.ema=null", "optim.g.lr=0.0002", "optim.d.lr=0.0002",
