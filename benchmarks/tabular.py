@@ -118,6 +118,7 @@ def main() -> None:
                     help="let ganforge write report.html and TensorBoard events (its defaults; "
                          "off here because the package writes neither)")
     args = ap.parse_args()
+    args.package_batch = args.package_batch or args.batch
     torch.set_num_threads(args.threads)
 
     from ganforge.data import load_dataset
@@ -149,7 +150,7 @@ def main() -> None:
                 if system == "ctgan-package":
                     try:
                         synths, fit, samp = run_ctgan_package(
-                            train, args.epochs, args.package_batch or args.batch, args.pac,
+                            train, args.epochs, args.package_batch, args.pac,
                             seed, args.draws, discrete)
                     except ImportError:
                         print("ctgan package not installed: skipped (pip install -e .[bench])")
@@ -174,7 +175,7 @@ def main() -> None:
     out.write_text(json.dumps({"args": vars(args), "rows": results}, indent=1))
     print()
     print(f"train rows, epochs {args.epochs}, batch {args.batch} (package: "
-          f"{args.package_batch or args.batch}), pac {args.pac}, "
+          f"{args.package_batch}), pac {args.pac}, "
           f"{args.threads} thread(s); scores: mean of {args.draws} synthetic tables per model; "
           f"mean ± std over seeds {args.seeds}")
     head = ["dataset", "system", *KEYS]
