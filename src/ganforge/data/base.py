@@ -66,6 +66,8 @@ class IndexBatcher:
             self._perm = torch.randperm(len(self.data), generator=self.generator)
         idx = self._perm[self.position * self.batch_size : (self.position + 1) * self.batch_size]
         self.position += 1
+        if idx.device != self.data.x.device:  # data moved to the GPU; the permutation stays
+            idx = idx.to(self.data.x.device)  # on the CPU generator (same batches everywhere)
         x = self.data.x.index_select(0, idx)
         y = self.data.y.index_select(0, idx) if self.data.y is not None else None
         return x, y
