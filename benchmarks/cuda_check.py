@@ -8,6 +8,8 @@ Each check prints one line ``name: value`` and the script exits non-zero if one 
 - **cpu vs cuda**: the same 40 steps on the CPU; the largest weight difference to the GPU run
   is printed (float reductions differ between devices, so it is reported, not asserted).
 - **sample**: a CUDA-trained run loads and samples on the CPU (the checkpoint is device-free).
+- **latent walk / labels**: a run loaded onto the GPU walks its latent space; a conditional run
+  samples (with its per-class filter) from labels given as a GPU tensor.
 - **bf16**: 40 steps under ``train.precision: bf16`` autocast on the GPU: finite losses.
 - **speed**: steps/s of ``dcgan-mnist`` (batch 32, its own networks) on the GPU, from the
   trainer's clock, over 1,000 steps after 100 warm-up steps, fp32 and bf16.
@@ -97,6 +99,22 @@ def main() -> int:
               f"finite {bool(torch.isfinite(x).all())}")
         if not ok:
             failed.append("sample")
+        # a run kept on the GPU: latent walks and (conditional) labels given as GPU tensors
+        from ganforge.latent import latent_walk
+
+        on_dev = ganforge.load(t / "full", device=dev)
+        _, xs = latent_walk(on_dev, pairs=2, steps=5)
+        ok = tuple(xs.shape) == (2, 5, 1, 28, 28) and bool(torch.isfinite(xs).all())
+        print(f"latent walk of a run loaded on {dev}: samples {tuple(xs.shape)}, ok {ok}")
+        if not ok:
+            failed.append("latent walk")
+        cond = ganforge.train("projection-mnist", overrides=overrides(20, dev), run_dir=t / "cond")
+        y = torch.tensor([3, 7, 3, 7], device=dev)
+        xc = cond.sample(4, seed=0, labels=y)  # the preset's per-class D filter
+        ok = tuple(xc.shape) == (4, 1, 28, 28) and bool(torch.isfinite(xc).all())
+        print(f"conditional sample with labels on {dev}: {tuple(xc.shape)}, ok {ok}")
+        if not ok:
+            failed.append("conditional labels")
         bf = ganforge.train("dcgan-mnist", overrides=overrides(40, dev, "train.precision=bf16"),
                             run_dir=t / "bf16")
         recs = [json.loads(s) for s in (t / "bf16" / "metrics.jsonl").read_text().splitlines()]

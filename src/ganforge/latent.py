@@ -44,7 +44,7 @@ def lerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor | Sequence[float] |
          ) -> torch.Tensor:
     """Linear interpolation. ``z0``, ``z1``: (N, *shape); ``t``: (T,). Returns (N, T, *shape)."""
     _check_pair(z0, z1)
-    tt = _as_steps(t, torch.float64)
+    tt = _as_steps(t, torch.float64).to(z0.device)  # the run's latents may be on a GPU
     a, b = z0.double().unsqueeze(1), z1.double().unsqueeze(1)
     w = tt.reshape(1, -1, *([1] * (z0.ndim - 1)))
     out = a * (1 - w) + b * w
@@ -59,7 +59,7 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor | Sequence[float] 
     Returns (N, T, *shape); ``t = 0`` and ``t = 1`` give the endpoints exactly.
     """
     _check_pair(z0, z1)
-    tt = _as_steps(t, torch.float64)
+    tt = _as_steps(t, torch.float64).to(z0.device)  # the run's latents may be on a GPU
     n = z0.shape[0]
     a = z0.double().reshape(n, -1)
     b = z1.double().reshape(n, -1)
@@ -154,7 +154,7 @@ def jitter(z: torch.Tensor, n: int, scale: float = 0.25, seed: int = 0) -> torch
     g = torch.Generator().manual_seed(seed)
     noise = (torch.rand((n, *z.shape), generator=g, dtype=torch.float64) * 2 - 1) * scale
     noise[0] = 0
-    return (z.unsqueeze(0).double() + noise).to(z.dtype)
+    return (z.unsqueeze(0).double() + noise.to(z.device)).to(z.dtype)
 
 
 # ------------------------------------------------------------------------------- truncation

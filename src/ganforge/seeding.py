@@ -28,6 +28,14 @@ def sample_latent(n: int, shape: tuple[int, ...], distribution: str,
     return z.to(device, non_blocking=True)
 
 
+def fork_rng() -> Any:
+    """A context in which random draws leave the run's streams untouched: it forks the CPU RNG
+    and, once CUDA is in use, every GPU's (``fork_rng(devices=[])`` forks the CPU's alone, and
+    a stochastic layer run on a GPU inside it, e.g. Gumbel noise, would move training's)."""
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    return torch.random.fork_rng(devices=range(torch.cuda.device_count()) if cuda else [])
+
+
 def rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():

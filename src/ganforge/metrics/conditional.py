@@ -17,7 +17,7 @@ import torch
 from ganforge.errors import DataError
 from ganforge.metrics.features import get_extractor
 from ganforge.metrics.scores import frechet_distance, gaussian_stats
-from ganforge.seeding import sample_latent
+from ganforge.seeding import fork_rng, sample_latent
 
 CONDITIONAL_METRICS = ("cas", "intra_fid")
 
@@ -108,7 +108,7 @@ class ConditionalEvalCallback:
                               .float().cpu() for i in range(0, len(labels), 500)])
 
         try:
-            with torch.random.fork_rng(devices=[]):
+            with fork_rng():
                 scores, proto = conditional_scores(generate, trainer.data.x, trainer.data.y,
                                                    self.metrics, self.k, self.n, "mnist",
                                                    self.seed)

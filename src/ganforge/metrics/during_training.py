@@ -26,7 +26,7 @@ from ganforge.fileio import atomic_write_text
 from ganforge.metrics.evaluate import DIRECTION, auto_extractor, parse_metrics, score_samples
 from ganforge.metrics.features import get_extractor
 from ganforge.metrics.reference import real_features
-from ganforge.seeding import sample_latent
+from ganforge.seeding import fork_rng, sample_latent
 
 # Which --metrics entry produces each best_metric key.
 PRODUCER = {"fid": "fid", "kid": "kid", "is": "is", "precision": "pr", "recall": "pr",
@@ -55,7 +55,7 @@ class EvalCallback:
         self.data_kind, self.data_info = data.kind, data.info
         self.seed = cfg.seed
 
-        with torch.random.fork_rng(devices=[]):
+        with fork_rng():
             name = (auto_extractor(data.kind, data.shape) if mon.eval_extractor == "auto"
                     else mon.eval_extractor)
             self.extractor = get_extractor(name)
@@ -117,7 +117,7 @@ class EvalCallback:
         return torch.cat(outs)
 
     def evaluate(self, trainer: Any) -> dict[str, Any]:
-        with torch.random.fork_rng(devices=[]):
+        with fork_rng():
             fake = self.generate(trainer)
             record: dict[str, Any] = {"kind": "eval", "step": int(trainer.step)}
             try:

@@ -185,7 +185,7 @@ class ConditionalRun(Run):
         if isinstance(labels, int):
             y = torch.full((n,), labels, dtype=torch.long)
         else:
-            y = torch.as_tensor(labels).long().reshape(-1)
+            y = torch.as_tensor(labels).long().reshape(-1).cpu()  # labels given on a GPU too
             if y.numel() != n:
                 raise GanforgeError(f"got {y.numel()} labels for {n} samples; give one "
                                     f"label per sample or a single class.")

@@ -50,6 +50,7 @@ from torch import nn
 
 from ganforge.errors import EXIT_FAILED, ConfigError, GanforgeError
 from ganforge.monitor.log import MetricLog
+from ganforge.seeding import fork_rng
 from ganforge.training.guard import RunGuard
 
 EXIT_PEER_LOST = EXIT_FAILED  # the run failed (status 3 is a data error)
@@ -392,7 +393,7 @@ class Distributed:
         def evaluate(trainer: Any) -> dict[str, Any]:
             if self.rank == 0:
                 return original_evaluate(trainer)
-            with torch.random.fork_rng(devices=[]):
+            with fork_rng():
                 generate(trainer)
             return {}
 
