@@ -177,9 +177,15 @@ def test_logged_signals_equal_independent_recomputation(tmp_path: Path) -> None:
     assert not (tmp_path / "run" / "report.html").exists()  # monitor.report=false
 
 
-def test_monitoring_does_not_change_training(tmp_path: Path) -> None:
-    cfg = load_config(mlp_config(train__steps=30, monitor__log_every=5, monitor__sample_every=10,
-                                 monitor__tensorboard=False, monitor__report=False))
+@pytest.mark.parametrize("stochastic_g", [False, True])
+def test_monitoring_does_not_change_training(tmp_path: Path, stochastic_g: bool) -> None:
+    """Also with a G that draws noise in eval mode (Gumbel-softmax, as crnngan-onehot's): the
+    monitor's samples of the fixed latents must not move training's random stream."""
+    raw = mlp_config(train__steps=30, monitor__log_every=5, monitor__sample_every=10,
+                     monitor__tensorboard=False, monitor__report=False)
+    if stochastic_g:
+        raw["generator"]["layers"][3] = {"span_softmax": {"spans": [784], "tau": 1.0}}
+    cfg = load_config(raw)
     watched = Trainer(cfg, tmp_path / "a")
     watched.fit()
     bare = Trainer(cfg, tmp_path / "b")

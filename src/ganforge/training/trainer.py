@@ -26,7 +26,7 @@ from ganforge.monitor.music import SAMPLE_MELODIES, save_music_samples
 from ganforge.objectives.tricks import pack
 from ganforge.optim import LrSchedules, build_optimizer
 from ganforge.progress import Progress
-from ganforge.seeding import resolve_device, rng_state, sample_latent, set_rng_state
+from ganforge.seeding import fork_rng, resolve_device, rng_state, sample_latent, set_rng_state
 from ganforge.tasks import check_config, task_class
 from ganforge.tasks.base import spec_networks
 from ganforge.training import distributed
@@ -305,12 +305,17 @@ class Trainer:
 
     @torch.no_grad()
     def sample_fixed(self) -> torch.Tensor:
+        """G's samples of the fixed latents (grids, the diversity signal). Forked RNG: a
+        stochastic layer (Gumbel noise) must not move training's stream, or how often a run
+        logs would change its weights."""
         G = self.sampling_generator
         was = G.training
         G.eval()
-        out = G(self.fixed_z)
-        G.train(was)
-        return out
+        try:
+            with fork_rng(), torch.no_grad():
+                return G(self.fixed_z)
+        finally:
+            G.train(was)
 
     def save_grid(self) -> Path:
         if not self.dist.is_writer:
