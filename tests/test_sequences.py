@@ -744,7 +744,7 @@ def test_variable_length_rgan_learns_the_length_distribution(tmp_path: Path,
     assert cli_main(["train", "rgan-sines", "--set", f"data.source=csv-sequence:{tmp_path}/v.csv",
                      "--set", "data.options.id=seq", "--set", "data.options.order=time",
                      "--set", "train.steps=300", "--set", "train.batch_size=64",
-                     "--set", "train.d_steps=1",  # measured below at 1; the preset's 2: KS 0.576
+                     "--set", "train.d_steps=1",  # measured below at 1; at 2: KS 0.576
                      "--set", "train.checkpoint_every=1000", *FAST[4:], "--run-dir",
                      str(run_dir)]) == 0
     run = ganforge.load(run_dir)
