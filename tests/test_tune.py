@@ -320,6 +320,7 @@ def test_diverging_trials_fail_and_the_study_goes_on(tmp_path, capsys):
     assert (tmp_path / "s" / "tune_report.html").is_file()
 
 
+@pytest.mark.slow  # ~17-19 s: keeps the default suite under 15 min
 def test_killed_study_continues_without_losing_finished_trials(tmp_path):
     study = tmp_path / "study"
     args = tune_args(tmp_path, study, 3, "--pruner", "none")
@@ -346,6 +347,7 @@ def test_killed_study_continues_without_losing_finished_trials(tmp_path):
     assert (study / "best.yaml").is_file()
 
 
+@pytest.mark.slow  # ~17-19 s: keeps the default suite under 15 min
 def test_two_workers_share_one_journal_study(tmp_path):
     study = tmp_path / "study"
     res = subprocess.run(cli_cmd(*tune_args(tmp_path, study, 4, "--workers", "2")),
