@@ -19,6 +19,17 @@ def _quiet_progress(monkeypatch):
 
 
 @pytest.fixture
+def two_threads(monkeypatch):
+    """Two intra-op threads for one long conv-net test (1.2-1.5x faster on 2 cores than one),
+    restored after; its bounds were measured at this count."""
+    before = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def one_thread():
     """One intra-op thread for a test, restored after: CPU results depend on the thread count
     (the summation order of a matmul), and subprocess workers run with one thread each."""

@@ -87,15 +87,16 @@ def test_configured_thread_count_is_applied_and_printed(tmp_path, keep_threads,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
-def test_gan_ring8_covers_every_mode_sharply_at_its_default_budget(tmp_path, seed) -> None:
+def test_gan_ring8_covers_every_mode_sharply_at_its_default_budget(tmp_path) -> None:
     """PacGAN's protocol on 2,500 samples of the run as ``ganforge sample`` draws them (the
     preset's D filter drops the lowest-scored 15 %).
 
     Issue 20's target on every seed: 8/8 modes, >= 90 % high quality, reverse KL <= 0.05.
     Measured (2026-12-02, 2 threads): 97.2 % / 98.6 % on seeds 0 / 1, 95.5 % at worst over
     seeds 0-4, KL <= 0.011; without the filter the same runs score 85.7-88.1 %
-    (benchmarks/RESULTS.md)."""
+    (benchmarks/RESULTS.md). Seed 0 only: each run takes ~380 s on 2 cores, and CI's 90
+    minutes hold one (benchmarks/mode_collapse.py runs the five seeds)."""
+    seed = 0
     ganforge.train("gan-ring8", overrides=["monitor.progress=false", f"seed={seed}"],
                    run_dir=tmp_path / "r")
     run = ganforge.load(tmp_path / "r")
@@ -111,13 +112,16 @@ def test_gan_ring8_covers_every_mode_sharply_at_its_default_budget(tmp_path, see
 
 
 @pytest.mark.slow
-def test_demo_recipe_beats_the_tutorial_recipe_in_less_than_half_its_budget(tmp_path) -> None:
+def test_demo_recipe_beats_the_tutorial_recipe_in_less_than_half_its_budget(tmp_path,
+                                                                           two_threads) -> None:
     """The demo (dcgan-mnist) at 10 of its 35 epochs (1,250 steps, ~4 min on one thread) is
     scored as ``ganforge evaluate RUN --metrics fid,pr,modes --extractor mnist --n 5000``.
 
     Measured (2026-12-02, one thread): FID 13.5, 10/10 classes, class KL 0.20. The bound is
     the tutorial recipe's FID after its full 25 epochs (17.0, issue 20), which the demo's
-    recipe beats in under half that time; at its full budget it scores 6.2 (RESULTS.md)."""
+    recipe beats in under half that time; at its full budget it scores 6.2 (RESULTS.md).
+    Two threads since 2026-12-04 (540 s on this AMD CPU instead of 880 s at one); it passes
+    there, the numbers above are from one thread."""
     from ganforge.evaluate import evaluate_run
 
     ganforge.train("dcgan-mnist", overrides=[*QUIET, "train.epochs=10"], run_dir=tmp_path / "r")

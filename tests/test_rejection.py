@@ -10,6 +10,7 @@ import math
 
 import pytest
 import torch
+import yaml
 
 import ganforge
 from ganforge import api
@@ -248,8 +249,14 @@ def test_conditional_filter_scores_each_class_for_its_label(tmp_path, capsys) ->
     from test_use_labels_truncation import make_conditional_run
 
     run_dir, _ = make_conditional_run(tmp_path, "cgan-mnist")
+    # 400 burn-in samples, in the run's own config so the CLI below reads it too: the default
+    # 10,000 per class cost this test ~150 s on 2 cores
+    cfg_file = run_dir / "config.yaml"
+    raw = yaml.safe_load(cfg_file.read_text())
+    raw.setdefault("sampling", {})["burn_in"] = 400
+    cfg_file.write_text(yaml.safe_dump(raw, sort_keys=False))
     run = api.load(run_dir)
-    run.config.sampling.burn_in = 400
+    assert run.config.sampling.burn_in == 400
     x = run.sample(60, seed=0, labels=3, rejection="filter")
     rec = run.last_rejection
     assert rec["acceptance"] == pytest.approx(0.9, abs=0.04)  # the default quantile, 0.1
@@ -264,7 +271,7 @@ def test_conditional_filter_scores_each_class_for_its_label(tmp_path, capsys) ->
     mixed = run.sample(60, seed=0, labels=y, rejection="filter")
     assert [r["label"] for r in run.last_rejection["per_label"]] == [0, 1, 2, 3]
     assert torch.equal(mixed[y == 2], run.sample(15, seed=0, labels=2, rejection="filter"))
-    # the CLI: --label with --rejection gives the samples of Run.sample (default burn-in)
+    # the CLI: --label with --rejection gives the samples of Run.sample (the run's burn-in)
     out = tmp_path / "x.npy"
     assert main(["sample", str(run_dir), "-n", "60", "--label", "3", "--out", str(out),
                  "--rejection", "filter"]) == 0
