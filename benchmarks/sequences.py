@@ -31,7 +31,8 @@ PUBLISHED = {"sines": ("TimeGAN, published (Yoon et al. 2019)", "0.011 ± 0.008"
                        "0.093 ± 0.019")}
 
 
-def rgan_config(dataset: str, steps: int | None, batch: int, seed: int) -> dict:
+def rgan_config(dataset: str, steps: int | None, batch: int, seed: int,
+                device: str = "cpu") -> dict:
     """The rgan-sines preset on ``dataset``; its widths (steps, features) follow the data."""
     raw = raw_config("rgan-sines")
     raw["name"] = f"rgan-{dataset}"
@@ -39,19 +40,20 @@ def rgan_config(dataset: str, steps: int | None, batch: int, seed: int) -> dict:
     steps = steps or raw["train"]["steps"]
     raw["train"].update(steps=steps, batch_size=batch, checkpoint_every=steps)
     raw["monitor"].update(progress=False, log_every=max(1, steps // 4), sample_every=steps)
-    raw["device"] = "cpu"
+    raw["device"] = device
     raw["seed"] = seed
     return raw
 
 
-def timegan_config(dataset: str, ae: int, sup: int, joint: int, batch: int, seed: int) -> dict:
+def timegan_config(dataset: str, ae: int, sup: int, joint: int, batch: int, seed: int,
+                   device: str = "cpu") -> dict:
     raw = copy.deepcopy(raw_config("timegan-macrodata" if dataset == "macrodata"
                                    else "timegan-sines"))
     raw["task_options"].update(autoencoder_steps=ae, supervised_steps=sup)
     total = ae + sup + joint
     raw["train"].update(steps=total, batch_size=batch, checkpoint_every=total)
     raw["monitor"].update(progress=False, log_every=max(1, total // 6), sample_every=total)
-    raw["device"] = "cpu"
+    raw["device"] = device
     raw["seed"] = seed
     return raw
 
@@ -85,11 +87,16 @@ def main() -> None:
     ap.add_argument("--disc-iterations", type=int, default=500)
     ap.add_argument("--pred-iterations", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                    help="where the GANs train (the scores always run on the CPU)")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="train the runs under this folder (kept, e.g. to rescore them with "
+                         "`ganforge seqscore RUN`) instead of a temporary one")
     ap.add_argument("--out", type=Path, default=None, help="append the table to this file")
     ap.add_argument("--pictures", type=Path, default=None, help="write PCA/t-SNE PNGs here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    work = Path(tempfile.mkdtemp(prefix="seqbench-"))
+    work = args.keep or Path(tempfile.mkdtemp(prefix="seqbench-"))
 
     rgan_steps = args.rgan_steps or raw_config("rgan-sines")["train"]["steps"]
     parts = {"rgan": f"rgan {rgan_steps} steps",
@@ -99,7 +106,8 @@ def main() -> None:
               f"{', '.join(map(str, args.train_seeds))}; batch {args.batch} (macrodata: 64); "
               f"scores: {args.repeats} seeds, {args.disc_iterations} / "
               f"{args.pred_iterations} iterations (TimeGAN: 10 seeds, 2,000 / 5,000), on up to "
-              f"{args.n_eval} real and as many synthetic sequences; torch threads {args.threads}")
+              f"{args.n_eval} real and as many synthetic sequences; torch threads {args.threads}; "
+              f"trained on {args.device}")
     lines = [budget, "",
              "| dataset | model | discriminative ↓ | predictive ↓ | train s |",
              "|---|---|---|---|---|"]
@@ -119,8 +127,10 @@ def main() -> None:
         batch = 64 if ds == "macrodata" else args.batch
         for model in args.models:
             for seed in args.train_seeds:
-                cfg = (rgan_config(ds, args.rgan_steps, batch, seed) if model == "rgan" else
-                       timegan_config(ds, args.ae, args.sup, args.joint, batch, seed))
+                cfg = (rgan_config(ds, args.rgan_steps, batch, seed, args.device)
+                       if model == "rgan" else
+                       timegan_config(ds, args.ae, args.sup, args.joint, batch, seed,
+                                      args.device))
                 t0 = time.perf_counter()
                 run = ganforge.train(cfg, run_dir=work / f"{ds}-{model}-{seed}")
                 secs = time.perf_counter() - t0
