@@ -20,8 +20,9 @@ def _quiet_progress(monkeypatch):
 
 @pytest.fixture
 def two_threads(monkeypatch):
-    """Two intra-op threads for one long conv-net test (1.2-1.5x faster on 2 cores than one),
-    restored after; its bounds were measured at this count."""
+    """Two intra-op threads for one long conv-net test (1.5-1.6x faster on 2 cores than one),
+    restored after; the test checks its bounds at this count and says where its quoted numbers
+    were measured."""
     before = torch.get_num_threads()
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     torch.set_num_threads(2)

@@ -95,7 +95,7 @@ def test_gan_ring8_covers_every_mode_sharply_at_its_default_budget(tmp_path) -> 
     Measured (2026-12-02, 2 threads): 97.2 % / 98.6 % on seeds 0 / 1, 95.5 % at worst over
     seeds 0-4, KL <= 0.011; without the filter the same runs score 85.7-88.1 %
     (benchmarks/RESULTS.md). Seed 0 only: each run takes ~380 s on 2 cores, and CI's 90
-    minutes hold one (benchmarks/mode_collapse.py runs the five seeds)."""
+    minutes hold one (`benchmarks/recipes.py gan-ring8 --seeds 0-4` runs the five)."""
     seed = 0
     ganforge.train("gan-ring8", overrides=["monitor.progress=false", f"seed={seed}"],
                    run_dir=tmp_path / "r")
