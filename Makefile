@@ -6,7 +6,7 @@ TORCH   := torch==2.13.0
 STAMP   := $(VENV)/.installed
 EXTRAS  ?= dev
 
-.PHONY: setup demo test test-slow bench-setup lint clean chromium postgresql fluidsynth
+.PHONY: setup demo test test-slow test-recipes bench-setup lint clean chromium postgresql fluidsynth
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,7 +27,11 @@ test: setup chromium postgresql fluidsynth
 	$(BIN)/python -m pytest -q
 
 test-slow: setup
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m "slow and not recipe"
+
+# The two longest recipe-quality tests (the demo's FID, StackGAN Stage II): ~17 min on 2 cores.
+test-recipes: setup
+	$(BIN)/python -m pytest -q -m recipe
 
 # Headless Chromium renders report.html in tests/test_monitor.py (Debian package).
 chromium:

@@ -112,6 +112,7 @@ def test_gan_ring8_covers_every_mode_sharply_at_its_default_budget(tmp_path) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.recipe
 def test_demo_recipe_beats_the_tutorial_recipe_in_less_than_half_its_budget(tmp_path,
                                                                            two_threads) -> None:
     """The demo (dcgan-mnist) at 10 of its 35 epochs (1,250 steps, ~4 min on one thread) is

@@ -400,6 +400,7 @@ def test_resumed_run_equals_uninterrupted(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.recipe
 def test_stage2_the_product_beats_stage1_at_the_preset_budget(tmp_path, two_threads):
     """Stage II (28x28, the images users get) scored at the preset's own budget (Stage I 1000
     steps, Stage II 600): it must draw the named digit more often than Stage I and be far
