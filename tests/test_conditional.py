@@ -185,19 +185,30 @@ def test_cgan_cas_well_above_chance(cgan_run):
 
 
 def test_filter_by_the_label_aware_d_raises_label_accuracy(cgan_run):
-    """sampling.rejection=filter keeps the samples D(x, k) finds most real *as a k*: more of
-    them are judged k by the independent classifier than of the unfiltered samples."""
+    """sampling.rejection=filter keeps the samples D(x, k) finds most real *as a k*. Here G is
+    made off-label half the time (latents with z[0] > 0 draw digit k+5 when asked for k), so
+    about half of the plain samples are wrong digits; the filter, ranking by D's score for
+    the label asked, must drop mostly those."""
     run = ganforge.load(cgan_run.run_dir)
     run.config.sampling.burn_in = 2000
     run.config.sampling.quantile = 0.5
+    generate = run.generate
+
+    def off_label_half_the_time(z, batch_size=512, labels=None):
+        y = labels.clone()
+        y[z[:, 0] > 0] = (y[z[:, 0] > 0] + 5) % 10
+        return generate(z, batch_size, y)
+
+    run.generate = off_label_half_the_time
     y = torch.arange(10).repeat_interleave(100)
     plain, _ = classification_accuracy(run.sample(1000, seed=1, labels=y, rejection="none"), y)
     kept, per = classification_accuracy(run.sample(1000, seed=1, labels=y,
                                                    rejection="filter"), y)
     assert run.last_rejection["acceptance"] == pytest.approx(0.5, abs=0.05)
-    # measured 0.835 -> 0.859 (cgan_run: 1,000 steps of small networks, deterministic on CPU);
-    # keeping a random half would leave the accuracy where it is
-    assert kept > plain + 0.015, (plain, kept, per)
+    # measured 0.386 -> 0.662 (seeds 2, 3: 0.375 -> 0.642, 0.422 -> 0.635); keeping a random
+    # half would leave the accuracy where it is. On G's own samples (no swap) the effect of
+    # this small 1,000-step D is machine-dependent: +0.024 on one CPU, -0.001 on another.
+    assert plain < 0.5 and kept > plain + 0.15, (plain, kept, per)
 
 
 def test_evaluate_logs_cas_and_intra_fid(cgan_run, capsys):
