@@ -43,6 +43,9 @@ CASES = [
     ({"gru": {"units": 5, "layers": 3}}, (12, 4)),
     ({"gru": {"units": 5, "return_sequences": False}}, (12, 4)),
     ({"span_softmax": {"spans": [3, 4], "tau": 0.2, "hard": True}}, (10, 7)),
+    ({"span_softmax": {"spans": [3, 4], "hard": [True, False]}}, (10, 7)),
+    ({"hold": {"channels": 2}}, (10, 7)),
+    ({"feedback": {"layers": [{"gru": {"units": 6}}, {"dense": {"units": 5}}, "tanh"]}}, (10, 3)),
     ({"repeat": {"times": 6}}, (5,)),
     ({"dense": {"units": 3, "spectral_norm": True}}, (5,)),
     ({"dense_concat": {"units": 4}}, (6,)),
@@ -81,6 +84,58 @@ def test_repeat_copies_the_vector_to_every_step_and_sums_its_gradients():
     w = torch.arange(24, dtype=torch.float32).reshape(2, 4, 3)
     (out * w).sum().backward()
     assert torch.equal(x.grad, w.sum(1))  # each step's gradient flows back to the one vector
+
+
+def test_hold_keeps_the_first_channels_at_step_zero_and_sends_their_gradient_there():
+    net = build_network({"layers": [{"hold": {"channels": 2}}]}, (4, 3), "net")
+    x = torch.randn(2, 4, 3, requires_grad=True)
+    out = net(x)
+    assert torch.equal(out[:, :, :2], x.detach()[:, :1, :2].expand(-1, 4, -1))
+    assert torch.equal(out[:, :, 2], x.detach()[:, :, 2])  # the rest stays per-step noise
+    w = torch.arange(24, dtype=torch.float32).reshape(2, 4, 3)
+    (out * w).sum().backward()
+    assert torch.equal(x.grad[:, 0, :2], w[:, :, :2].sum(1))  # every step's, to step 0
+    assert torch.equal(x.grad[:, 1:, :2], torch.zeros(2, 3, 2))
+    assert torch.equal(x.grad[:, :, 2], w[:, :, 2])
+
+
+def test_feedback_runs_its_body_step_by_step_on_its_own_last_output():
+    body = [{"lstm": {"units": 8, "layers": 2}}, {"dense": {"units": 4}}, "tanh"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = build_network({"layers": [{"feedback": {"layers": body}}]}, (6, 3), "g")
+    fb = net.layers[0]
+    assert fb.body.layers[0].rnn.input_size == 3 + 4  # the latent and the last output
+    x = torch.randn(5, 6, 3)
+    out = net(x)
+    # the same by hand: one step of the stacked LSTM at a time, the head on its output
+    rnn, dense = fb.body.layers[0].rnn, fb.body.layers[1]
+    prev, state, ref = torch.zeros(5, 1, 4), None, []
+    for t in range(6):
+        h, state = rnn(torch.cat([x[:, t:t + 1], prev], -1), state)
+        prev = torch.tanh(dense(h))
+        ref.append(prev)
+    torch.testing.assert_close(out, torch.cat(ref, 1))
+    # causal: changing the latent from step 3 on leaves steps 0-2 as they were
+    later = x.clone()
+    later[:, 3:] += 1.0
+    changed = net(later)
+    assert torch.equal(changed[:, :3], out[:, :3]) and not torch.equal(changed[:, 3:], out[:, 3:])
+    # the fed-back output matters: cutting the LSTM's weights on it changes every later step
+    with torch.no_grad():
+        rnn.weight_ih_l0[:, 3:] = 0
+    cut = net(x)
+    assert torch.equal(cut[:, 0], out[:, 0])  # step 0 was fed zeros anyway
+    assert (cut[:, 1:] - out[:, 1:]).abs().amin(dim=(0, 2)).gt(0).all()
+
+
+def test_feedback_says_what_its_body_must_be():
+    for body, msg in (([{"dense": {"units": 4}}], "must start with an lstm or gru"),
+                      ([{"lstm": {"units": 4, "bidirectional": True}}], "forward only"),
+                      ([{"lstm": {"units": 4}}, "flatten"], "per-step layers"),
+                      ([], "non-empty list")):
+        with pytest.raises(SpecError, match=msg):
+            build_network({"layers": [{"feedback": {"layers": body}}]}, (6, 3), "g")
 
 
 def test_spectral_norm_layer_has_unit_top_singular_value():

@@ -426,6 +426,22 @@ def test_span_softmax_draws_each_span_from_its_softmax() -> None:
     assert set(h.detach().unique().tolist()) == {0.0, 1.0}
     assert torch.equal(h[:, :3].argmax(1), s[:, :3].argmax(1))
     torch.testing.assert_close(x1.grad, x2.grad)
+    # hard per span: the first span one-hot, the second the same soft draw as without hard
+    torch.manual_seed(1)
+    m = SpanSoftmax([3, 2], 0.5, hard=[True, False])(logits[:64])
+    torch.testing.assert_close(m[:, :3], h[:, :3].detach())
+    torch.testing.assert_close(m[:, 3:], s[:, 3:].detach())
+    assert not set(m[:, 3:].unique().tolist()) <= {0.0, 1.0}
+    # sample_temperature: sampling (eval mode) draws from softmax(logits / T); training ignores it
+    cold = SpanSoftmax([3, 2], 0.2, sample_temperature=0.5)
+    torch.manual_seed(2)
+    train_draw = cold(logits)
+    torch.manual_seed(2)
+    torch.testing.assert_close(train_draw, SpanSoftmax([3, 2], 0.2)(logits))
+    cold.eval()
+    for part, p in zip(torch.split(cold(logits), [3, 2], dim=1), probs, strict=True):
+        freq = torch.bincount(part.argmax(1), minlength=len(p)) / len(part)
+        torch.testing.assert_close(freq, torch.softmax(p.log() / 0.5, 0), atol=0.01, rtol=0)
 
 
 def test_span_softmax_spans_follow_the_data_or_say_what_is_wrong() -> None:

@@ -18,3 +18,4 @@ __all__ = ["LAYERS", "SpecNet", "build_network", "count_params", "plan_network",
 
 # more layer types (minibatch_discrimination, minibatch_stddev, maxout) register on import
 from ganforge.architecture import layers_stats  # noqa: F401
+from ganforge.architecture import layers_seq  # noqa: F401  (feedback)

@@ -288,6 +288,40 @@ def _repeat_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
     return Repeat(a["times"])
 
 
+@register_layer("hold", {"channels": None}, required=("channels",),
+                doc="the first `channels` channels of a sequence (T, d) held at their first "
+                    "step's values: a per-sequence latent beside per-step noise")
+def _hold(shape: Shape, a: dict[str, Any]) -> Shape:
+    _need(shape, 2, "a sequence (T, d)")
+    k = a["channels"]
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= shape[1]:
+        raise ShapeError(f"hold needs channels: a whole number from 1 to the input's "
+                         f"{shape[1]} channels; got {k!r}")
+    return shape
+
+
+class Hold(nn.Module):
+    """A G's latent sequence (N, T, d) whose first ``channels`` channels keep their step-0
+    values at every step: those channels become one draw per sequence (a melody's key, a
+    series' level), the others stay fresh noise per step."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = int(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = self.channels
+        return torch.cat([x[:, :1, :k].expand(-1, x.shape[1], -1), x[:, :, k:]], dim=-1)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}"
+
+
+@_hold.builder
+def _hold_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
+    return Hold(a["channels"])
+
+
 # -------------------------------------------------------------------------------- norms
 class SequenceBatchNorm(nn.Module):
     """BatchNorm over the feature axis of (N, T, F) sequences."""
@@ -417,30 +451,40 @@ class SpanSoftmax(nn.Module):
     mode too, so the argmax of a span is a draw from softmax(logits): what decoding reads.
     ``hard``: the forward pass emits the exact one-hot of each span's argmax and the backward
     pass the soft values' gradient (straight-through), so D cannot tell generated rows from
-    real one-hot rows by their softness."""
+    real one-hot rows by their softness. A list of booleans, one per span, makes only those
+    spans hard (a music G's pitch hard, its duration and delta soft).
+    ``sample_temperature``: in eval mode (sampling) the logits are divided by it first, so each
+    span's argmax is a draw from softmax(logits / sample_temperature): below 1, G's likelier
+    categories more often (a truncation trick for categories; near 0, the most likely one)."""
 
-    def __init__(self, spans: list[int], tau: float | None, hard: bool = False) -> None:
+    def __init__(self, spans: list[int], tau: float | None,
+                 hard: bool | list[bool] = False, sample_temperature: float = 1.0) -> None:
         super().__init__()
         self.spans = [int(w) for w in spans]
         self.tau = None if tau is None else float(tau)
-        self.hard = bool(hard)
+        self.hard = ([bool(h) for h in hard] if isinstance(hard, list)
+                     else [bool(hard)] * len(self.spans))
+        self.sample_temperature = float(sample_temperature)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training and self.sample_temperature != 1.0:
+            x = x / self.sample_temperature
         if self.tau is not None:
             u = torch.rand_like(x).clamp_min_(torch.finfo(x.dtype).tiny)
             x = (x - torch.log(-torch.log(u))) / self.tau
         parts = [torch.softmax(part, dim=-1) for part in torch.split(x, self.spans, dim=-1)]
-        if self.hard:
-            parts = [p + (torch.zeros_like(p).scatter_(-1, p.argmax(-1, keepdim=True), 1.0)
-                          - p).detach() for p in parts]
+        parts = [p + (torch.zeros_like(p).scatter_(-1, p.argmax(-1, keepdim=True), 1.0)
+                      - p).detach() if hard else p for p, hard in zip(parts, self.hard, strict=True)]
         return torch.cat(parts, dim=-1)
 
 
-@register_layer("span_softmax", {"spans": None, "tau": None, "hard": False},
+@register_layer("span_softmax", {"spans": None, "tau": None, "hard": False,
+                                 "sample_temperature": 1.0},
                 required=("spans",),
                 doc="softmax per span of the last axis (one-hot variables; spans: spans follows "
                     "the data), Gumbel-softmax when tau is set, straight-through one-hot when "
-                    "hard")
+                    "hard (true, or one true/false per span); sample_temperature < 1 draws "
+                    "G's likelier categories more often when sampling")
 def _span_softmax(shape: Shape, a: dict[str, Any]) -> Shape:
     spans = a["spans"]
     if not isinstance(spans, list) or not spans or not all(
@@ -451,10 +495,20 @@ def _span_softmax(shape: Shape, a: dict[str, Any]) -> Shape:
                          f"{shape[-1]} features {_fmt(shape)}")
     if a["tau"] is not None and not float(a["tau"]) > 0:
         raise ShapeError(f"tau must be a positive temperature (or unset), got {a['tau']!r}")
+    t = a["sample_temperature"]
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0:
+        raise ShapeError(f"sample_temperature must be a number > 0 (1 = G's own "
+                         f"probabilities), got {t!r}")
+    hard = a["hard"]
+    if not (isinstance(hard, bool) or (isinstance(hard, list) and len(hard) == len(spans)
+                                       and all(isinstance(h, bool) for h in hard))):
+        raise ShapeError(f"hard must be true, false or one true/false per span ({len(spans)} "
+                         f"spans), got {hard!r}")
     return shape
 
 
-LAYERS["span_softmax"].build = lambda shape, a: SpanSoftmax(a["spans"], a["tau"], a["hard"])
+LAYERS["span_softmax"].build = lambda shape, a: SpanSoftmax(a["spans"], a["tau"], a["hard"],
+                                                             a["sample_temperature"])
 
 
 # ---------------------------------------------------------------------------- recurrent

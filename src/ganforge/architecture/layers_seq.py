@@ -1,0 +1,97 @@
+"""Sequence layers that need the builder: ``feedback``, an autoregressive recurrent generator.
+
+``feedback: {layers: [lstm: {...}, dense: {...}, span_softmax: {...}]}`` runs its body one
+step at a time and feeds each step's output back in: the recurrent layer at step t reads the
+latent at step t concatenated with the body's output at step t-1 (zeros at t = 0), as
+C-RNN-GAN's generator (Mogren 2016) feeds its last note to the next cell. Without it a
+recurrent G's outputs at different steps are conditionally independent given its state: with
+noise inside the head (Gumbel-softmax), each note is drawn on its own and the melody cannot
+follow what it has just played.
+
+The body starts with one recurrent layer (``lstm`` or ``gru``, forward only, returning every
+step); the layers after it act on each step on its own (dense, activations, span_softmax).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganforge.architecture.builder import SpecNet, plan_network
+from ganforge.architecture.layers import Shape, ShapeError, _fmt, _need, register_layer
+from ganforge.errors import SpecError
+
+_PER_STEP = {"dense", "relu", "leaky_relu", "tanh", "sigmoid", "span_softmax", "dropout"}
+
+
+def _plan(shape: Shape, body: list[Any]) -> list[Any]:
+    try:
+        return plan_network({"layers": body}, shape, "body")
+    except SpecError as exc:
+        raise ShapeError(str(exc).rstrip(".")) from None
+
+
+def _feedback_plans(shape: Shape, a: dict[str, Any]) -> tuple[list[Any], int]:
+    """The body planned on (T, d + o), where o is its output width; and o."""
+    _need(shape, 2, "a sequence (T, F)")
+    body = a["layers"]
+    if not isinstance(body, list) or not body:
+        raise ShapeError("layers must be a non-empty list of layer specs: one lstm or gru, then "
+                         "per-step layers (dense, activations, span_softmax)")
+    first = _plan(shape, body)
+    if first[0].type not in ("lstm", "gru"):
+        raise ShapeError(f"the body must start with an lstm or gru layer, got {first[0].type}")
+    rnn = first[0].args
+    if rnn["bidirectional"] or not rnn["return_sequences"]:
+        raise ShapeError("the body's recurrent layer must run forward only and return every step "
+                         "(bidirectional: false, return_sequences: true): step t cannot read "
+                         "outputs it has not made yet")
+    later = [p.type for p in first[1:] if p.type not in _PER_STEP]
+    if later:
+        raise ShapeError(f"after the recurrent layer the body may hold only per-step layers "
+                         f"({', '.join(sorted(_PER_STEP))}), got {later[0]}")
+    out = first[-1].out_shape
+    if len(out) != 2 or out[0] != shape[0]:
+        raise ShapeError(f"the body must map each step to a vector, got {_fmt(out)}")
+    width = int(out[1])
+    plans = _plan((shape[0], shape[1] + width), body)
+    return plans, width
+
+
+@register_layer("feedback", {"layers": None}, required=("layers",),
+                doc="autoregressive body: lstm/gru then per-step layers, run step by step with "
+                    "each step's output fed to the next step's input (C-RNN-GAN's generator)")
+def _feedback(shape: Shape, a: dict[str, Any]) -> Shape:
+    plans, width = _feedback_plans(shape, a)
+    return (shape[0], width)
+
+
+class Feedback(nn.Module):
+    def __init__(self, body: SpecNet, width: int) -> None:
+        super().__init__()
+        self.body = body
+        self.width = int(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rnn, head = self.body.layers[0].rnn, self.body.layers[1:]
+        prev = x.new_zeros(x.shape[0], 1, self.width)
+        state = None
+        outs = []
+        for t in range(x.shape[1]):
+            h, state = rnn(torch.cat([x[:, t:t + 1], prev], dim=-1), state)
+            for layer in head:
+                h = layer(h)
+            outs.append(h)
+            prev = h
+        return torch.cat(outs, dim=1)
+
+    def extra_repr(self) -> str:
+        return f"feeds back {self.width} features"
+
+
+@_feedback.builder
+def _feedback_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
+    plans, width = _feedback_plans(shape, a)
+    return Feedback(SpecNet(plans, plans[0].in_shape, "body"), width)
