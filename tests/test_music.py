@@ -453,8 +453,8 @@ def test_span_softmax_spans_follow_the_data_or_say_what_is_wrong() -> None:
         build_network({"layers": [{"span_softmax": {"spans": [3, 3]}}]}, (4, 5), "generator")
     cfg = load_config("crnngan-onehot")
     filled = resolve_data_widths(cfg, (32, 51), [25, 13, 13])
-    assert filled.generator.layers[1] == {"dense": {"units": 51}}
-    assert filled.generator.layers[2]["span_softmax"]["spans"] == [25, 13, 13]
+    assert filled.generator.layers[-2] == {"dense": {"units": 51}}
+    assert filled.generator.layers[-1]["span_softmax"]["spans"] == [25, 13, 13]
     with pytest.raises(ConfigError, match="'spans'.*this data has none"):
         resolve_data_widths(cfg, (32, 51))
 
@@ -470,7 +470,7 @@ def test_crnngan_onehot_learns_pitches_and_writes_its_notes(tmp_path: Path) -> N
     cfg["seed"] = 1
     onehot = load_config("crnngan-onehot").model_dump()
     cfg["data"]["options"]["encoding"] = "onehot"
-    cfg["generator"]["layers"][1:] = onehot["generator"]["layers"][1:]
+    cfg["generator"]["layers"][1:] = onehot["generator"]["layers"][-2:]  # dense, span_softmax
     tr = Trainer(load_config(cfg), tmp_path / "run")
     untrained = copy.deepcopy(tr.G.state_dict())
     tr.fit()
