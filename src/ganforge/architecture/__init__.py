@@ -16,6 +16,6 @@ from ganforge.architecture.layers import LAYERS, register_layer
 __all__ = ["LAYERS", "SpecNet", "build_network", "count_params", "plan_network",
            "register_layer", "summary", "validate_gan"]
 
-# more layer types (minibatch_discrimination, minibatch_stddev, maxout) register on import
-from ganforge.architecture import layers_stats  # noqa: F401
-from ganforge.architecture import layers_seq  # noqa: F401  (feedback)
+# more layer types (minibatch_discrimination, minibatch_stddev, maxout) register on import,
+# and feedback (an autoregressive recurrent body)
+from ganforge.architecture import layers_seq, layers_stats  # noqa: F401

@@ -64,7 +64,7 @@ def _feedback_plans(shape: Shape, a: dict[str, Any]) -> tuple[list[Any], int]:
                 doc="autoregressive body: lstm/gru then per-step layers, run step by step with "
                     "each step's output fed to the next step's input (C-RNN-GAN's generator)")
 def _feedback(shape: Shape, a: dict[str, Any]) -> Shape:
-    plans, width = _feedback_plans(shape, a)
+    _, width = _feedback_plans(shape, a)
     return (shape[0], width)
 
 
