@@ -671,3 +671,43 @@ def test_music_run_report_sample_wav_and_piano_roll(tmp_path: Path, monkeypatch,
         assert rate == 44100
         assert len(x) / rate == pytest.approx(
             music_audio.notes_end_seconds(timeline(notes)) + music_audio.TAIL_S, abs=1e-3)
+
+
+def test_musicscore_logs_its_rows_and_the_report_shows_them(tmp_path: Path, capsys) -> None:
+    cfg = _small_crnngan(2, 12)
+    cfg["monitor"]["report"] = True
+    run_dir = tmp_path / "run"
+    ganforge.train(cfg, run_dir=run_dir)
+    assert "No music scores logged yet" in (run_dir / "report.html").read_text()
+    log = run_dir / "metrics.jsonl"
+    before = log.read_bytes()
+    args = ["musicscore", str(run_dir), "-n", "64", "--seed", "1", "--disc-iterations", "5"]
+    capsys.readouterr()
+    assert cli_main([*args, "--no-log"]) == 0
+    unlogged = capsys.readouterr().out
+    assert log.read_bytes() == before
+    assert cli_main(args) == 0
+    out = capsys.readouterr().out
+    assert "appended to" in out and out.splitlines()[:3] == unlogged.splitlines()[:3]
+    head = out.splitlines()[0].split()
+    assert head == [*SCORE_COLUMNS, "discriminative"]
+    rows = {" ".join(line.split()[:3]): [float(v) for v in line.split()[3:]]
+            for line in out.splitlines() if line.startswith(("generated vs", "test vs"))}
+    rec = [json.loads(line) for line in log.read_text().splitlines()][-1]
+    ref = rec["real_vs_real"]
+    assert rec["kind"] == "eval" and rec["step"] == 2
+    # the logged line holds the printed numbers: generated at the top level, test as real_vs_real
+    assert [rec[c] for c in head] == pytest.approx(rows["generated vs train"], abs=5e-5)
+    assert [ref[c] for c in head] == pytest.approx(rows["test vs train"], abs=5e-5)
+    proto = rec["protocol"]
+    train = load_dataset("music:bach", split="train", limit=12, seq_len=32)
+    test = load_dataset("music:bach", split="test", limit=12, seq_len=32)
+    assert proto["metrics"] == "music" and proto["n_generated"] == 64
+    assert proto["real"] == {"dataset": "music:bach", "split": "train", "n": len(train.x)}
+    assert proto["real_vs_real"]["n"] == len(test.x) > 0
+    assert proto["discriminative"]["iterations"] == 5 and proto["checkpoint_step"] == 2
+    # report.html: one table row per score, generated next to real vs real
+    text = write_report(run_dir).read_text()
+    assert "No music scores logged yet" not in text
+    for col, label in music_audio.SCORE_NAMES.items():
+        assert f"<td>{label}</td><td>{rec[col]:.4f}</td><td>{ref[col]:.4f}</td>" in text, col

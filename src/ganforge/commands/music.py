@@ -22,18 +22,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="training iterations of the discriminative score's classifier (real "
                         f"vs generated windows, TimeGAN's protocol; default {DISC_ITERATIONS}, "
                         "0 = skip the score)")
+    p.add_argument("--no-log", action="store_true",
+                   help="do not append the scores to the run's metrics.jsonl (by default they "
+                        "go there as an 'eval' line, and into report.html)")
     p.set_defaults(func=cmd_musicscore)
 
 
 def music_score_rows(run_dir: str, n: int = 1000, seed: int = 0,
-                     disc_iterations: int = DISC_ITERATIONS) -> dict[str, dict[str, Any]]:
+                     disc_iterations: int = DISC_ITERATIONS,
+                     counts: dict[str, int] | None = None, run: Any = None
+                     ) -> dict[str, dict[str, Any]]:
     """{"generated vs train": scores, "test vs train": scores} of a music run: its samples
     quantized as they are written to MIDI, the real windows in musical units (no test row
     when the run holds no pieces out, ``test_fraction: 0``). With ``disc_iterations`` > 0
     each row also gets ``discriminative``: |accuracy - 0.5| of a GRU classifier telling the
     row's windows from the training windows on held-out halves (TimeGAN's score, on the
     quantized notes' 3 features min-max scaled: the same representation for every encoding,
-    and what is written to MIDI)."""
+    and what is written to MIDI). ``counts``, when given, receives the number of windows of
+    each set scored (``generated``, ``train``, ``test``); ``run``: the run already loaded."""
     from ganforge import api
     from ganforge.data import load_dataset
     from ganforge.data.music import decode_notes, note_features
@@ -45,7 +51,7 @@ def music_score_rows(run_dir: str, n: int = 1000, seed: int = 0,
         raise GanforgeError(f"-n must be >= 1, got {n}.")
     if disc_iterations < 0:
         raise GanforgeError(f"--disc-iterations must be >= 0, got {disc_iterations}.")
-    run = api.load(run_dir)
+    run = api.load(run_dir) if run is None else run
     info = load_data_info(run_dir) or {}
     if "music" not in info:
         raise GanforgeError(f"'{run_dir}' is not a music run (its data is "
@@ -58,6 +64,8 @@ def music_score_rows(run_dir: str, n: int = 1000, seed: int = 0,
         data = load_dataset(run.config.data.source, split=split, **opts)
         real[split] = decode_notes(data.x.double().numpy(), info)
     fake = decode_notes(run.sample(n, seed=seed, scaled=True).double().numpy(), info)
+    if counts is not None:
+        counts.update(generated=len(fake), **{k: len(v) for k, v in real.items()})
     rows = {"generated vs train": music_scores(fake, real["train"])}
     if held_out:
         rows["test vs train"] = music_scores(real["test"], real["train"])
@@ -72,9 +80,43 @@ def music_score_rows(run_dir: str, n: int = 1000, seed: int = 0,
     return rows
 
 
+def music_eval_record(rows: dict[str, dict[str, Any]], run: Any, seed: int,
+                      disc_iterations: int, counts: dict[str, int]) -> dict[str, Any]:
+    """The ``eval`` line of :func:`music_score_rows`: the generated row's scores at the top
+    level, the held-out row as ``real_vs_real`` and the protocol (what was compared, how)."""
+    from ganforge.metrics.music import SCORE_COLUMNS
+    from ganforge.version import __version__
+
+    protocol: dict[str, Any] = {
+        "metrics": "music", "scores": [*SCORE_COLUMNS], "seed": seed,
+        "n_generated": counts["generated"], "checkpoint_step": int(run.step),
+        "notes": "quantized as written to MIDI; pitch classes 12 bins, KL(real || generated)",
+        "real": {"dataset": run.config.data.source, "split": "train", "n": counts["train"]},
+        "ganforge": __version__}
+    if "test" in counts:
+        protocol["real_vs_real"] = {"split": "test", "n": counts["test"],
+                                    "against": "train (held-out pieces vs training pieces)"}
+    if disc_iterations:
+        protocol["discriminative"] = {"name": "timegan-discriminative", "classifier": "GRU",
+                                      "iterations": disc_iterations,
+                                      "features": "pitch, duration, delta min-max scaled",
+                                      "score": "|accuracy - 0.5| on a held-out half"}
+    return {"kind": "eval", "step": int(run.step), **rows["generated vs train"],
+            "real_vs_real": dict(rows.get("test vs train", {})), "protocol": protocol}
+
+
 def cmd_musicscore(args: argparse.Namespace) -> int:
+    from ganforge import api
+    from ganforge.evaluate import log_eval
     from ganforge.metrics.music import format_rows
 
-    print(format_rows(music_score_rows(args.run_dir, args.n, args.seed,
-                                       args.disc_iterations)))
+    counts: dict[str, int] = {}
+    run = api.load(args.run_dir)
+    rows = music_score_rows(args.run_dir, args.n, args.seed, args.disc_iterations, counts, run)
+    print(format_rows(rows))
+    if not args.no_log:
+        record = music_eval_record(rows, run, args.seed, args.disc_iterations, counts)
+        log_eval(args.run_dir, run.config, record)
+        print(f"appended to {args.run_dir}/metrics.jsonl (ganforge report {args.run_dir}: "
+              f"the table in report.html)")
     return 0

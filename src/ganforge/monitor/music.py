@@ -285,3 +285,36 @@ def melodies_section(run_dir: str | Path, k: int = REPORT_MELODIES) -> str:
             figs.append(f"{fig}<figcaption>{html.escape(caption)}</figcaption></figure>")
         parts.append(f"<h3>{html.escape(label)}</h3><div class='melodies'>{''.join(figs)}</div>")
     return "\n".join(parts)
+
+
+SCORE_NAMES = {"pitch_class_kl": "pitch-class KL", "pitch_class_distance": "pitch-class distance",
+               "note_length_distance": "note-length distance",
+               "scale_consistency": "scale consistency", "repetitions": "repetitions",
+               "tone_span": "tone span (semitones)", "discriminative": "discriminative"}
+
+
+def music_scores_section(evals: Sequence[dict[str, Any]]) -> str:
+    """The report's table of the last ``ganforge musicscore`` line (an ``eval`` record whose
+    protocol says ``metrics: music``): each score of the generated melodies next to the
+    held-out real melodies' (real vs real); a note on how to get it when none is logged."""
+    scored = [r for r in evals if isinstance(r.get("protocol"), dict)
+              and r["protocol"].get("metrics") == "music"]
+    if not scored:
+        return ("<p class='note'>No music scores logged yet: <code>ganforge musicscore "
+                "RUN</code> adds them here.</p>")
+    rec = scored[-1]
+    ref = rec.get("real_vs_real") if isinstance(rec.get("real_vs_real"), dict) else {}
+
+    def cell(v: Any) -> str:
+        return f"{v:.4f}" if isinstance(v, (int, float)) and not isinstance(v, bool) else ""
+
+    body = "".join(f"<tr><td>{html.escape(label)}</td><td>{cell(rec[key])}</td>"
+                   f"<td>{cell(ref.get(key))}</td></tr>"
+                   for key, label in SCORE_NAMES.items() if key in rec)
+    proto = rec["protocol"]
+    real = proto.get("real", {}) if isinstance(proto.get("real"), dict) else {}
+    return (f"<h3>Scores (step {html.escape(str(rec.get('step')))}, "
+            f"{html.escape(str(proto.get('n_generated')))} generated windows vs "
+            f"{html.escape(str(real.get('n')))} training windows)</h3>"
+            f"<table><tr><th>score</th><th>generated vs train</th>"
+            f"<th>real vs real (held-out pieces vs train)</th></tr>{body}</table>")

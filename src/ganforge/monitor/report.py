@@ -1,8 +1,9 @@
 """``report.html``: one self-contained page per run (all images embedded as base64).
 
 Sections: summary, alarms (timeline and messages), the strip of sample grids over time,
-for music runs generated and real melodies (piano rolls and WAV players), training-signal curves (alarms marked), evaluation-metric curves (every numeric key of
-``kind: eval`` lines), the metric protocols and the resolved config.
+for music runs the last ``musicscore`` table and generated and real melodies (piano rolls
+and WAV players), training-signal curves (alarms marked), evaluation-metric curves (every
+numeric key of ``kind: eval`` lines), the metric protocols and the resolved config.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ganforge.data.sequences import load_data_info
 from ganforge.errors import CheckpointError, DataError
 from ganforge.fileio import atomic_write_text
 from ganforge.monitor.log import read_log
-from ganforge.monitor.music import melodies_section
+from ganforge.monitor.music import melodies_section, music_scores_section
 from ganforge.monitor.plots import SKIP, alarm_timeline, numeric_keys, panel_figure, train_panels
 
 MAX_STRIP = 12  # sample grids shown (evenly spaced, first and last always)
@@ -139,6 +140,7 @@ def build_report_html(run_dir: str | Path,
         info = {}
     if isinstance(info.get("music"), dict):
         parts.append("<h2 id='melodies'>Melodies</h2>")
+        parts.append(music_scores_section(evals))
         parts.append(melodies_section(run_dir))
     # ---- curves
     parts.append("<h2 id='training'>Training signals</h2>")
