@@ -95,6 +95,46 @@ def test_bad_yaml_file(tmp_path):
     assert r.returncode == 2 and "is not valid YAML" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_config_base_lays_its_keys_over_a_preset_or_file(tmp_path, monkeypatch):
+    from ganforge.api import load_config
+
+    (tmp_path / "mine.yaml").write_text(
+        "base: gan-ring8\ntrain: {steps: 7}\noptim: {g: {lr: 0.0005}}\n"
+        "generator: {layers: [{dense: {units: 32}}, relu, {dense: {units: features}}]}\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "second.yaml").write_text("base: ../mine.yaml\nseed: 3\n")
+    want = load_config("gan-ring8", [
+        "train.steps=7", "optim.g.lr=0.0005",
+        "generator.layers=[{dense: {units: 32}}, relu, {dense: {units: features}}]"])
+    mine = load_config(tmp_path / "mine.yaml")
+    # mappings merge key by key (optim.g keeps its name and betas), lists replace
+    assert mine.model_dump() == want.model_dump()
+    assert mine.optim.g.name == "adam" and mine.optim.g.lr == 0.0005
+    assert len(mine.generator.layers) == 3
+    monkeypatch.chdir(tmp_path / "sub")  # a relative base is read from the file's folder
+    second = load_config(str(tmp_path / "sub" / "second.yaml"))
+    assert second.model_dump() == {**want.model_dump(), "seed": 3}
+    # the folk preset is crnngan-onehot with its data and budget
+    folk, onehot = (load_config("crnngan-folk").model_dump(),
+                    load_config("crnngan-onehot", ["data.source=music:essen",
+                                                   "train.steps=4000"]).model_dump())
+    assert {k for k in folk if folk[k] != onehot[k]} == {"name", "description"}
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"a.yaml": "base: b.yaml\n", "b.yaml": "base: a.yaml\n"}, "in a loop"),
+    ({"a.yaml": "base: dcgan-mnsit\n"}, "Did you mean 'dcgan-mnist'"),
+    ({"a.yaml": "base: [gan-ring8]\n"}, "must name a preset or a YAML file"),
+    ({"a.yaml": "base: nowhere.yaml\n"}, "does not exist"),
+])
+def test_bad_config_base_is_a_clear_error(tmp_path, files, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    r = run_cli("train", str(tmp_path / "a.yaml"), "--run-dir", str(tmp_path / "run"))
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "run").exists()
+
+
 # ------------------------------------------------------------------------------ exit status
 TINY = ["--no-progress", "--set", "train.batch_size=64", "--set", "monitor.sample_every=100000",
         "--set", "device=cpu"]

@@ -156,6 +156,31 @@ def test_discriminative_score_real_vs_real_and_vs_noise() -> None:
     assert far > 0.4
 
 
+def test_a_classifier_that_calls_everything_one_class_is_flagged() -> None:
+    from ganforge.commands.sequences import one_class_note
+
+    # identical constant sequences: every test sequence gets the same logit, so one class;
+    # the test halves are equal in size, so the score is exactly 0 whatever was learned
+    flat = np.full((100, 8, 3), 0.5)
+    info: dict = {}
+    assert discriminative_score(flat, flat.copy(), iterations=5, seed=0, details=info) == 0.0
+    assert info == {"accuracy": 0.5, "one_class": True}
+    # a classifier that tells two sets apart is not flagged
+    a = sine_arrays(200, seed=0)
+    info = {}
+    far = discriminative_score(a, np.zeros_like(a), iterations=200, seed=0, details=info)
+    assert far > 0.4 and info["one_class"] is False
+    assert info["accuracy"] == pytest.approx(0.5 + far)
+    # repeated: the flagged seeds are listed, and the CLI's note averages the others
+    rep = repeated_score("discriminative", flat, flat.copy(), repeats=2, iterations=5)
+    assert rep.protocol["one_class_repeats"] == [0, 1] and rep.values == [0.0, 0.0]
+    assert repeated_score("discriminative", a, np.zeros_like(a), repeats=2,
+                          iterations=200).protocol["one_class_repeats"] == []
+    rep.values = [0.0, 0.2675]
+    note = one_class_note("", rep, [0])
+    assert "1 of 2 classifier seeds" in note and "the other seeds is 0.2675" in note
+
+
 def test_predictive_score_prefers_real_dynamics() -> None:
     real = sine_arrays(1000, seed=0)
     shuffled = real.copy()

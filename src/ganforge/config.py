@@ -433,16 +433,50 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def raw_config(source: str | Path | dict[str, Any]) -> dict[str, Any]:
-    """The raw dict of a preset name, a YAML path or a dict."""
+def merge_config(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` laid on ``base``: mappings merge key by key (recursively), anything else in
+    ``over`` (a number, a string, a list such as ``layers``) replaces the base's value."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = (merge_config(out[key], value) if isinstance(value, dict)
+                    and isinstance(out.get(key), dict) else value)
+    return out
+
+
+def _read_source(source: str | Path | dict[str, Any]) -> tuple[dict[str, Any], Path | None]:
+    """(raw dict, the folder a relative ``base:`` path is read from) of one config source."""
     if isinstance(source, dict):
-        return yaml.safe_load(yaml.safe_dump(source))  # deep copy, plain types
+        return yaml.safe_load(yaml.safe_dump(source)), None  # deep copy, plain types
     p = Path(source)
     if p.suffix in (".yaml", ".yml") or p.exists():
         if not p.is_file():
             raise ConfigError(f"config file '{source}' does not exist.")
-        return read_yaml(p)
-    return yaml.safe_load(preset_text(str(source)))
+        return read_yaml(p), p.parent
+    raw = yaml.safe_load(preset_text(str(source)))
+    return (raw if isinstance(raw, dict) else {}), None
+
+
+def raw_config(source: str | Path | dict[str, Any], _chain: tuple[str, ...] = ()
+               ) -> dict[str, Any]:
+    """The raw dict of a preset name, a YAML path or a dict. A config with ``base: NAME``
+    (a preset, or a YAML file, relative to the config's own folder) is that config with this
+    one's keys laid over it (:func:`merge_config`); bases may have bases."""
+    raw, folder = _read_source(source)
+    if "base" not in raw:
+        return raw
+    base = raw.pop("base")
+    label = ("the config" if isinstance(source, dict) else
+             str(Path(source).resolve()) if folder is not None else str(source))
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"base in {label} must name a preset or a YAML file (e.g. base: "
+                          f"dcgan-mnist), got {base!r}.")
+    if Path(base).suffix in (".yaml", ".yml"):
+        base = str(((folder or Path.cwd()) / base).resolve())
+    if base in _chain or base == label:
+        raise ConfigError(f"base: the configs name each other in a loop "
+                          f"({' -> '.join([*_chain, label, base])}); one of them must stand "
+                          f"without a base.")
+    return merge_config(raw_config(base, (*_chain, label)), raw)
 
 
 _BUDGETS = {"steps": "epochs", "epochs": "steps"}

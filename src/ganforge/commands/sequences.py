@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ganforge.errors import GanforgeError
 
@@ -32,6 +33,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_seqscore)
 
 
+def one_class_note(label: str, score: Any, stuck: list[int]) -> str:
+    """The warning for classifier seeds that called every test sequence one class."""
+    rest = [v for i, v in enumerate(score.values) if i not in stuck]
+    mean = f"{sum(rest) / len(rest):.4f}" if rest else "none: no seed trained"
+    return (f"  note: {label}{len(stuck)} of {len(score.values)} classifier seeds called every "
+            f"test sequence one class (score exactly 0: the classifier did not train, not that "
+            f"the sets are alike); the mean over the other seeds is {mean}. More seeds "
+            f"(--repeats) or iterations (--disc-iterations) give a firmer number.")
+
+
 def cmd_seqscore(args: argparse.Namespace) -> int:
     from ganforge.evaluate import evaluate_sequences
 
@@ -56,6 +67,9 @@ def cmd_seqscore(args: argparse.Namespace) -> int:
                   if name in ref else "")
         print(f"{name:15s} {s.mean:.4f} +- {s.std:.4f}  ({s.protocol['repeats']} seeds, "
               f"{s.protocol['iterations']} iterations){beside}")
+        for label, score in (("", s), ("real vs real: ", ref.get(name))):
+            if score is not None and (stuck := score.protocol.get("one_class_repeats")):
+                print(one_class_note(label, score, stuck))
     if "length_ks" in rec:  # variable-length runs
         rvr = rec.get("real_vs_real", {}).get("length_ks")
         beside = f"   real vs real {rvr:.4f}" if rvr is not None else ""

@@ -149,11 +149,16 @@ def _adam(params: Any) -> torch.optim.Optimizer:
 def discriminative_score(real: torch.Tensor | np.ndarray, fake: torch.Tensor | np.ndarray,
                          iterations: int = DISC_ITERATIONS, batch_size: int = BATCH_SIZE,
                          seed: int = 0, train_rate: float = TRAIN_RATE,
-                         real_lengths: Any = None, fake_lengths: Any = None) -> float:
+                         real_lengths: Any = None, fake_lengths: Any = None,
+                         details: dict[str, Any] | None = None) -> float:
     """|test accuracy - 0.5| of a post-hoc GRU classifier of real vs synthetic (TimeGAN).
 
     Variable-length sequences: NaN-padded, or with ``real_lengths`` / ``fake_lengths``; the
     classifier reads each sequence up to its length only (what the padding holds is ignored).
+    ``details``, when given, receives ``accuracy`` and ``one_class``: whether the classifier
+    put every test sequence in the same class. The test halves are equal in size, so such a
+    classifier scores exactly 0 whatever the data: a 0 that says it did not train, not that
+    the sets are alike.
     """
     r, lr = _with_lengths(real, real_lengths, "real data")
     g, lg = _with_lengths(fake, fake_lengths, "synthetic data")
@@ -197,8 +202,11 @@ def discriminative_score(real: torch.Tensor | np.ndarray, fake: torch.Tensor | n
     with torch.no_grad():
         out_r = model(r_te, lr_te) if varlen else model(r_te)
         out_g = model(g_te, lg_te) if varlen else model(g_te)
-        correct = (torch.sigmoid(out_r) > 0.5).sum() + (torch.sigmoid(out_g) <= 0.5).sum()
+        said_real = torch.cat([torch.sigmoid(out_r) > 0.5, torch.sigmoid(out_g) > 0.5])
+        correct = said_real[:len(r_te)].sum() + (~said_real[len(r_te):]).sum()
     acc = float(correct) / (len(r_te) + len(g_te))
+    if details is not None:
+        details.update(accuracy=acc, one_class=bool(said_real.all() or not said_real.any()))
     return abs(0.5 - acc)
 
 
@@ -283,10 +291,17 @@ def repeated_score(name: str, real: torch.Tensor | np.ndarray, fake: torch.Tenso
     # a post-hoc network trained per repeat: minutes at TimeGAN's iteration counts
     bar = Progress(repeats * its >= PROGRESS_ITERATIONS, repeats, 0, f"{name} score",
                    unit="repeat")
-    vals = []
+    vals, one_class = [], []
     try:
         for i in range(repeats):
-            vals.append(fn(real, fake, iterations=its, batch_size=batch_size, seed=seed + i))
+            if name == "discriminative":
+                info: dict[str, Any] = {}
+                vals.append(fn(real, fake, iterations=its, batch_size=batch_size, seed=seed + i,
+                               details=info))
+                if info["one_class"]:
+                    one_class.append(i)
+            else:
+                vals.append(fn(real, fake, iterations=its, batch_size=batch_size, seed=seed + i))
             bar.update()
     finally:
         bar.close()
@@ -296,6 +311,8 @@ def repeated_score(name: str, real: torch.Tensor | np.ndarray, fake: torch.Tenso
                 "n_real": len(real), "n_synthetic": len(fake)}
     if name == "discriminative":
         protocol["train_rate"] = TRAIN_RATE
+        # repeats whose classifier called every test sequence one class (score exactly 0)
+        protocol["one_class_repeats"] = one_class
     return RepeatedScore(name, float(np.mean(vals)), std, [float(v) for v in vals], protocol)
 
 
