@@ -177,8 +177,11 @@ def test_a_classifier_that_calls_everything_one_class_is_flagged() -> None:
     assert repeated_score("discriminative", a, np.zeros_like(a), repeats=2,
                           iterations=200).protocol["one_class_repeats"] == []
     rep.values = [0.0, 0.2675]
-    note = one_class_note("", rep, [0])
+    rep.protocol["one_class_repeats"] = [0]
+    note = one_class_note("", rep)
     assert "1 of 2 classifier seeds" in note and "the other seeds is 0.2675" in note
+    rep.protocol["one_class_repeats"] = []
+    assert one_class_note("", rep) == ""
 
 
 def test_predictive_score_prefers_real_dynamics() -> None:

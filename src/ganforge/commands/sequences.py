@@ -33,8 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_seqscore)
 
 
-def one_class_note(label: str, score: Any, stuck: list[int]) -> str:
-    """The warning for classifier seeds that called every test sequence one class."""
+def one_class_note(label: str, score: Any) -> str:
+    """The warning for classifier seeds that called every test sequence one class, or ""."""
+    stuck = score.protocol.get("one_class_repeats") or []
+    if not stuck:
+        return ""
     rest = [v for i, v in enumerate(score.values) if i not in stuck]
     mean = f"{sum(rest) / len(rest):.4f}" if rest else "none: no seed trained"
     return (f"  note: {label}{len(stuck)} of {len(score.values)} classifier seeds called every "
@@ -68,8 +71,8 @@ def cmd_seqscore(args: argparse.Namespace) -> int:
         print(f"{name:15s} {s.mean:.4f} +- {s.std:.4f}  ({s.protocol['repeats']} seeds, "
               f"{s.protocol['iterations']} iterations){beside}")
         for label, score in (("", s), ("real vs real: ", ref.get(name))):
-            if score is not None and (stuck := score.protocol.get("one_class_repeats")):
-                print(one_class_note(label, score, stuck))
+            if score is not None and (note := one_class_note(label, score)):
+                print(note)
     if "length_ks" in rec:  # variable-length runs
         rvr = rec.get("real_vs_real", {}).get("length_ks")
         beside = f"   real vs real {rvr:.4f}" if rvr is not None else ""

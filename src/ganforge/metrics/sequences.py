@@ -294,14 +294,12 @@ def repeated_score(name: str, real: torch.Tensor | np.ndarray, fake: torch.Tenso
     vals, one_class = [], []
     try:
         for i in range(repeats):
-            if name == "discriminative":
-                info: dict[str, Any] = {}
-                vals.append(fn(real, fake, iterations=its, batch_size=batch_size, seed=seed + i,
-                               details=info))
-                if info["one_class"]:
-                    one_class.append(i)
-            else:
-                vals.append(fn(real, fake, iterations=its, batch_size=batch_size, seed=seed + i))
+            info: dict[str, Any] = {}
+            extra = {"details": info} if name == "discriminative" else {}
+            vals.append(fn(real, fake, iterations=its, batch_size=batch_size, seed=seed + i,
+                           **extra))
+            if info.get("one_class"):
+                one_class.append(i)
             bar.update()
     finally:
         bar.close()
