@@ -454,6 +454,47 @@ def test_stratified_split_and_confidence_filter():
     assert take_per_class(keep, labels, 1).tolist() == [0, 3]
 
 
+def test_schedules_pool_or_pretrain_then_fine_tune_on_real():
+    """``mixed`` pools real and synthetic; ``synthetic-first`` spends half the steps on the
+    synthetic samples and ends on the real data, so synthetic samples with wrong labels ruin
+    the pooled classifier and not the fine-tuned one; one phase equals train_classifier."""
+    from ganforge.apps.augment_check import (
+        accuracy,
+        schedule_phases,
+        train_classifier,
+        train_in_phases,
+    )
+    from ganforge.errors import GanforgeError
+
+    g = torch.Generator().manual_seed(0)
+    centers = torch.tensor([[-2.0, 0.0], [2.0, 0.0]])
+
+    def blobs(n):
+        y = torch.arange(2).repeat(n)
+        return centers[y] + 0.5 * torch.randn(len(y), 2, generator=g), y
+
+    xr, yr = blobs(20)
+    xs, ys = blobs(200)
+    ys = 1 - ys  # a generator that mixes up its labels
+    xt, yt = blobs(500)
+    mixed = schedule_phases("mixed", xr, yr, xs, ys, 101)
+    assert [len(p[1]) for p in mixed] == [440] and mixed[0][2] == 101
+    first = schedule_phases("synthetic-first", xr, yr, xs, ys, 101)
+    assert [(len(p[1]), p[2]) for p in first] == [(400, 50), (40, 51)]
+    assert torch.equal(first[1][0], xr)
+    # nothing synthetic kept (a strict filter): every schedule is the real-only baseline
+    assert schedule_phases("synthetic-first", xr, yr, xs[:0], ys[:0], 60)[0][2] == 60
+    with pytest.raises(GanforgeError, match="synthetic-first"):
+        schedule_phases("real-last", xr, yr, xs, ys, 10)
+    acc = {name: accuracy(train_in_phases(schedule_phases(name, xr, yr, xs, ys, 300), 2, 0),
+                          xt, yt) for name in ("mixed", "synthetic-first")}
+    assert acc["mixed"] < 0.3 and acc["synthetic-first"] > 0.95, acc
+    one = train_in_phases([(xr, yr, 30)], 2, seed=4)
+    ref = train_classifier(xr, yr, 2, seed=4, steps=30)
+    for a, b in zip(one.state_dict().values(), ref.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
 class _PoolRun:
     """A stand-in conditional run whose "generator" returns real digits of the asked labels
     from a pool the classifier never trains on (an ideal generator), or noise."""
@@ -525,8 +566,11 @@ def test_augment_validate_cli(cgan_run, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "real only: accuracy" in text and "test split" in text
     res = json.loads(out.read_text())
-    assert len(res["settings"]) == 1 and res["settings"][0]["synthetic"][0] > 0
+    assert [r["schedule"] for r in res["settings"]] == ["mixed", "synthetic-first"]
+    assert all(r["synthetic"][0] > 0 for r in res["settings"])
     assert main(["augment", str(cgan_run.run_dir), "--validate", "--ratios", "0"]) == 2
+    assert main(["augment", str(cgan_run.run_dir), "--validate", "--schedules", "real"]) == 2
+    assert "--schedules takes mixed, synthetic-first" in capsys.readouterr().err
     assert main(["augment", str(cgan_run.run_dir), "--validate", "--out", "x.npz"]) == 2
     assert main(["augment", str(cgan_run.run_dir)]) == 2
     assert "needs --per-class" in capsys.readouterr().err

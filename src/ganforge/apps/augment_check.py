@@ -10,8 +10,11 @@ measures it on the user's own labelled data instead of assuming it:
    trained on the real training data alone: the baseline. The same classifier scores each
    synthetic sample; the *confidence filter* keeps those whose asked label it gives at least
    probability ``t`` (t = 0 keeps all).
-3. For each real:synthetic ratio and filter: the classifier trained on real + synthetic (same
-   seed, steps and batch size) and its accuracy on the validation data.
+3. For each real:synthetic ratio, filter and schedule: the classifier trained on real +
+   synthetic (same seed, total steps and batch size) and its accuracy on the validation data.
+   Schedules: ``mixed`` pools real and synthetic samples; ``synthetic-first`` trains the
+   first half of the steps on the synthetic samples alone and the rest on the real data
+   (pre-train, then fine-tune).
 
 The report gives every setting's accuracy and gain over the baseline (mean and std over seeds),
 the best setting, and plainly whether synthetic data helped: the best mean gain must exceed
@@ -33,6 +36,7 @@ from ganforge.data.registry import load_dataset, load_training_data
 from ganforge.errors import DataError, GanforgeError
 
 VAL_FRACTION = 0.2
+SCHEDULES = ("mixed", "synthetic-first")
 
 
 def small_classifier(shape: tuple[int, ...], classes: int) -> nn.Module:
@@ -53,18 +57,40 @@ def small_classifier(shape: tuple[int, ...], classes: int) -> nn.Module:
 def train_classifier(x: torch.Tensor, y: torch.Tensor, classes: int, seed: int, steps: int,
                      batch_size: int = 64) -> nn.Module:
     """Adam 1e-3, ``steps`` minibatches drawn uniformly (with replacement) from (x, y)."""
+    return train_in_phases([(x, y, steps)], classes, seed, batch_size)
+
+
+def train_in_phases(phases: list[tuple[torch.Tensor, torch.Tensor, int]], classes: int,
+                    seed: int, batch_size: int = 64) -> nn.Module:
+    """One classifier and one Adam (1e-3) through ``phases``: for each (x, y, steps), ``steps``
+    minibatches drawn uniformly (with replacement) from that phase's (x, y)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = small_classifier(tuple(x.shape[1:]), classes)
+    model = small_classifier(tuple(phases[0][0].shape[1:]), classes)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
-    for _ in range(steps):
-        idx = torch.randint(len(y), (batch_size,), generator=gen)
-        loss = F.cross_entropy(model(x[idx]), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    for x, y, steps in phases:
+        for _ in range(steps):
+            idx = torch.randint(len(y), (batch_size,), generator=gen)
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
     return model.eval()
+
+
+def schedule_phases(schedule: str, x_real: torch.Tensor, y_real: torch.Tensor,
+                    x_syn: torch.Tensor, y_syn: torch.Tensor, steps: int
+                    ) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+    """The classifier's training phases for a schedule, ``steps`` minibatches in all (as the
+    real-only baseline): ``mixed``: real and synthetic pooled; ``synthetic-first``: the first
+    half on the synthetic samples alone, then the rest on the real data alone (pre-train on
+    synthetic, fine-tune on real)."""
+    if schedule == "mixed" or len(y_syn) == 0:
+        return [(torch.cat([x_real, x_syn]), torch.cat([y_real, y_syn]), steps)]
+    if schedule == "synthetic-first":
+        return [(x_syn, y_syn, steps // 2), (x_real, y_real, steps - steps // 2)]
+    raise GanforgeError(f"unknown schedule '{schedule}': use one of {', '.join(SCHEDULES)}.")
 
 
 @torch.no_grad()
@@ -111,6 +137,7 @@ def take_per_class(keep: torch.Tensor, y: torch.Tensor, per_class: int) -> torch
 class Setting:
     ratio: float
     threshold: float
+    schedule: str = "mixed"
     accuracy: list[float] = field(default_factory=list)
     gain: list[float] = field(default_factory=list)
     synthetic: list[int] = field(default_factory=list)
@@ -148,10 +175,20 @@ def validation_data(run: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
 
 
 def validate_augmentation(run: Any, ratios: list[float], thresholds: list[float],
-                          seeds: list[int], steps: int = 300) -> dict[str, Any]:
-    """Baseline vs real + synthetic for every (ratio, threshold), over ``seeds``."""
+                          seeds: list[int], steps: int = 300,
+                          schedules: tuple[str, ...] | list[str] = ("mixed",)) -> dict[str, Any]:
+    """Baseline vs real + synthetic for every (ratio, threshold, schedule), over ``seeds``, on
+    the run's own data (:func:`validation_data`)."""
     if not hasattr(run, "num_classes"):
         raise GanforgeError("--validate needs a conditional run (labels to ask the generator).")
+    check_settings(ratios, thresholds, seeds, schedules)
+    x_fit, y_fit, x_val, y_val, what = validation_data(run)
+    return compare_augmentation(run, x_fit, y_fit, x_val, y_val, ratios, thresholds, seeds,
+                                steps, schedules, what)
+
+
+def check_settings(ratios: list[float], thresholds: list[float], seeds: list[int],
+                   schedules: tuple[str, ...] | list[str]) -> None:
     if not ratios or any(r <= 0 for r in ratios):
         raise GanforgeError(f"--ratios must be positive numbers (synthetic per real sample), "
                             f"got {ratios}.")
@@ -159,11 +196,26 @@ def validate_augmentation(run: Any, ratios: list[float], thresholds: list[float]
         raise GanforgeError(f"--filters are probabilities in [0, 1), got {thresholds}.")
     if not seeds:
         raise GanforgeError("--seeds must name at least one seed.")
-    x_fit, y_fit, x_val, y_val, what = validation_data(run)
+    bad = [s for s in schedules if s not in SCHEDULES]
+    if not schedules or bad:
+        raise GanforgeError(f"--schedules takes {', '.join(SCHEDULES)} (comma-separated), got "
+                            f"{list(schedules)}.")
+
+
+def compare_augmentation(run: Any, x_fit: torch.Tensor, y_fit: torch.Tensor,
+                         x_val: torch.Tensor, y_val: torch.Tensor, ratios: list[float],
+                         thresholds: list[float], seeds: list[int], steps: int = 300,
+                         schedules: tuple[str, ...] | list[str] = ("mixed",),
+                         what: str = "given validation data") -> dict[str, Any]:
+    """For each seed: the small classifier on (x_fit, y_fit) alone (the baseline), then on
+    real + ``run``'s samples for every (ratio, threshold, schedule), all scored on (x_val,
+    y_val). The samples of a seed are drawn once (sampling seed = the seed) and shared by every
+    setting, so settings differ only in what they keep and how they train."""
+    check_settings(ratios, thresholds, seeds, schedules)
     k = int(run.num_classes)
     per_class = max(1, round(len(y_fit) / k))
     pool_per_class = math.ceil(max(ratios) * per_class)
-    settings = [Setting(r, t) for r in ratios for t in thresholds]
+    settings = [Setting(r, t, sch) for sch in schedules for r in ratios for t in thresholds]
     baseline: list[float] = []
     for seed in seeds:
         base = train_classifier(x_fit, y_fit, k, seed, steps)
@@ -173,8 +225,8 @@ def validate_augmentation(run: Any, ratios: list[float], thresholds: list[float]
         for s in settings:
             keep = confidence_filter(base, xs, ys, s.threshold)
             idx = take_per_class(keep, ys, math.ceil(s.ratio * per_class))
-            model = train_classifier(torch.cat([x_fit, xs[idx]]), torch.cat([y_fit, ys[idx]]),
-                                     k, seed, steps)
+            model = train_in_phases(schedule_phases(s.schedule, x_fit, y_fit, xs[idx], ys[idx],
+                                                    steps), k, seed)
             s.accuracy.append(accuracy(model, x_val, y_val))
             s.gain.append(s.accuracy[-1] - baseline[-1])
             s.synthetic.append(len(idx))
@@ -194,26 +246,28 @@ def report_lines(result: dict[str, Any]) -> list[str]:
              f"{result['classifier_steps']} steps; seeds {result['seeds']}"),
              (f"real only: accuracy {result['baseline_mean']:.4f} +- "
              f"{result['baseline_std']:.4f}"),
-             (f"{'synthetic:real':>14}  {'filter':>6}  {'synthetic':>9}  {'accuracy':>17}  "
-             f"{'gain':>17}")]
+             (f"{'schedule':>15}  {'synthetic:real':>14}  {'filter':>6}  {'synthetic':>9}  "
+             f"{'accuracy':>17}  {'gain':>17}")]
     for r in result["settings"]:
-        lines.append(f"{r['ratio']:>14g}  {r['threshold']:>6g}  "
+        lines.append(f"{r['schedule']:>15}  {r['ratio']:>14g}  {r['threshold']:>6g}  "
                      f"{int(np.mean(r['synthetic'])):>9d}  "
                      f"{r['accuracy_mean']:>8.4f} +- {r['accuracy_std']:.4f}  "
                      f"{r['gain_mean']:>+8.4f} +- {r['gain_std']:.4f}")
     b = result["best"]
     if result["helps"]:
         lines.append(f"synthetic data helps: best is ratio {b['ratio']:g}, filter "
-                     f"{b['threshold']:g}: {b['gain_mean']:+.4f} +- {b['gain_std']:.4f} "
+                     f"{b['threshold']:g}, schedule {b['schedule']}: {b['gain_mean']:+.4f} +- {b['gain_std']:.4f} "
                      f"accuracy over real data alone.")
     else:
         lines.append(f"synthetic data does not help here: the best setting (ratio "
-                     f"{b['ratio']:g}, filter {b['threshold']:g}) changes accuracy by "
+                     f"{b['ratio']:g}, filter {b['threshold']:g}, schedule {b['schedule']}) "
+                     f"changes accuracy by "
                      f"{b['gain_mean']:+.4f} +- {b['gain_std']:.4f}. Train the GAN longer or "
                      f"with the small-data tricks (objective.diffaugment, objective.ema), or "
                      f"use the real data alone.")
     return lines
 
 
-__all__ = ["confidence_filter", "report_lines", "small_classifier", "stratified_split",
-           "train_classifier", "validate_augmentation", "validation_data"]
+__all__ = ["SCHEDULES", "check_settings", "compare_augmentation", "confidence_filter",
+           "report_lines", "schedule_phases", "small_classifier", "stratified_split",
+           "train_classifier", "train_in_phases", "validate_augmentation", "validation_data"]

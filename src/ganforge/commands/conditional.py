@@ -27,12 +27,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated classes to generate (default: all)")
     p.add_argument("--validate", action="store_true",
                    help="measure whether the synthetic data helps a classifier: real alone vs "
-                        "real + synthetic per ratio and confidence filter, on held-out data")
+                        "real + synthetic per ratio, confidence filter and schedule, on held-out data")
     p.add_argument("--ratios", default="0.5,1,2,4",
                    help="--validate: synthetic samples per real one (comma-separated)")
     p.add_argument("--filters", default="0,0.9",
                    help="--validate: keep synthetic samples the real-data classifier gives "
                         "their label at least this probability (0: all)")
+    p.add_argument("--schedules", default="mixed,synthetic-first",
+                   help="--validate: how the classifier meets the synthetic samples: mixed "
+                        "(pooled with the real ones) and/or synthetic-first (half the steps on "
+                        "synthetic alone, then the real data)")
     p.add_argument("--seeds", default="0,1,2", help="--validate: classifier seeds")
     p.add_argument("--clf-steps", type=int, default=300,
                    help="--validate: classifier training steps (batch 64)")
@@ -49,7 +53,7 @@ def _numbers(text: str, flag: str, kind: type = float) -> list[Any]:
 def cmd_validate(args: argparse.Namespace) -> int:
     import json
 
-    from ganforge.apps.augment_check import report_lines, validate_augmentation
+    from ganforge.apps.augment_check import check_settings, report_lines, validate_augmentation
 
     if args.out is not None and not args.out.lower().endswith(".json"):
         raise GanforgeError(f"--out '{args.out}': with --validate, give a .json file for the "
@@ -59,8 +63,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     ratios = _numbers(args.ratios, "--ratios")
     filters = _numbers(args.filters, "--filters")
     seeds = _numbers(args.seeds, "--seeds", int)
+    schedules = [s.strip() for s in args.schedules.split(",") if s.strip()]
+    check_settings(ratios, filters, seeds, schedules)
     run = _conditional_run(args.run_dir)
-    result = validate_augmentation(run, ratios, filters, seeds, steps=args.clf_steps)
+    result = validate_augmentation(run, ratios, filters, seeds, steps=args.clf_steps,
+                                   schedules=schedules)
     print("\n".join(report_lines(result)))
     if args.out is not None:
         out = Path(args.out)
