@@ -181,7 +181,6 @@ def validate_augmentation(run: Any, ratios: list[float], thresholds: list[float]
     the run's own data (:func:`validation_data`)."""
     if not hasattr(run, "num_classes"):
         raise GanforgeError("--validate needs a conditional run (labels to ask the generator).")
-    check_settings(ratios, thresholds, seeds, schedules)
     x_fit, y_fit, x_val, y_val, what = validation_data(run)
     return compare_augmentation(run, x_fit, y_fit, x_val, y_val, ratios, thresholds, seeds,
                                 steps, schedules, what)
@@ -256,13 +255,12 @@ def report_lines(result: dict[str, Any]) -> list[str]:
     b = result["best"]
     if result["helps"]:
         lines.append(f"synthetic data helps: best is ratio {b['ratio']:g}, filter "
-                     f"{b['threshold']:g}, schedule {b['schedule']}: {b['gain_mean']:+.4f} +- {b['gain_std']:.4f} "
-                     f"accuracy over real data alone.")
+                     f"{b['threshold']:g}, schedule {b['schedule']}: {b['gain_mean']:+.4f} +- "
+                     f"{b['gain_std']:.4f} accuracy over real data alone.")
     else:
         lines.append(f"synthetic data does not help here: the best setting (ratio "
                      f"{b['ratio']:g}, filter {b['threshold']:g}, schedule {b['schedule']}) "
-                     f"changes accuracy by "
-                     f"{b['gain_mean']:+.4f} +- {b['gain_std']:.4f}. Train the GAN longer or "
+                     f"changes accuracy by {b['gain_mean']:+.4f} +- {b['gain_std']:.4f}. Train the GAN longer or "
                      f"with the small-data tricks (objective.diffaugment, objective.ema), or "
                      f"use the real data alone.")
     return lines

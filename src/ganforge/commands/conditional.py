@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated classes to generate (default: all)")
     p.add_argument("--validate", action="store_true",
                    help="measure whether the synthetic data helps a classifier: real alone vs "
-                        "real + synthetic per ratio, confidence filter and schedule, on held-out data")
+                        "real + synthetic per ratio, confidence filter and schedule, on "
+                        "held-out data")
     p.add_argument("--ratios", default="0.5,1,2,4",
                    help="--validate: synthetic samples per real one (comma-separated)")
     p.add_argument("--filters", default="0,0.9",
