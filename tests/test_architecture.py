@@ -1,5 +1,6 @@
 """Shape inference: every layer type's rule equals a real forward pass; bad specs name the path."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -46,6 +47,7 @@ CASES = [
     ({"span_softmax": {"spans": [3, 4], "hard": [True, False]}}, (10, 7)),
     ({"hold": {"channels": 2}}, (10, 7)),
     ({"feedback": {"layers": [{"gru": {"units": 6}}, {"dense": {"units": 5}}, "tanh"]}}, (10, 3)),
+    ({"intervals": {"spans": [5, 2], "span": 0, "max": 3}}, (10, 7)),
     ({"repeat": {"times": 6}}, (5,)),
     ({"dense": {"units": 3, "spectral_norm": True}}, (5,)),
     ({"dense_concat": {"units": 4}}, (6,)),
@@ -136,6 +138,31 @@ def test_feedback_says_what_its_body_must_be():
                       ([], "non-empty list")):
         with pytest.raises(SpecError, match=msg):
             build_network({"layers": [{"feedback": {"layers": body}}]}, (6, 3), "g")
+
+
+def test_intervals_layer_appends_the_step_between_consecutive_pitches():
+    net = build_network({"layers": [{"intervals": {"spans": [9, 2], "span": 0, "max": 3}}]},
+                        (5, 11), "d")
+    pitch = np.array([[0, 1, 5, 3, 3], [8, 0, 2, 1, 4]])
+    x = torch.cat([torch.eye(9)[pitch], torch.eye(2)[pitch % 2]], -1).float()
+    out = net(x)
+    assert out.shape == (2, 5, 11 + 7) and torch.equal(out[..., :11], x)
+    bins = out[..., 11:].numpy()
+    assert np.all(bins[:, 0] == 0)  # step 0 has no previous note
+    step = np.clip(np.diff(pitch, axis=1), -3, 3)  # by hand: beyond max -> outermost bin
+    np.testing.assert_array_equal(bins[:, 1:], np.eye(7)[step + 3])
+    # a generator's softmax: its expected pitch, spread over the two nearest bins, with a gradient
+    soft = torch.zeros(1, 2, 11)
+    soft[0, 0, 2], soft[0, 1, 4], soft[0, 1, 5] = 1.0, 0.75, 0.25  # 2 -> E = 4.25: +2.25
+    soft.requires_grad_(True)
+    got = net(soft)[0, 1, 11:]
+    torch.testing.assert_close(got, torch.tensor([0, 0, 0, 0, 0, 0.75, 0.25]))
+    got[6].backward()
+    assert soft.grad[0, 1, 5] > 0 and soft.grad[0, 0, 2] < 0
+    for spec, msg in (({"spans": [9, 2], "span": 2}, "index of one of the 2 spans"),
+                      ({"spans": [9, 3]}, "add up to 12"), ({"spans": [9, 2], "max": 0}, ">= 1")):
+        with pytest.raises(SpecError, match=msg):
+            build_network({"layers": [{"intervals": spec}]}, (5, 11), "d")
 
 
 def test_spectral_norm_layer_has_unit_top_singular_value():

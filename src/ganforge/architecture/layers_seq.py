@@ -1,4 +1,5 @@
-"""Sequence layers that need the builder: ``feedback``, an autoregressive recurrent generator.
+"""Sequence layers: ``feedback``, an autoregressive recurrent generator (it needs the builder),
+and ``intervals``, the steps between consecutive notes made explicit to a discriminator.
 
 ``feedback: {layers: [lstm: {...}, dense: {...}, span_softmax: {...}]}`` runs its body one
 step at a time and feeds each step's output back in: the recurrent layer at step t reads the
@@ -10,6 +11,14 @@ follow what it has just played.
 
 The body starts with one recurrent layer (``lstm`` or ``gru``, forward only, returning every
 step); the layers after it act on each step on its own (dense, activations, span_softmax).
+
+``intervals: {spans: spans, span: 0, max: 12}`` appends to each step of a one-hot sequence the
+interval from the previous step's value of one categorical variable (span ``span``; for music,
+the pitch), as a histogram over -max..max: tent-shaped bins of width 1, so an exact one-hot
+input gives the one-hot of the interval in semitones and a softmax input (a generator's) its
+expected value spread over the two nearest bins, with a gradient. Intervals beyond ``max`` land
+in the outermost bins; step 0 has none (zeros). With only one-hot pitches a discriminator has
+to learn subtraction to notice leaps; with this it reads them.
 """
 
 from __future__ import annotations
@@ -95,3 +104,54 @@ class Feedback(nn.Module):
 def _feedback_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
     plans, width = _feedback_plans(shape, a)
     return Feedback(SpecNet(plans, plans[0].in_shape, "body"), width)
+
+
+@register_layer("intervals", {"spans": None, "span": 0, "max": 12}, required=("spans",),
+                doc="append the interval between consecutive steps of one one-hot variable "
+                    "(span index span; music: the pitch) as tent bins over -max..max, for a "
+                    "discriminator that should see leaps")
+def _intervals(shape: Shape, a: dict[str, Any]) -> Shape:
+    _need(shape, 2, "a sequence (T, F)")
+    spans, span, top = a["spans"], a["span"], a["max"]
+    if not isinstance(spans, list) or not spans or not all(
+            isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in spans):
+        raise ShapeError(f"spans must be a list of widths >= 1 (spans: spans follows the "
+                         f"data), got {spans!r}")
+    if sum(spans) != shape[-1]:
+        raise ShapeError(f"spans {spans} add up to {sum(spans)}, but the input has "
+                         f"{shape[-1]} features {_fmt(shape)}")
+    if isinstance(span, bool) or not isinstance(span, int) or not 0 <= span < len(spans):
+        raise ShapeError(f"span must be the index of one of the {len(spans)} spans "
+                         f"(0 = the first; music's pitch), got {span!r}")
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ShapeError(f"max must be an integer >= 1 (the largest interval with its own bin; "
+                         f"12 = an octave), got {top!r}")
+    return (shape[0], shape[1] + 2 * top + 1)
+
+
+class Intervals(nn.Module):
+    def __init__(self, spans: list[int], span: int, top: int) -> None:
+        super().__init__()
+        self.start = int(sum(spans[:span]))
+        self.width = int(spans[span])
+        self.top = int(top)
+        self.register_buffer("values", torch.arange(self.width, dtype=torch.float32),
+                             persistent=False)
+        self.register_buffer("centres", torch.arange(-self.top, self.top + 1,
+                                                     dtype=torch.float32), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = x[..., self.start:self.start + self.width]
+        value = probs @ self.values.to(x.dtype)                       # (N, T) expected index
+        step = (value[:, 1:] - value[:, :-1]).clamp(-self.top, self.top)
+        bins = (1 - (step.unsqueeze(-1) - self.centres.to(x.dtype)).abs()).clamp_min(0)
+        bins = torch.cat([bins.new_zeros(bins.shape[0], 1, bins.shape[2]), bins], dim=1)
+        return torch.cat([x, bins], dim=-1)
+
+    def extra_repr(self) -> str:
+        return f"features {self.start}..{self.start + self.width - 1}, bins -{self.top}..{self.top}"
+
+
+@_intervals.builder
+def _intervals_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
+    return Intervals(a["spans"], a["span"], a["max"])
