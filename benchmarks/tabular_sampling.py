@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tabular import run_ganforge, table_source  # noqa: E402
+from tabular import run_ganforge, table_source
 
 MODES = [(bn, cond) for bn in ("eval", "train") for cond in ("empirical", "log")]
 
