@@ -444,6 +444,19 @@ register_layer("leaky_relu", {"slope": 0.2}, doc="leaky ReLU with negative slope
 LAYERS["leaky_relu"].build = lambda shape, a: nn.LeakyReLU(float(a["slope"]))
 
 
+def check_spans(shape: Shape, spans: Any) -> list[int]:
+    """``spans`` (one width per one-hot variable of the last axis) checked against ``shape``:
+    a non-empty list of integers >= 1 that add up to the last axis."""
+    if not isinstance(spans, list) or not spans or not all(
+            isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in spans):
+        raise ShapeError(f"spans must be a list of widths >= 1 (spans: spans follows the "
+                         f"data), got {spans!r}")
+    if sum(spans) != shape[-1]:
+        raise ShapeError(f"spans {spans} add up to {sum(spans)}, but the input has "
+                         f"{shape[-1]} features {_fmt(shape)}")
+    return spans
+
+
 class SpanSoftmax(nn.Module):
     """Softmax over consecutive spans of the last axis (one categorical variable per span),
     with Gumbel noise when ``tau`` is set: Gumbel-softmax(tau), as CTGAN's generator emits its
@@ -486,13 +499,7 @@ class SpanSoftmax(nn.Module):
                     "hard (true, or one true/false per span); sample_temperature < 1 draws "
                     "G's likelier categories more often when sampling")
 def _span_softmax(shape: Shape, a: dict[str, Any]) -> Shape:
-    spans = a["spans"]
-    if not isinstance(spans, list) or not spans or not all(
-            isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in spans):
-        raise ShapeError(f"spans must be a list of widths >= 1, got {spans!r}")
-    if sum(spans) != shape[-1]:
-        raise ShapeError(f"spans {spans} add up to {sum(spans)}, but the input has "
-                         f"{shape[-1]} features {_fmt(shape)}")
+    spans = check_spans(shape, a["spans"])
     if a["tau"] is not None and not float(a["tau"]) > 0:
         raise ShapeError(f"tau must be a positive temperature (or unset), got {a['tau']!r}")
     t = a["sample_temperature"]

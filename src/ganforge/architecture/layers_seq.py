@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ganforge.architecture.builder import SpecNet, plan_network
-from ganforge.architecture.layers import Shape, ShapeError, _fmt, _need, register_layer
+from ganforge.architecture.layers import Shape, ShapeError, _fmt, _need, check_spans, register_layer
 from ganforge.errors import SpecError
 
 _PER_STEP = {"dense", "relu", "leaky_relu", "tanh", "sigmoid", "span_softmax", "dropout"}
@@ -112,14 +112,7 @@ def _feedback_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
                     "discriminator that should see leaps")
 def _intervals(shape: Shape, a: dict[str, Any]) -> Shape:
     _need(shape, 2, "a sequence (T, F)")
-    spans, span, top = a["spans"], a["span"], a["max"]
-    if not isinstance(spans, list) or not spans or not all(
-            isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in spans):
-        raise ShapeError(f"spans must be a list of widths >= 1 (spans: spans follows the "
-                         f"data), got {spans!r}")
-    if sum(spans) != shape[-1]:
-        raise ShapeError(f"spans {spans} add up to {sum(spans)}, but the input has "
-                         f"{shape[-1]} features {_fmt(shape)}")
+    spans, span, top = check_spans(shape, a["spans"]), a["span"], a["max"]
     if isinstance(span, bool) or not isinstance(span, int) or not 0 <= span < len(spans):
         raise ShapeError(f"span must be the index of one of the {len(spans)} spans "
                          f"(0 = the first; music's pitch), got {span!r}")
