@@ -19,6 +19,7 @@ COMMON = ["train.epochs=null", "train.steps=2", "train.batch_size=4", "train.che
           "monitor.report=false", "monitor.tensorboard=false", "device=cpu"]
 EXTRA = {
     "ctgan": ["train.batch_size=20"],  # pac 10: a batch holds whole packs
+    "ctgan-classifier": ["train.batch_size=20"],
     "crnngan": ["data.options.limit=3"],  # 3 chorales: parsing all of them takes a while
     "crnngan-onehot": ["data.options.limit=3"],
     "crnngan-folk": ["data.options.limit=40"],  # the first 40 Essen tunes

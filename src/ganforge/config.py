@@ -237,6 +237,12 @@ class TabularConfig(Section):
     gumbel_tau: float = Field(0.2, gt=0, description="Gumbel-softmax temperature")
     fresh_g_batch: bool = Field(False, description="new z and conditions for the G update "
                                 "(reference algorithm); false reuses the D step's fakes")
+    classifier: float = Field(0.0, ge=0, description="weight of the auxiliary classifier's "
+                              "loss on G (CTAB-GAN): a classifier learns data.target from the "
+                              "other columns of real rows, and G pays its cross-entropy on "
+                              "generated rows; 0: off. Needs a categorical data.target")
+    classifier_units: int = Field(128, ge=1, description="hidden width of the auxiliary "
+                                  "classifier (two hidden layers)")
 
 
 class ConditioningConfig(Section):

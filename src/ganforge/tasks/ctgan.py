@@ -13,6 +13,11 @@
   concatenated into one input.
 - Loss: WGAN with gradient penalty (weight ``tabular.gp_weight``, interpolating per pack); or
   ``non_saturating`` for the plain MLP-GAN preset (``tabular-mlp``).
+- Auxiliary classifier (``tabular.classifier`` > 0, CTAB-GAN, Zhao et al. 2021): a small MLP
+  learns the target column (``data.target``, categorical) from the other columns of each step's
+  real rows, and the generator pays ``classifier`` times its cross-entropy on the generated
+  rows against the target the generator wrote into them, so that generated features imply
+  their own label as real ones do.
 
 Everything random during training goes through torch's global generator, which checkpoints
 record, so a resumed run repeats an uninterrupted one. Sampling (sample CSVs, ``ganforge
@@ -175,6 +180,44 @@ class CondSampler:
         return F.cross_entropy(logits, gid - self.cond_start[col])
 
 
+# ------------------------------------------------------------------ auxiliary classifier
+class TargetClassifier(nn.Module):
+    """CTAB-GAN's auxiliary classifier: an MLP from an encoded row without the target's span
+    to the target's logits. ``labels`` reads the target category of encoded rows (argmax)."""
+
+    def __init__(self, width: int, start: int, classes: int, units: int) -> None:
+        super().__init__()
+        keep = [i for i in range(width) if not start <= i < start + classes]
+        self.register_buffer("keep", torch.tensor(keep, dtype=torch.long), persistent=False)
+        self.start, self.classes = start, classes
+        self.net = nn.Sequential(nn.Linear(len(keep), units), nn.LeakyReLU(0.2),
+                                 nn.Linear(units, units), nn.LeakyReLU(0.2),
+                                 nn.Linear(units, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.index_select(1, self.keep))
+
+    def labels(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, self.start:self.start + self.classes].argmax(1)
+
+
+def make_classifier(cfg: Any, transformer: Any) -> TargetClassifier | None:
+    """The auxiliary classifier of ``tabular.classifier`` (None when it is 0)."""
+    if not cfg.tabular.classifier:
+        return None
+    target = cfg.data.target
+    names = {transformer.columns[s.column].name: s for s in transformer.discrete_spans}
+    if target is None or target not in names:
+        kind = ("no data.target is set" if target is None else
+                f"data.target '{target}' is not a categorical column of the table")
+        raise ConfigError(f"tabular.classifier needs a categorical target column to learn, but "
+                          f"{kind}. Set data.target to one of: {', '.join(names) or '(none)'}; "
+                          f"or set tabular.classifier: 0.")
+    span = names[target]
+    return TargetClassifier(transformer.width, span.start, span.width,
+                            cfg.tabular.classifier_units)
+
+
 # --------------------------------------------------------------------------- networks
 class TableGenerator(nn.Module):
     """Spec body + dense head to the encoded width (raw logits; activations by the task)."""
@@ -286,12 +329,20 @@ class CTGANTask(Task):
         self.seed = cfg.seed
         self.loss = get_loss(self.cfg.loss)  # wgan_gp (CTGAN) or non_saturating (MLP-GAN)
         self.probabilities = self.loss.probabilities
+        self.clf = make_classifier(cfg, self.transformer)
+        if self.clf is not None:  # Adam with G's settings
+            self.clf.to(trainer.device)
+            g = cfg.optim.g
+            self.opt_c = torch.optim.Adam(self.clf.parameters(), lr=g.lr, betas=tuple(g.betas),
+                                          weight_decay=g.weight_decay)
 
     def modules(self) -> dict[str, nn.Module]:
-        return {"generator": self.G, "discriminator": self.D}
+        mods = {"generator": self.G, "discriminator": self.D}
+        return mods if self.clf is None else {**mods, "classifier": self.clf}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"generator": self.opt_g, "discriminator": self.opt_d}
+        opts = {"generator": self.opt_g, "discriminator": self.opt_d}
+        return opts if self.clf is None else {**opts, "classifier": self.opt_c}
 
     def train_step(self, next_batch: Any) -> dict[str, Any]:
         b = self.batch
@@ -333,12 +384,25 @@ class CTGANTask(Task):
                 cond = self.sampler.one_hot(gid)
                 z = torch.cat([z, cond], 1)
             raw = self.G(z)
-            fake_in = torch.cat([self.layout.activate(raw, self.cfg.gumbel_tau), cond], 1)
+            fake = self.layout.activate(raw, self.cfg.gumbel_tau)
+            fake_in = torch.cat([fake, cond], 1)
+        extra: dict[str, Any] = {}
+        if self.clf is not None:  # the classifier learns the target from the real rows
+            c_loss = F.cross_entropy(self.clf(real), self.clf.labels(real))
+            self.opt_c.zero_grad(set_to_none=True)
+            c_loss.backward()
+            self.opt_c.step()
+            set_requires_grad(self.clf, False)
         y_g = self.D(fake_in)
         adv = self.loss.g_loss(y_g)
         cond_loss = (self.sampler.cond_loss(raw, col, gid) if self.conditional
                      else torch.zeros((), device=raw.device))
         g_loss = adv + cond_loss
+        if self.clf is not None:  # generated features must imply the generated label
+            clf_g = F.cross_entropy(self.clf(fake), self.clf.labels(fake.detach()))
+            g_loss = g_loss + self.cfg.classifier * clf_g
+            set_requires_grad(self.clf, True)
+            extra = {"clf_loss": c_loss.detach(), "clf_g": clf_g.detach()}
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
@@ -346,7 +410,8 @@ class CTGANTask(Task):
         to_p = torch.sigmoid if self.probabilities else (lambda t: t)
         return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
                 "d_real": to_p(y_real.detach()).mean(), "d_fake": to_p(y_fake.detach()).mean(),
-                "gp": gp.detach(), "cond_loss": cond_loss.detach(), "images": b * self.d_steps}
+                "gp": gp.detach(), "cond_loss": cond_loss.detach(), "images": b * self.d_steps,
+                **extra}
 
     def save_samples(self, trainer: Any) -> Path:
         """The trainer's periodic samples: ``grid_size`` rows as a CSV (fixed seed)."""
@@ -459,5 +524,5 @@ class TableRun(Run):
 
 CTGANTask.run_class = TableRun
 
-__all__ = ["CTGANTask", "CondSampler", "SpanLayout", "TableRun", "generate_table",
-           "make_networks"]
+__all__ = ["CTGANTask", "CondSampler", "SpanLayout", "TableRun", "TargetClassifier",
+           "generate_table", "make_classifier", "make_networks"]
