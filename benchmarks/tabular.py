@@ -1,4 +1,4 @@
-"""ganforge's ``ctgan`` preset (and ``tabular-mlp``) against the ``ctgan`` PyPI package.
+"""ganforge's table presets (ctgan, ctgan-classifier, tabular-mlp) against the ctgan package.
 
 Same tables, same train/test split (ganforge's fixed stratified 80/20, seed 0), same epochs,
 batch size and pac; several seeds. Per run: end-to-end fit time (data encoding + training),
@@ -54,8 +54,8 @@ def table_source(name: str, workdir: Path) -> str:
 
 
 def run_ganforge(preset: str, source: str, train: Any, epochs: int, batch: int, pac: int,
-                 seed: int, workdir: Path, draws: int = 1, report: bool = False
-                 ) -> tuple[list[Any], float, float]:
+                 seed: int, workdir: Path, draws: int = 1, report: bool = False,
+                 extra: list[str] | None = None) -> tuple[list[Any], float, float]:
     import ganforge
 
     run_dir = workdir / f"{preset}-{seed}"
@@ -65,8 +65,9 @@ def run_ganforge(preset: str, source: str, train: Any, epochs: int, batch: int, 
             "device=cpu"]
     if not report:  # report.html's matplotlib panels cost ~2.4 s per run; the package has none
         over += ["monitor.report=false", "monitor.tensorboard=false"]
-    if preset == "ctgan":
+    if preset.startswith("ctgan"):  # ctgan, ctgan-classifier
         over.append(f"tabular.pac={pac}")
+    over += extra or []
     t0 = time.perf_counter()
     run = ganforge.train(preset, overrides=over, run_dir=run_dir)
     fit = time.perf_counter() - t0
@@ -113,6 +114,9 @@ def main() -> None:
                          "varies by about ±0.1 between draws of the same model)")
     ap.add_argument("--systems", nargs="+", default=["ganforge-ctgan", "ctgan-package",
                                                       "ganforge-tabular-mlp"])
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override for the ganforge systems (repeatable), e.g. "
+                         "tabular.fresh_g_batch=true")
     ap.add_argument("--out", default="benchmarks/out/tabular.json")
     ap.add_argument("--report", action="store_true",
                     help="let ganforge write report.html and TensorBoard events (its defaults; "
@@ -159,7 +163,7 @@ def main() -> None:
                     preset = system.removeprefix("ganforge-")
                     synths, fit, samp = run_ganforge(preset, source, train, args.epochs,
                                                      args.batch, args.pac, seed, workdir,
-                                                     args.draws, args.report)
+                                                     args.draws, args.report, args.set)
                 per = [evaluate_table(s[train.columns], train, test, kinds, "target", seed)
                        for s in synths]
                 scores = {k: float(np.mean([p[k] for p in per])) for k in KEYS[2:]}

@@ -2,14 +2,17 @@
 
 The ``ctgan`` package samples its generator without ``.eval()`` (batch norm normalises each
 sampling batch with that batch's own statistics) and draws the condition vectors with the
-categories' empirical frequencies. ganforge samples in eval mode (the running statistics).
+probabilities it trained with: under its default ``log_frequency=True`` these are log
+frequencies (``DataSampler.sample_original_condvec`` reads ``_discrete_column_category_prob``,
+which holds the log(1 + count) shares; read in ctgan 0.12.1), despite the method's name.
+ganforge samples in eval mode (the running statistics) with the empirical frequencies.
 This script trains ganforge's ``ctgan`` preset once on a table (as benchmarks/tabular.py does)
 and scores synthetic tables drawn four ways: batch norm in eval or train mode, times condition
 vectors drawn with the empirical or the log frequencies (the training-time choice, which
-oversamples rare categories). Each mode is drawn ``--draws`` times (different sampling seeds);
-ML efficacy (macro-F1 of classifiers trained on synthetic rows, tested on the real held-out
-split), fidelity and correlation difference as in benchmarks/tabular.py, plus the share of
-each target class in the synthetic rows.
+oversamples rare categories); "train" + "log" is the package's own way. Each mode is drawn
+``--draws`` times (different sampling seeds); ML efficacy (macro-F1 of classifiers trained
+on synthetic rows, tested on the real held-out split), fidelity and correlation difference
+as in benchmarks/tabular.py, plus the share of each target class in the synthetic rows.
 
 The two switches are applied from outside (a copy of G left in train mode; the sampler's
 ``draw`` told to use log frequencies): this is a diagnostic, not a feature.
