@@ -41,6 +41,7 @@ from ganforge.fileio import atomic_path
 from ganforge.objectives import get_loss
 from ganforge.objectives.compat import check_objective
 from ganforge.objectives.penalties import gradient_penalty
+from ganforge.optim import build_optimizer
 from ganforge.run import Run
 from ganforge.tasks.base import Task, TaskContext, load_weights
 from ganforge.tasks.unconditional import set_requires_grad
@@ -330,11 +331,9 @@ class CTGANTask(Task):
         self.loss = get_loss(self.cfg.loss)  # wgan_gp (CTGAN) or non_saturating (MLP-GAN)
         self.probabilities = self.loss.probabilities
         self.clf = make_classifier(cfg, self.transformer)
-        if self.clf is not None:  # Adam with G's settings
+        if self.clf is not None:  # G's optimizer settings
             self.clf.to(trainer.device)
-            g = cfg.optim.g
-            self.opt_c = torch.optim.Adam(self.clf.parameters(), lr=g.lr, betas=tuple(g.betas),
-                                          weight_decay=g.weight_decay)
+            self.opt_c = build_optimizer(self.clf.parameters(), cfg.optim.g)
 
     def modules(self) -> dict[str, nn.Module]:
         mods = {"generator": self.G, "discriminator": self.D}
@@ -386,19 +385,20 @@ class CTGANTask(Task):
             raw = self.G(z)
             fake = self.layout.activate(raw, self.cfg.gumbel_tau)
             fake_in = torch.cat([fake, cond], 1)
-        extra: dict[str, Any] = {}
-        if self.clf is not None:  # the classifier learns the target from the real rows
-            c_loss = F.cross_entropy(self.clf(real), self.clf.labels(real))
-            self.opt_c.zero_grad(set_to_none=True)
-            c_loss.backward()
-            self.opt_c.step()
-            set_requires_grad(self.clf, False)
         y_g = self.D(fake_in)
         adv = self.loss.g_loss(y_g)
         cond_loss = (self.sampler.cond_loss(raw, col, gid) if self.conditional
                      else torch.zeros((), device=raw.device))
         g_loss = adv + cond_loss
-        if self.clf is not None:  # generated features must imply the generated label
+        extra: dict[str, Any] = {}
+        if self.clf is not None:
+            # the classifier learns the target from the real rows; then generated features
+            # must imply the generated label
+            c_loss = F.cross_entropy(self.clf(real), self.clf.labels(real))
+            self.opt_c.zero_grad(set_to_none=True)
+            c_loss.backward()
+            self.opt_c.step()
+            set_requires_grad(self.clf, False)
             clf_g = F.cross_entropy(self.clf(fake), self.clf.labels(fake.detach()))
             g_loss = g_loss + self.cfg.classifier * clf_g
             set_requires_grad(self.clf, True)
