@@ -348,6 +348,34 @@ def test_timegan_phases_resume_and_sample(tmp_path: Path, capsys, monkeypatch) -
     assert x.shape == (7, 24, 5) and lo - 1e-5 <= float(x.min()) and float(x.max()) <= hi + 1e-5
 
 
+def test_timegan_ema_averages_the_sampler_and_is_what_runs_sample(tmp_path: Path) -> None:
+    # objective.ema on timegan: copies up to ema_start, then theta_ema <- 0.9 theta_ema + 0.1
+    # theta after each step, over the composite R(S(G(z))); training itself is unchanged.
+    cfg = _timegan_cfg(2, 2, 6, n=200, batch=16)
+    plain5 = ganforge.train({**cfg, "train": {**cfg["train"], "steps": 5}},
+                            run_dir=tmp_path / "plain5")
+    plain6 = ganforge.train(cfg, run_dir=tmp_path / "plain6")
+    ema = ganforge.train({**cfg, "objective": {"ema": 0.9, "ema_start": 5}},
+                         run_dir=tmp_path / "ema")
+    w5 = _load_all(plain5.run_dir, plain5.config)["generator"].state_dict()
+    w6 = _load_all(plain6.run_dir, plain6.config)["generator"].state_dict()
+    raw = _load_all(ema.run_dir, ema.config)["generator"].state_dict()
+    avg = build_modules(ema.config, (24, 5))["generator"]
+    _, weights, _ = load_checkpoint(latest_checkpoint(ema.run_dir))
+    load_module_weights(avg, weights, "generator_ema", ema.run_dir)
+    moved = 0.0
+    for k, v in w6.items():
+        torch.testing.assert_close(raw[k], v, msg=k)  # the average does not touch training
+        torch.testing.assert_close(avg.state_dict()[k], 0.9 * w5[k] + 0.1 * v, msg=k)
+        moved = max(moved, float((avg.state_dict()[k] - v).abs().max()))
+    assert moved > 1e-4  # the average is not the last weights
+    loaded = ganforge.load(ema.run_dir).generator.state_dict()  # a loaded run samples the average
+    for k, v in avg.state_dict().items():
+        torch.testing.assert_close(loaded[k], v, msg=k)
+    with pytest.raises(ConfigError, match="ema_stats=copy"):
+        load_config({**cfg, "objective": {"ema": 0.9, "ema_stats": "own"}})
+
+
 def test_timegan_config_errors() -> None:
     cfg = _timegan_cfg(10, 10, 15)
     with pytest.raises(ConfigError, match="exceed train.steps"):

@@ -31,6 +31,11 @@ set) before training and maps samples back (see :class:`TimeGANSampler`); ``reco
 Each of the five losses has its own Adam (as the reference has five solvers). Samples are
 X_hat = R(S(G(Z))): the run's ``generator`` in checkpoints and in ``ganforge sample`` is that
 composite, so every sampling path works unchanged.
+
+``objective.ema`` keeps an exponential moving average of that composite (generator, supervisor
+and recovery together; plain copies up to step ``objective.ema_start``, counted over all three
+phases), checkpointed as ``generator_ema``; sampling, evaluation and loaded runs then draw from
+it. The average does not change training.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from ganforge.data.sequences import SCALE_EPS
 from ganforge.errors import ConfigError, SpecError
 from ganforge.objectives.compat import check_objective
 from ganforge.objectives.losses import bce
+from ganforge.objectives.tricks import EMA
 from ganforge.optim import build_optimizer
 from ganforge.tasks.base import Task, TaskContext
 
@@ -192,12 +198,22 @@ def moment_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 class TimeGANTask(Task):
     name = "timegan"
     sections = ("task_options",)
+    objective_keys = ("ema", "ema_start", "ema_stats")
+    objective_elsewhere = "its five losses are TimeGAN's own (task_options)"
 
     @classmethod
     def check(cls, cfg: Any, data_shape: tuple[int, ...] | None) -> None:
         check_objective(cfg, data_shape)
+        if cfg.objective.ema is not None and cfg.objective.ema_stats != "copy":
+            raise ConfigError("objective.ema_stats 'own' refreshes batch-norm statistics, and "
+                              "TimeGAN's sampler has none to refresh; set "
+                              "objective.ema_stats=copy.")
         if data_shape is not None:  # user files: checked once the data is loaded
             check_timegan(cfg, tuple(data_shape))
+
+    @classmethod
+    def sampling_module(cls, cfg: Any) -> str:
+        return "generator_ema" if cfg.objective.ema is not None else "generator"
 
     @classmethod
     def build_modules(cls, cfg: Any, data_shape: tuple[int, ...]) -> dict[str, nn.Module]:
@@ -227,9 +243,19 @@ class TimeGANTask(Task):
             "discriminator": build_optimizer(self.D.parameters(), cfg.optim.d),
         }
         self.latent = trainer.latent
+        o = cfg.objective
+        self.ema = EMA(self.sampler, o.ema, o.ema_start) if o.ema is not None else None
 
     def modules(self) -> dict[str, nn.Module]:
-        return {"generator": self.sampler, "discriminator": self.D, "embedder": self.E}
+        mods = {"generator": self.sampler, "discriminator": self.D, "embedder": self.E}
+        if self.ema is not None:
+            mods["generator_ema"] = self.ema.ema
+        return mods
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The composite R(S(G(z))), or its moving average when ``objective.ema`` is set."""
+        return self.ema.ema if self.ema is not None else self.sampler
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return self.opts_by_name
@@ -253,7 +279,13 @@ class TimeGANTask(Task):
         opt.step()
 
     def train_step(self, next_batch: Any) -> dict[str, Any]:
-        phase = self.phase(int(self.trainer.step))
+        step = int(self.trainer.step)
+        stats = self._phase_step(self.phase(step), next_batch)
+        if self.ema is not None:
+            self.ema.update(step + 1)
+        return stats
+
+    def _phase_step(self, phase: int, next_batch: Any) -> dict[str, Any]:
         zero = torch.zeros((), device=self.trainer.device)
         stats: dict[str, Any] = {"phase": torch.tensor(float(phase)), "d_loss": zero,
                                  "g_loss": zero, "d_real": zero, "d_fake": zero}
