@@ -128,9 +128,6 @@ def test_objective_rules_apply_to_conditional_runs_too():
     objective's compatibility check (it builds its own networks)."""
     with pytest.raises(ConfigError, match="weight clipping.*spectral norm"):
         load_config("cgan-mnist", ["objective.clip=0.01", "discriminator.spectral_norm=true"])
-    with pytest.raises(ConfigError, match="weight clipping.*spectral norm"):
-        load_config("stackgan-mnist", ["objective.clip=0.01",
-                                       "discriminator.spectral_norm=true"])
     with pytest.raises(ConfigError, match="sigmoid"):
         raw = raw_config("ctgan")
         raw["discriminator"]["layers"] = [*raw["discriminator"]["layers"], "sigmoid"]
@@ -143,6 +140,25 @@ def test_a_section_the_task_does_not_read_is_an_error():
     with pytest.raises(ConfigError, match="'translation' section.*task 'conditional'"):
         load_config("cgan-mnist", ["translation.cycle_weight=5"])
     load_config("ctgan", ["tabular.pac=5"])  # the task that reads it
+
+
+@pytest.mark.parametrize("preset,key,value,reads", [
+    ("ctgan", "ema", "0.99", "reads no objective key; its loss and penalty are tabular.loss"),
+    ("cyclegan-digits", "loss", "hinge", ("reads no objective key; its adversarial loss is "
+     "translation.gan_loss")),
+    ("pix2pix-inpaint", "instance_noise", "0.1", "reads no objective key"),
+    ("stackgan-mnist", "clip", "0.01", "reads no objective key"),
+    ("timegan-sines", "r1", "1.0", ("reads objective.ema, objective.ema_start, "
+     "objective.ema_stats only")),
+])
+def test_an_objective_key_the_task_would_ignore_is_an_error(preset, key, value, reads):
+    with pytest.raises(ConfigError) as err:
+        load_config(preset, [f"objective.{key}={value}"])
+    msg = str(err.value)
+    assert msg.startswith(f"objective.{key} is set, but task") and reads in msg, msg
+    assert msg.endswith(f"Remove objective.{key}.")
+    load_config("timegan-sines", ["objective.ema=0.99", "objective.ema_start=100"])
+    load_config("ctgan", ["objective.d_norm=layer_norm"])  # a discriminator-spec rewrite
 
 
 # ------------------------------------------------------------ declared signals, fixed defects

@@ -135,6 +135,11 @@ class Task(ABC):
     # whether the task sets its own learning rates every step (then optim.*.schedule, which
     # the loop applies, is rejected instead of being silently overwritten)
     own_lr_schedule: ClassVar[bool] = False
+    # the objective section's keys this task's step reads (None: all of them, as the G/D
+    # tasks do); another one set is rejected, naming where this task's losses are configured.
+    # ``d_norm`` rewrites the discriminator spec and is not checked here.
+    objective_keys: ClassVar[tuple[str, ...] | None] = None
+    objective_elsewhere: ClassVar[str] = ""
 
     # ----------------------------------------------------------------- class level
     @classmethod
@@ -187,6 +192,18 @@ class Task(ABC):
                 raise ConfigError(f"the '{section}' section is set, but task '{cfg.task}' does "
                                   f"not read it (it is read by task {readers}). Remove the "
                                   f"section, or set the task that reads it.")
+        if cls.objective_keys is None:
+            return
+        default = type(cfg.objective)()
+        for key in type(cfg.objective).model_fields:
+            if key in cls.objective_keys or key == "d_norm":
+                continue
+            if getattr(cfg.objective, key) != getattr(default, key):
+                reads = (f"it reads objective.{', objective.'.join(cls.objective_keys)} only"
+                         if cls.objective_keys else "it reads no objective key")
+                where = f"; {cls.objective_elsewhere}" if cls.objective_elsewhere else ""
+                raise ConfigError(f"objective.{key} is set, but task '{cfg.task}' would ignore "
+                                  f"it ({reads}{where}). Remove objective.{key}.")
 
     # -------------------------------------------------------------- instance level
     def __init__(self, ctx: TaskContext) -> None:

@@ -278,6 +278,8 @@ def _check(cfg: Any, data: Any) -> Any:
 class CTGANTask(Task):
     name = "ctgan"
     sections = ("tabular",)
+    objective_keys = ()
+    objective_elsewhere = "its loss and penalty are tabular.loss and tabular.gp_weight"
 
     @classmethod
     def check(cls, cfg: Any, data_shape: tuple[int, ...] | None) -> None:

@@ -48,6 +48,8 @@ class CycleGANTask(Task):
     name = "cyclegan"
     own_lr_schedule = True  # translation.decay_start
     sections = ("translation",)
+    objective_keys = ()
+    objective_elsewhere = "its adversarial loss is translation.gan_loss"
 
     @classmethod
     def check(cls, cfg: Any, data_shape: tuple[int, ...] | None) -> None:

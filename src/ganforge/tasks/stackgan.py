@@ -330,6 +330,8 @@ def downsample(x: torch.Tensor, size: int) -> torch.Tensor:
 class StackGANTask(Task):
     name = "stackgan"
     sections = ("task_options",)
+    objective_keys = ()
+    objective_elsewhere = "its losses are StackGAN's own (task_options)"
 
     @classmethod
     def check(cls, cfg: Any, data_shape: tuple[int, ...] | None) -> None:
