@@ -54,11 +54,16 @@ def test_unknown_task_and_bad_paths_are_clear_errors():
         task_class("ganforge.tasks.base:StepStats")
 
 
+# gan-ring8's objective (R1, an EMA G) back to the defaults: the template reads no
+# objective key, so setting one is a ConfigError
+PLAIN_OBJECTIVE = ["objective.ema=null", "objective.ema_stats=copy", "objective.r1=0"]
+
+
 def test_template_task_trains_by_module_path_and_fits_ring8(tmp_path):
     """``task: ganforge.tasks.template:TemplateTask`` trains with the loop's checkpoints and
     logs; the plain GAN of the template spreads over the ring (no collapse to a point)."""
     run = ganforge.train("gan-ring8", run_dir=tmp_path / "t", overrides=QUIET + [
-        "task=ganforge.tasks.template:TemplateTask", "train.steps=300", "objective.ema=null",
+        "task=ganforge.tasks.template:TemplateTask", "train.steps=300", *PLAIN_OBJECTIVE,
         "sampling.rejection=none",  # the preset's D filter is for the unconditional task
         "monitor.log_every=100", "train.checkpoint_every=300"])
     assert type(run) is ganforge.Run
@@ -100,8 +105,8 @@ def test_user_task_from_own_package_registers_and_resumes_its_state(tmp_path, mo
     (pkg / "counting.py").write_text(textwrap.dedent(USER_TASK))
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setitem(TASKS, "counting", "usertasks.counting:CountingTask")
-    over = QUIET + ["task=counting", "monitor.log_every=5", "train.checkpoint_every=5",
-                    "sampling.rejection=none"]
+    over = QUIET + PLAIN_OBJECTIVE + ["task=counting", "monitor.log_every=5",
+                                      "train.checkpoint_every=5", "sampling.rejection=none"]
     ganforge.train("gan-ring8", run_dir=tmp_path / "r", overrides=over + ["train.steps=5"])
     cfg = load_config("gan-ring8", over + ["train.steps=12"])
     trainer = Trainer(cfg, tmp_path / "r", resume=True)
@@ -159,6 +164,16 @@ def test_an_objective_key_the_task_would_ignore_is_an_error(preset, key, value, 
     assert msg.endswith(f"Remove objective.{key}.")
     load_config("timegan-sines", ["objective.ema=0.99", "objective.ema_start=100"])
     load_config("ctgan", ["objective.d_norm=layer_norm"])  # a discriminator-spec rewrite
+
+
+def test_the_template_task_reads_no_objective_key():
+    """gan-ring8's R1 and EMA under the template task (whose loss is written in train_step)
+    are refused, not silently dropped; with the objective at its defaults it loads."""
+    task = ["task=ganforge.tasks.template:TemplateTask", "sampling.rejection=none"]
+    with pytest.raises(ConfigError, match=r"objective\.r1 is set.*TemplateTask\.train_step"):
+        load_config("gan-ring8", task)
+    cfg = load_config("gan-ring8", task + PLAIN_OBJECTIVE)
+    assert cfg.objective.ema is None and cfg.objective.r1 == 0
 
 
 # ------------------------------------------------------------ declared signals, fixed defects

@@ -167,8 +167,10 @@ class Task(ABC):
 
     @classmethod
     def sampling_module(cls, cfg: Any) -> str:
-        """The checkpointed module a loaded run samples from (the EMA copy, where kept)."""
-        return "generator"
+        """The checkpointed module a loaded run samples from: ``generator_ema`` when
+        ``objective.ema`` is set (a task that reads that key keeps its EMA copy under this
+        name; one that does not has it rejected by ``check_sections``), else ``generator``."""
+        return "generator_ema" if cfg.objective.ema is not None else "generator"
 
     @classmethod
     def load_run(cls, run_dir: str | Path, cfg: Any, device: str = "cpu",

@@ -36,6 +36,11 @@ class TemplateTask(Task):
     name = "template"
     # D's outputs pass through a sigmoid in the loss: the monitor reads them as probabilities
     probabilities = True
+    # the loss is written out in train_step, so no objective.* key is read: setting one (an
+    # EMA, a gradient penalty) is a ConfigError instead of a silent no-op. A task that reads
+    # objective keys lists them here (None: all, as the G/D tasks do).
+    objective_keys = ()
+    objective_elsewhere = "its loss is written in TemplateTask.train_step"
 
     @classmethod
     def check(cls, cfg: Any, data_shape: tuple[int, ...] | None) -> None:

@@ -212,10 +212,6 @@ class TimeGANTask(Task):
             check_timegan(cfg, tuple(data_shape))
 
     @classmethod
-    def sampling_module(cls, cfg: Any) -> str:
-        return "generator_ema" if cfg.objective.ema is not None else "generator"
-
-    @classmethod
     def build_modules(cls, cfg: Any, data_shape: tuple[int, ...]) -> dict[str, nn.Module]:
         return build_modules(cfg, data_shape)
 

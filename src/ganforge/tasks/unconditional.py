@@ -74,10 +74,6 @@ class GeneratorDiscriminatorTask(Task):
         data = getattr(ctx, "data", None)
         self.mask_channel = "variable_length" in (getattr(data, "info", None) or {})
 
-    @classmethod
-    def sampling_module(cls, cfg: Any) -> str:
-        return "generator_ema" if cfg.objective.ema is not None else "generator"
-
     @property
     def probabilities(self) -> bool:  # type: ignore[override]
         """Whether D's outputs read as probabilities (after a sigmoid) under this loss."""
