@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import ganforge
 from ganforge.api import load_config
@@ -574,6 +575,70 @@ def test_augment_validate_cli(cgan_run, tmp_path, capsys):
     assert main(["augment", str(cgan_run.run_dir), "--validate", "--out", "x.npz"]) == 2
     assert main(["augment", str(cgan_run.run_dir)]) == 2
     assert "needs --per-class" in capsys.readouterr().err
+
+
+def test_mismatch_share_sets_how_many_wrong_label_reals_the_fake_term_holds():
+    """conditioning.mismatch_share s: the negatives hook appends D's logits of the first
+    n*s/(1-s) real samples shown with a wrong label (all n at the default 0.5, as GAN-CLS),
+    and they are exactly D(x, wrong label); a share without mismatch is a ConfigError."""
+    from ganforge.tasks.conditional import ConditionalTask
+    torch.manual_seed(0)
+    D = ConditionalDiscriminator({"layers": SMALL_D}, (1, 28, 28), 10, "cgan").eval()
+    x, y = torch.randn(30, 1, 28, 28), torch.arange(30) % 10
+    fake_logits = torch.zeros(30, 1)
+    for share, m in ((0.5, 30), (0.25, 10), (0.1, 3)):
+        task = ConditionalTask.__new__(ConditionalTask)
+        task.D, task.num_classes, task.mismatch, task.mismatch_share = D, 10, True, share
+        task.label_gen = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            out = task.negatives(fake_logits, x, y)
+        assert out.shape == (30 + m, 1)
+        shift = torch.randint(1, 10, (m,), generator=torch.Generator().manual_seed(1))
+        wrong = (y[:m] + shift) % 10
+        assert (wrong != y[:m]).all()
+        with torch.no_grad():
+            torch.testing.assert_close(out[30:], D(x[:m], wrong)[0])
+    cfg = small("cgan-mnist", 2)
+    cfg["conditioning"]["mismatch_share"] = 0.25
+    with pytest.raises(ConfigError, match="mismatch_share"):
+        load_config(cfg)
+    cfg["conditioning"]["mismatch_share"] = 0.7
+    with pytest.raises(ConfigError, match="mismatch_share"):
+        load_config(cfg)
+
+
+def test_twin_classifier_terms_equal_tac_gan_by_hand():
+    """conditioning.twin (TAC-GAN): D's class logits are [class head | twin head]; D adds the
+    twin's cross-entropy on G's labels, G subtracts it; the sample filter reads the class
+    head only; twin without an AC-GAN D is a ConfigError."""
+    from ganforge.tasks.conditional import ConditionalTask
+    torch.manual_seed(0)
+    D = ConditionalDiscriminator({"layers": SMALL_D}, (1, 28, 28), 10, "acgan", twin=True)
+    x, xf = torch.randn(8, 1, 28, 28), torch.randn(8, 1, 28, 28)
+    y, yf = torch.arange(8), (torch.arange(8) * 3) % 10
+    _, real_cls = D(x, y)
+    _, fake_cls = D(xf, yf)
+    assert real_cls.shape == (8, 20)
+    task = ConditionalTask.__new__(ConditionalTask)
+    task.acgan, task.num_classes, task.aux_weight = True, 10, 0.5
+    for aux_fake in (False, True):
+        task.aux_fake, task.twin = aux_fake, True
+        d_loss = torch.tensor(1.0)
+        total, stats = task.d_class_terms(d_loss, real_cls, fake_cls, y, yf)
+        want = (F.cross_entropy(real_cls[:, :10], y) + F.cross_entropy(fake_cls[:, 10:], yf)
+                + (F.cross_entropy(fake_cls[:, :10], yf) if aux_fake else 0.0))
+        torch.testing.assert_close(total, 1.0 + 0.5 * want)
+        torch.testing.assert_close(stats["twin_loss"], F.cross_entropy(fake_cls[:, 10:], yf))
+    g = task.g_class_terms(torch.tensor(2.0), fake_cls, yf)
+    torch.testing.assert_close(g, 2.0 + 0.5 * (F.cross_entropy(fake_cls[:, :10], yf)
+                                               - F.cross_entropy(fake_cls[:, 10:], yf)))
+    task.twin = False  # plain AC-GAN on the same logits ignores the twin columns
+    plain = task.g_class_terms(torch.tensor(2.0), fake_cls[:, :10], yf)
+    torch.testing.assert_close(plain, 2.0 + 0.5 * F.cross_entropy(fake_cls[:, :10], yf))
+    cfg = small("cgan-mnist", 2)
+    cfg["conditioning"]["twin"] = True
+    with pytest.raises(ConfigError, match="twin"):
+        load_config(cfg)
 
 
 @pytest.mark.slow

@@ -260,9 +260,17 @@ class ConditioningConfig(Section):
     mismatch: bool = Field(False, description="cgan / projection: D also sees real samples "
                            "with a wrong label as fakes (GAN-CLS's matching-aware D, Reed et al. "
                            "2016), so it must check that image and label agree")
+    mismatch_share: float = Field(0.5, gt=0, le=0.5, description="mismatch: the share of D's "
+                                  "fake term given to real samples with a wrong label (0.5: "
+                                  "as many as G's samples, GAN-CLS; less: the first "
+                                  "n*s/(1-s) of each real batch)")
     aux_fake: bool = Field(True, description="acgan: D's class head also learns the labels of "
                            "G's samples (the paper); false: real samples only, so the head stays "
                            "a classifier of the real data and G cannot teach it its own labels")
+    twin: bool = Field(False, description="acgan: TAC-GAN's twin classifier (Gong et al. 2019): "
+                       "a second class head learns the labels of G's samples, and G's loss "
+                       "subtracts its cross-entropy, cancelling AC-GAN's pull toward samples "
+                       "that are easy to classify (less variety within a class)")
 
 
 class MonitorConfig(Section):

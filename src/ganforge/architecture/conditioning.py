@@ -111,10 +111,11 @@ class ConditionalGenerator(nn.Module):
 
 
 class ConditionalDiscriminator(nn.Module):
-    """``forward(x, labels) -> (logit (B, 1), class_logits (B, K) or None)``."""
+    """``forward(x, labels) -> (logit (B, 1), class_logits (B, K) or None)``; with ``twin``
+    (AC-GAN only) the class logits are (B, 2K): the class head's K, then the twin head's K."""
 
     def __init__(self, spec: dict[str, Any], data_shape: tuple[int, ...], num_classes: int,
-                 method: str = "cgan") -> None:
+                 method: str = "cgan", twin: bool = False) -> None:
         super().__init__()
         self.num_classes, self.method = int(num_classes), method
         shape = tuple(int(s) for s in data_shape)
@@ -147,7 +148,7 @@ class ConditionalDiscriminator(nn.Module):
                     emb = spectral_norm(emb)
                 self.proj = emb
             else:
-                self.aux = nn.Linear(feat[0], self.num_classes)
+                self.aux = nn.Linear(feat[0], self.num_classes * (2 if twin else 1))
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -177,5 +178,5 @@ def build_conditional_networks(cfg: Any, data_shape: tuple[int, ...]
         raise SpecError(f"generator: output {list(G.out_shape)}, data is {list(data_shape)}. "
                         f"The generator's last layer must produce exactly the data shape.")
     D = ConditionalDiscriminator(cfg.discriminator.model_dump(), data_shape, c.num_classes,
-                                 c.method)
+                                 c.method, twin=c.twin)
     return G, D

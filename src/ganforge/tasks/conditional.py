@@ -4,8 +4,10 @@ The step is the shared G/D step of ``tasks/unconditional.py`` (``GeneratorDiscri
 with the conditioning hooks filled in: ``d_steps`` D updates on (real x, real y) against
 (G(z, y_fake), y_fake) with ``y_fake`` uniform over the classes, then one G update on the last
 D step's fakes. The loss, label smoothing, instance noise, DiffAugment, gradient penalty, R1,
-R2, clipping and EMA are the shared pieces of ``ganforge.objectives``; AC-GAN adds ``aux_weight`` x cross-entropy of the
-class head on real and fake samples to D's loss and on fake samples to G's loss. The gradient
+R2, clipping and EMA are the shared pieces of ``ganforge.objectives``; AC-GAN adds
+``aux_weight`` x cross-entropy of the class head on real and fake samples to D's loss and on
+fake samples to G's loss; TAC-GAN's twin head (``conditioning.twin``) learns the fake samples'
+labels in D's loss and its cross-entropy is subtracted from G's. The gradient
 penalty and R1 differentiate D(., y_real). Packing and feature matching are not supported here.
 
 Fake labels are drawn from the trainer's latent generator, which checkpoints record, so a
@@ -71,6 +73,14 @@ class ConditionalTask(GeneratorDiscriminatorTask):
                               "but an AC-GAN D's real/fake logit does not see the label (its "
                               "class head does: aux_weight); use method cgan or projection, "
                               "or set mismatch: false.")
+        if c.twin and c.method != "acgan":
+            raise ConfigError(f"conditioning.twin adds TAC-GAN's twin classifier to an AC-GAN "
+                              f"D's class head, but conditioning.method is '{c.method}', which "
+                              f"has no class head; set method: acgan or remove twin.")
+        if not c.mismatch and c.mismatch_share != 0.5:
+            raise ConfigError("conditioning.mismatch_share is set but conditioning.mismatch "
+                              "is false, so it would be ignored; set mismatch: true or remove "
+                              "mismatch_share.")
 
     @classmethod
     def build_networks(cls, ctx: TaskContext) -> tuple[nn.Module, nn.Module]:
@@ -90,7 +100,9 @@ class ConditionalTask(GeneratorDiscriminatorTask):
         self.acgan = c.method == "acgan"
         self.aux_weight = float(c.aux_weight)
         self.aux_fake = bool(c.aux_fake)
+        self.twin = bool(c.twin)
         self.mismatch = bool(c.mismatch)
+        self.mismatch_share = float(c.mismatch_share)
 
     def callbacks(self, ctx: TaskContext) -> list[Any]:
         mon = ctx.cfg.monitor
@@ -122,32 +134,49 @@ class ConditionalTask(GeneratorDiscriminatorTask):
         wrong label (each label shifted by 1..K-1, from the checkpointed label generator), as
         GAN-CLS's matching-aware D (Reed et al. 2016): the loss's fake half becomes the mean
         of the two, so D must check that image and label agree, not only that the image is
-        real."""
+        real. ``mismatch_share`` s < 0.5 shows only the first m = n*s/(1-s) real samples
+        with a wrong label, so they make up the share s of the fake half."""
         if not self.mismatch:
             return fake_logits
-        shift = torch.randint(1, self.num_classes, (real_in.shape[0],),
+        n = real_in.shape[0]
+        s = self.mismatch_share
+        m = n if s == 0.5 else max(1, min(n, round(n * s / (1.0 - s))))
+        shift = torch.randint(1, self.num_classes, (m,),
                               generator=self.label_gen).to(real_in.device)
-        wrong_logits, _, _ = self.discriminate(real_in, (y + shift) % self.num_classes)
+        wrong_logits, _, _ = self.discriminate(real_in[:m], (y[:m] + shift) % self.num_classes)
         return torch.cat([fake_logits, wrong_logits])
 
     def d_class_terms(self, d_loss: torch.Tensor, real_cls: torch.Tensor | None,
                       fake_cls: torch.Tensor | None, y: torch.Tensor | None,
                       yf: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """AC-GAN: ``aux_weight`` x the class head's cross-entropy on real samples, plus on
-        fake samples unless ``conditioning.aux_fake`` is false."""
+        fake samples unless ``conditioning.aux_fake`` is false; with ``twin``, plus the twin
+        head's cross-entropy on fake samples (it learns what G makes of each label)."""
         if not self.acgan:
             return d_loss, {}
-        aux = F.cross_entropy(real_cls, y)
+        k = self.num_classes
+        aux = F.cross_entropy(real_cls[:, :k], y)
         if self.aux_fake:
-            aux = aux + F.cross_entropy(fake_cls, yf)
-        acc = (real_cls.detach().argmax(1) == y).float().mean()
-        return d_loss + self.aux_weight * aux, {"aux_loss": aux.detach(), "aux_acc_real": acc}
+            aux = aux + F.cross_entropy(fake_cls[:, :k], yf)
+        stats = {"aux_acc_real": (real_cls[:, :k].detach().argmax(1) == y).float().mean()}
+        if self.twin:
+            twin = F.cross_entropy(fake_cls[:, k:], yf)
+            aux = aux + twin
+            stats["twin_loss"] = twin.detach()
+        return d_loss + self.aux_weight * aux, {"aux_loss": aux.detach(), **stats}
 
     def g_class_terms(self, g_loss: torch.Tensor, g_cls: torch.Tensor | None,
                       yf: torch.Tensor | None) -> torch.Tensor:
+        """AC-GAN: G pays the class head's cross-entropy of its labels; with ``twin`` it gains
+        the twin head's (TAC-GAN: the two together are G's share of a divergence between the
+        real and generated class-conditional distributions, not a reward for easy samples)."""
         if not self.acgan:
             return g_loss
-        return g_loss + self.aux_weight * F.cross_entropy(g_cls, yf)
+        k = self.num_classes
+        aux = F.cross_entropy(g_cls[:, :k], yf)
+        if self.twin:
+            aux = aux - F.cross_entropy(g_cls[:, k:], yf)
+        return g_loss + self.aux_weight * aux
 
     def save_samples(self, trainer: Any) -> Path:
         """A class-by-row grid: row k holds class k, from the fixed latents."""
@@ -247,7 +276,7 @@ class ConditionalRun(Run):
                                             y[i:i + 1024].to(self.device))
             s = logit.float().reshape(-1)
             if cls is not None:
-                s = s + F.log_softmax(cls.float(), 1)[:, int(label)]
+                s = s + F.log_softmax(cls[:, :self.num_classes].float(), 1)[:, int(label)]
             scores.append(s.cpu())
         return x, torch.cat(scores)
 
