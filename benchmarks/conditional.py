@@ -41,17 +41,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from common import parse_seeds
 
 # issue 21: every label >= 95 % judged as asked, CAS >= 0.90, <= 10 min of training
 TARGET = {"label_min": 0.95, "cas": 0.90, "minutes": 10.0}
 PER_LABEL = 500
-
-
-def parse_seeds(text: str) -> list[int]:
-    if "-" in text:
-        lo, hi = text.split("-", 1)
-        return list(range(int(lo), int(hi) + 1))
-    return [int(s) for s in text.split(",") if s]
 
 
 def label_accuracy(run: Any, per_label: int = PER_LABEL, seed: int = 0,

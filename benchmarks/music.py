@@ -27,18 +27,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import parse_seeds
+
 # Targets of issue #24 (every seed): pitch-class KL, discriminative score, minutes of training
 TARGET_KL, TARGET_DISC, TARGET_MINUTES = 0.05, 0.25, 20.0
 # Per-set statistics that should be near the real melodies' (within 10 % of the test row)
 STATS = ("scale_consistency", "repetitions", "tone_span")
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``0-2`` or ``0,3``."""
-    if "-" in text:
-        lo, hi = text.split("-", 1)
-        return list(range(int(lo), int(hi) + 1))
-    return [int(s) for s in text.split(",") if s]
 
 
 def train_and_score(preset: str, seed: int, overrides: list[str], run_dir: Path, n: int,

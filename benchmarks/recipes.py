@@ -33,19 +33,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import parse_seeds
+
 # Targets of issue #20 (every seed): modes, high-quality share, reverse KL, minutes of training
 TARGETS = {"ring8": (8, 0.90, 0.05, 2.0), "grid25": (25, 0.95, 0.05, 10.0)}
 # ... and of the MNIST demo: FID, precision, recall, classes, class-histogram KL, minutes
 MNIST_TARGET = {"fid": 2.0, "precision": 0.80, "recall": 0.75, "modes": 10, "modes_kl": 0.02,
                 "minutes": 10.0}
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``0-4`` or ``0,3,7``."""
-    if "-" in text:
-        lo, hi = text.split("-", 1)
-        return list(range(int(lo), int(hi) + 1))
-    return [int(s) for s in text.split(",") if s]
 
 
 def train_and_score(preset: str, seed: int, overrides: list[str], run_dir: Path,
