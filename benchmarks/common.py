@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+from ganforge.monitor.log import read_log
+
 
 def parse_seeds(text: str) -> list[int]:
     """A seed list from the command line: ``0`` -> [0], ``0-2`` -> [0, 1, 2], ``0,3`` -> [0, 3],
@@ -15,3 +20,9 @@ def parse_seeds(text: str) -> list[int]:
         elif part:
             seeds.append(int(part))
     return seeds
+
+
+def last_train_record(run_dir: str | Path) -> dict[str, Any]:
+    """The last ``train`` line of RUN/metrics.jsonl: its ``time`` is the trainer's own clock
+    (training only, not loading or scoring) and ``step`` the steps run."""
+    return [r for r in read_log(Path(run_dir) / "metrics.jsonl") if r.get("kind") == "train"][-1]

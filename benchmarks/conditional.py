@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import parse_seeds
+from common import last_train_record, parse_seeds
 
 # issue 21: every label >= 95 % judged as asked, CAS >= 0.90, <= 10 min of training
 TARGET = {"label_min": 0.95, "cas": 0.90, "minutes": 10.0}
@@ -110,9 +110,8 @@ def score(run_dir: Path, cas_steps: int) -> dict[str, Any]:
     gen_fid, real_fid = intra_fid_rows(run, train, test)
     fid = evaluate_run(run_dir, metrics=["fid"], extractor="mnist", n=5000, seed=0, log=False,
                        run=run)["fid"]
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return {"run": str(run_dir), "seed": run.config.seed, "steps": run.step,
-            "train_s": max(r["time"] for r in records if r.get("kind") == "train"),
+            "train_s": last_train_record(run_dir)["time"],
             "label_acc": acc, "label_min": min(acc), "label_mean": statistics.fmean(acc),
             "rejection": run.config.sampling.rejection, "label_acc_unfiltered": plain,
             "label_min_unfiltered": min(plain),

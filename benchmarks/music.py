@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import parse_seeds
+from common import last_train_record, parse_seeds
 
 # Targets of issue #24 (every seed): pitch-class KL, discriminative score, minutes of training
 TARGET_KL, TARGET_DISC, TARGET_MINUTES = 0.05, 0.25, 20.0
@@ -44,8 +44,7 @@ def train_and_score(preset: str, seed: int, overrides: list[str], run_dir: Path,
     ganforge.train(preset, overrides=[f"seed={seed}", "monitor.progress=false", *overrides],
                    run_dir=run_dir)
     total = time.perf_counter() - t0
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    train_s = max(r["time"] for r in records if r.get("kind") == "train")
+    train_s = last_train_record(run_dir)["time"]
     rows = music_score_rows(str(run_dir), n=n, seed=0, disc_iterations=disc_iterations)
     return {"preset": preset, "seed": seed, "overrides": overrides, "train_s": train_s,
             "total_s": total, "generated": rows["generated vs train"],

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import parse_seeds
+from common import last_train_record, parse_seeds
 
 # Targets of issue #20 (every seed): modes, high-quality share, reverse KL, minutes of training
 TARGETS = {"ring8": (8, 0.90, 0.05, 2.0), "grid25": (25, 0.95, 0.05, 10.0)}
@@ -56,8 +56,7 @@ def train_and_score(preset: str, seed: int, overrides: list[str], run_dir: Path,
     ganforge.train(preset, overrides=[f"seed={seed}", "monitor.progress=false", *overrides],
                    run_dir=run_dir)
     total = time.perf_counter() - t0
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    train_s = max(r["time"] for r in records if r.get("kind") == "train")
+    train_s = last_train_record(run_dir)["time"]
     run = ganforge.load(run_dir)
     data = run.config.data.source
     if data == "mnist":

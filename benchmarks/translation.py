@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import parse_seeds
+from common import last_train_record, parse_seeds
 
 import ganforge
 from ganforge.config import load_config
@@ -136,9 +136,7 @@ def train_run(preset: str, seed: int, steps: int | None, out: Path,
     run = ganforge.train(preset, run_dir=run_dir, overrides=overrides)
     wall = time.perf_counter() - t0
     load_end = load_average()
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-               if line.strip()]
-    last = [r for r in records if r.get("kind") == "train"][-1]
+    last = last_train_record(run_dir)
     cfg = read_run_config(run_dir)
     n = json.loads((run_dir / "data.json").read_text())["n"]
     per_epoch = max(1, n // cfg.train.batch_size)
