@@ -18,7 +18,13 @@ from ganforge.data.translation import downscale_upscale
 from ganforge.errors import ConfigError, DataError, GanforgeError, SpecError
 from ganforge.metrics.image_quality import l1, psnr, ssim
 from ganforge.monitor.log import read_log
-from ganforge.tasks.translation import ImagePool, cycle_terms, lr_factor, translate_tensor
+from ganforge.tasks.translation import (
+    ImagePool,
+    cycle_terms,
+    load_translator,
+    lr_factor,
+    translate_tensor,
+)
 
 QUIET = ["monitor.progress=false", "train.epochs=null"]
 
@@ -117,6 +123,40 @@ def test_cycle_loss_of_identity_and_inverse_maps_is_zero():
     shift = Scale(1.0)
     shift.forward = lambda x: x + 0.1
     assert float(cycle_terms(shift, nn.Identity(), a, b)["cycle"]) == pytest.approx(0.2, rel=1e-5)
+
+
+class _Scale(nn.Module):
+    def __init__(self, s: float) -> None:
+        super().__init__()
+        self.s = s
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.s
+
+
+def test_cycle_noise_exposes_a_pair_that_hides_the_source_in_a_faint_translation():
+    """A steganographic pair: G_ab shrinks a to 1% of its contrast, G_ba amplifies it back.
+    Its cycle loss is 0 without noise; with cycle_noise sigma the a-cycle is off by 100*sigma*eps
+    and the b-cycle by 0.01*sigma*eps, computed here from the same draws."""
+    a, b = torch.randn(4, 1, 8, 8), torch.randn(4, 1, 8, 8)
+    hide, reveal = _Scale(0.01), _Scale(100.0)
+    assert float(cycle_terms(hide, reveal, a, b)["cycle"]) == pytest.approx(0, abs=1e-5)
+    sigma = 0.1
+    torch.manual_seed(3)
+    terms = cycle_terms(hide, reveal, a, b, noise=sigma)
+    torch.manual_seed(3)
+    eps_b, eps_a = torch.randn(4, 1, 8, 8), torch.randn(4, 1, 8, 8)
+    want = (100 * sigma * eps_b).abs().mean() + (0.01 * sigma * eps_a).abs().mean()
+    assert float(terms["cycle"]) == pytest.approx(float(want), rel=1e-4)
+    assert float(terms["cycle"]) > 5.0  # ~ 100 * 0.1 * sqrt(2/pi) = 7.98
+    # the translations themselves stay clean: D and the samples never see the noise
+    assert torch.equal(terms["fake_b"], a * 0.01)
+    # a pair of honest inverses at full contrast pays only sigma * E|eps| per direction
+    torch.manual_seed(3)
+    honest = float(cycle_terms(nn.Identity(), nn.Identity(), a, b, noise=sigma)["cycle"])
+    assert honest == pytest.approx(float(sigma * (eps_b.abs().mean() + eps_a.abs().mean())),
+                                   rel=1e-5)
+    assert honest < float(terms["cycle"]) / 50
 
 
 def test_image_pool_returns_old_and_new_fakes_with_published_probabilities():
@@ -227,8 +267,9 @@ def test_cyclegan_resume_equals_uninterrupted_and_logs_lr(tmp_path):
     the checkpoint: a run killed after its step-3 checkpoint and resumed ends with the same
     weights as a straight one."""
     # non-default loss weights: the loss decomposition below checks that they are applied
+    # (and cycle noise, whose draws come from the checkpointed RNG)
     common = ["train.checkpoint_every=3", "translation.cycle_weight=7",
-              "translation.identity_weight=0.3"]
+              "translation.identity_weight=0.3", "translation.cycle_noise=0.05"]
     straight = ganforge.train("cyclegan-digits", overrides=tiny_cyclegan(6, common),
                               run_dir=tmp_path / "straight")
     with pytest.raises(Crash):
@@ -251,7 +292,7 @@ def test_cyclegan_resume_equals_uninterrupted_and_logs_lr(tmp_path):
     # G's loss is its adversarial part plus the weighted cycle and identity L1 terms (identity
     # weighted relative to the cycle weight), each L1 a real distance (> 0, images in [-1, 1])
     tc = straight.config.translation
-    assert (tc.cycle_weight, tc.identity_weight) == (7, 0.3)
+    assert (tc.cycle_weight, tc.identity_weight, tc.cycle_noise) == (7, 0.3, 0.05)
     for r in log:
         assert 0.01 < r["cycle_l1"] < 4 and 0.01 < r["identity_l1"] < 4, r  # measured 1.6-2
         assert r["g_loss"] == pytest.approx(
@@ -376,6 +417,34 @@ def test_pix2pix_sr_beats_bicubic_on_psnr_after_a_short_budget(tmp_path):
     assert gain > 0.5, gain
     assert float(ssim(out, b)) > float(ssim(a, b))
     assert (tmp_path / "sr" / "samples" / "step_00000100.png").is_file()
+
+
+@pytest.mark.slow
+def test_cyclegan_digits_keeps_the_digit_at_a_shortened_budget(tmp_path):
+    """Issue 21's CycleGAN bound at a budget a test affords: the shipped cyclegan-digits networks
+    and recipe for 500 steps (2 of its 10 epochs; lr decay over the last half), seed 0. Judges:
+    the bundled MNIST classifier on translations of the 360 held-out scikit-learn digits, and a
+    logistic regression on the 1,437 train digits for translations of 1,000 held-out MNIST digits.
+    Untranslated, they read 0.083 and 0.105 of them right. The full budget keeps 0.70 and
+    0.49 (benchmarks/translation.py, seeds 0-2); issue 21 asks 0.80: not reached yet."""
+    from sklearn.linear_model import LogisticRegression
+
+    from ganforge.metrics import get_extractor
+
+    run = ganforge.train("cyclegan-digits", run_dir=tmp_path / "cg", overrides=QUIET + [
+        "train.steps=500", "monitor.sample_every=1000", "train.checkpoint_every=1000"])
+    train, test = (load_dataset("unpaired", split=s, a="digits", b="mnist",
+                                image_size=[1, 28, 28]) for s in ("train", "test"))
+    judge_b = get_extractor("mnist")
+    fake_b = translate_tensor(run.generator, test.info["a"])
+    a2b = float((judge_b.logits(fake_b).argmax(1) == test.info["a_y"]).float().mean())
+    judge_a = LogisticRegression(max_iter=300, C=0.1).fit(train.info["a"].flatten(1).numpy(),
+                                                          train.info["a_y"].numpy())
+    g_ba, _, _ = load_translator(tmp_path / "cg", "b2a")
+    fake_a = translate_tensor(g_ba, test.x)
+    b2a = float((judge_a.predict(fake_a.flatten(1).numpy()) == test.y.numpy()).mean())
+    # measured 0.631 and 0.417 (deterministic on CPU); 0.12 margin each, far above untranslated
+    assert a2b > 0.50 and b2a > 0.30, (a2b, b2a)
 
 
 # ---------------------------------------------------------------------------- translate

@@ -326,6 +326,9 @@ class TranslationConfig(Section):
     cycle_weight: float = Field(10.0, ge=0, description="cyclegan: weight of the cycle L1 loss")
     identity_weight: float = Field(0.5, ge=0, description="cyclegan: identity loss weight as a "
                                    "fraction of cycle_weight (0 disables it)")
+    cycle_noise: float = Field(0.0, ge=0, description="cyclegan: std of Gaussian noise added "
+                               "to each translation before it is translated back in the cycle "
+                               "loss (0: none); against hidden low-amplitude codes")
     pool_size: int = Field(50, ge=0, description="cyclegan: image pool of old fakes (0: none)")
     pool_prob: float = Field(0.5, ge=0, le=1, description="cyclegan: chance a full pool "
                              "returns an old fake (and stores the new one)")

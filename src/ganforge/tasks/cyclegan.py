@@ -8,7 +8,8 @@ whose state is checkpointed with the two image pools.
 
 One step, as in the reference code: the generators' update on
 ``L_gan(D_b(G_ab(a))) + L_gan(D_a(G_ba(b))) + cycle_weight * (|G_ba(G_ab(a)) - a| + |G_ab(G_ba(b)) - b|)
-+ identity_weight * cycle_weight * (|G_ab(b) - b| + |G_ba(a) - a|)`` (D frozen), then the
++ identity_weight * cycle_weight * (|G_ab(b) - b| + |G_ba(a) - a|)`` (D frozen; with
+``translation.cycle_noise`` the translations are perturbed before they are translated back), then the
 discriminators' update on real images against fakes drawn through the image pools. Both
 optimizers hold both networks of their kind; lr is constant, then decays linearly to 0.
 """
@@ -90,6 +91,7 @@ class CycleGANTask(Task):
         self.loss = resolve_gan_loss(cfg, "least_squares")
         self.cycle_weight = tc.cycle_weight
         self.identity_weight = tc.identity_weight * tc.cycle_weight
+        self.cycle_noise = tc.cycle_noise
         self.pool_a = ImagePool(tc.pool_size, tc.pool_prob, seed=cfg.seed + 13)
         self.pool_b = ImagePool(tc.pool_size, tc.pool_prob, seed=cfg.seed + 14)
         self.decay_start = tc.decay_start
@@ -125,7 +127,7 @@ class CycleGANTask(Task):
         # --- generators (discriminators frozen)
         set_requires_grad(self.D_a, False)
         set_requires_grad(self.D_b, False)
-        terms = cycle_terms(self.G_ab, self.G_ba, real_a, real_b)
+        terms = cycle_terms(self.G_ab, self.G_ba, real_a, real_b, self.cycle_noise)
         fake_b, fake_a, cycle = terms["fake_b"], terms["fake_a"], terms["cycle"]
         gan = self.loss.g_loss(self.D_b(fake_b)) + self.loss.g_loss(self.D_a(fake_a))
         g_loss = gan + self.cycle_weight * cycle

@@ -65,13 +65,22 @@ def resolve_gan_loss(cfg: Any, default: str) -> AdversarialLoss:
 
 
 def cycle_terms(g_ab: nn.Module, g_ba: nn.Module, real_a: torch.Tensor,
-                real_b: torch.Tensor) -> dict[str, torch.Tensor]:
+                real_b: torch.Tensor, noise: float = 0.0) -> dict[str, torch.Tensor]:
     """Both translations, both reconstructions and the cycle-consistency loss
-    ``|g_ba(g_ab(a)) - a|_1 + |g_ab(g_ba(b)) - b|_1`` (means over pixels): 0 for inverse maps."""
+    ``|g_ba(g_ab(a)) - a|_1 + |g_ab(g_ba(b)) - b|_1`` (means over pixels): 0 for inverse maps.
+
+    ``noise`` > 0 adds Gaussian noise of that std (global torch RNG) to each translation before
+    it is translated back (Bashkirova et al. 2019): a pair of generators that hides the source
+    in a low-amplitude signal of the translation (CycleGAN's "steganography", Chu et al. 2017)
+    can no longer reconstruct from it. The returned translations are the clean ones."""
     fake_b = g_ab(real_a)
-    rec_a = g_ba(fake_b)
     fake_a = g_ba(real_b)
-    rec_b = g_ab(fake_a)
+    if noise > 0:
+        rec_a = g_ba(fake_b + noise * torch.randn_like(fake_b))
+        rec_b = g_ab(fake_a + noise * torch.randn_like(fake_a))
+    else:
+        rec_a = g_ba(fake_b)
+        rec_b = g_ab(fake_a)
     cycle = (rec_a - real_a).abs().mean() + (rec_b - real_b).abs().mean()
     return {"fake_b": fake_b, "rec_a": rec_a, "fake_a": fake_a, "rec_b": rec_b, "cycle": cycle}
 
