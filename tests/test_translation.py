@@ -106,25 +106,6 @@ def test_reflection_pad_mirrors_edges():
 
 
 # -------------------------------------------------------------------------- cyclegan parts
-def test_cycle_loss_of_identity_and_inverse_maps_is_zero():
-    a, b = torch.randn(4, 1, 8, 8), torch.randn(4, 1, 8, 8)
-    assert float(cycle_terms(nn.Identity(), nn.Identity(), a, b)["cycle"]) == 0.0
-
-    class Scale(nn.Module):
-        def __init__(self, s):
-            super().__init__()
-            self.s = s
-
-        def forward(self, x):
-            return x * self.s
-
-    assert float(cycle_terms(Scale(4.0), Scale(0.25), a, b)["cycle"]) == pytest.approx(0, abs=1e-7)
-    # A shift by 0.1 one way only: each reconstruction is off by exactly 0.1.
-    shift = Scale(1.0)
-    shift.forward = lambda x: x + 0.1
-    assert float(cycle_terms(shift, nn.Identity(), a, b)["cycle"]) == pytest.approx(0.2, rel=1e-5)
-
-
 class _Scale(nn.Module):
     def __init__(self, s: float) -> None:
         super().__init__()
@@ -132,6 +113,16 @@ class _Scale(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.s
+
+
+def test_cycle_loss_of_identity_and_inverse_maps_is_zero():
+    a, b = torch.randn(4, 1, 8, 8), torch.randn(4, 1, 8, 8)
+    assert float(cycle_terms(nn.Identity(), nn.Identity(), a, b)["cycle"]) == 0.0
+    assert float(cycle_terms(_Scale(4.0), _Scale(0.25), a, b)["cycle"]) == pytest.approx(0, abs=1e-7)
+    # A shift by 0.1 one way only: each reconstruction is off by exactly 0.1.
+    shift = _Scale(1.0)
+    shift.forward = lambda x: x + 0.1
+    assert float(cycle_terms(shift, nn.Identity(), a, b)["cycle"]) == pytest.approx(0.2, rel=1e-5)
 
 
 def test_cycle_noise_exposes_a_pair_that_hides_the_source_in_a_faint_translation():

@@ -75,12 +75,12 @@ def cycle_terms(g_ab: nn.Module, g_ba: nn.Module, real_a: torch.Tensor,
     can no longer reconstruct from it. The returned translations are the clean ones."""
     fake_b = g_ab(real_a)
     fake_a = g_ba(real_b)
-    if noise > 0:
-        rec_a = g_ba(fake_b + noise * torch.randn_like(fake_b))
-        rec_b = g_ab(fake_a + noise * torch.randn_like(fake_a))
-    else:
-        rec_a = g_ba(fake_b)
-        rec_b = g_ab(fake_a)
+
+    def perturbed(x: torch.Tensor) -> torch.Tensor:
+        return x + noise * torch.randn_like(x) if noise > 0 else x
+
+    rec_a = g_ba(perturbed(fake_b))
+    rec_b = g_ab(perturbed(fake_a))
     cycle = (rec_a - real_a).abs().mean() + (rec_b - real_b).abs().mean()
     return {"fake_b": fake_b, "rec_a": rec_a, "fake_a": fake_a, "rec_b": rec_b, "cycle": cycle}
 
