@@ -36,6 +36,9 @@ SETTINGS = [
     # saw only their dense layers and picked one thread)
     ("crnngan", "crnngan", []),
     ("rgan-sines", "rgan-sines", []),
+    # TimeGAN's joint phase (phases 1 and 2 skipped): five small GRU nets, ~20 passes a step
+    ("timegan-sines joint", "timegan-sines",
+     ["task_options.autoencoder_steps=0", "task_options.supervised_steps=0"]),
 ]
 
 

@@ -348,6 +348,87 @@ def test_timegan_phases_resume_and_sample(tmp_path: Path, capsys, monkeypatch) -
     assert x.shape == (7, 24, 5) and lo - 1e-5 <= float(x.min()) and float(x.max()) <= hi + 1e-5
 
 
+def _reference_joint_step(nets: dict, opts: dict, xs: list, zs: list, gamma: float,
+                          threshold: float) -> float:
+    """TimeGAN's joint step as the reference code runs it: a fresh E(x) for each of G's and
+    E/R's updates, and D called once per input (real codes, S(G(z)), G(z))."""
+    e, g, s, r, d = (nets[k] for k in ("E", "G", "S", "R", "D"))
+
+    def step(name: str, loss: torch.Tensor) -> None:
+        opts[name].zero_grad(set_to_none=True)
+        loss.backward()
+        opts[name].step()
+
+    def sup(h: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(s(h)[:, :-1], h[:, 1:])
+
+    def moments(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        sd = (a.var(0, unbiased=False) + 1e-6).sqrt() - (b.var(0, unbiased=False) + 1e-6).sqrt()
+        return sd.abs().mean() + (a.mean(0) - b.mean(0)).abs().mean()
+
+    def bce(y: torch.Tensor, t: float) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(y, torch.full_like(y, t))
+
+    for x, z in zip(xs[:2], zs[:2], strict=True):
+        h = e(x).detach()
+        e_hat = g(z)
+        h_hat = s(e_hat)
+        g_loss = (bce(d(h_hat), 1.0) + gamma * bce(d(e_hat), 1.0)
+                  + 100 * torch.sqrt(sup(h)) + 100 * moments(r(h_hat), x))
+        step("generator", g_loss)
+        h = e(x)
+        step("embedder", 10 * torch.sqrt(F.mse_loss(r(h), x)) + 0.1 * sup(h))
+    with torch.no_grad():
+        h, e_hat = e(xs[2]), g(zs[2])
+        h_hat = s(e_hat)
+    d_loss = bce(d(h), 1.0) + bce(d(h_hat), 0.0) + gamma * bce(d(e_hat), 0.0)
+    if float(d_loss.detach()) > threshold:
+        step("discriminator", d_loss)
+    return float(d_loss)
+
+
+@pytest.mark.parametrize("d_layers", [[], [{"batch_norm": {}}]], ids=["gru_d", "batch_norm_d"])
+def test_timegan_joint_step_equals_the_reference_loop(tmp_path: Path, d_layers: list) -> None:
+    # The task calls D once on real and generated codes together (when D has no layer that
+    # looks across the batch; with batch norm it must not) and reuses E(x) for E/R's update:
+    # the networks after one joint step equal the reference code's loop from the same state.
+    import copy
+
+    from ganforge.architecture.layers_stats import couples_samples
+    from ganforge.optim import build_optimizer
+
+    cfg = _timegan_cfg(0, 0, 1, n=200, batch=16)
+    cfg["discriminator"]["layers"] = [*d_layers, *cfg["discriminator"]["layers"]]
+    cfg["task_options"]["d_threshold"] = 0.0  # D steps too
+    # SGD: Adam's first step is lr * sign(grad), which turns float noise in a near-zero
+    # gradient into a full step; SGD keeps the two runs' differences at the gradients' own
+    cfg["optim"] = {k: {"name": "sgd", "lr": 0.5} for k in ("g", "d")}
+    tr = Trainer(load_config(cfg), tmp_path / "run")
+    task = tr.task
+    assert couples_samples(task.D) == bool(d_layers)
+    nets = copy.deepcopy({"E": task.E, "G": task.G, "S": task.S, "R": task.R, "D": task.D})
+    og = tr.cfg.optim.g
+    opts = {"generator": build_optimizer([*nets["G"].parameters(), *nets["S"].parameters()], og),
+            "embedder": build_optimizer([*nets["E"].parameters(), *nets["R"].parameters()], og),
+            "discriminator": build_optimizer(nets["D"].parameters(), tr.cfg.optim.d)}
+    torch.manual_seed(5)
+    xs = [torch.rand(16, 24, 5) for _ in range(3)]
+    zs = [torch.rand(16, 24, 5) for _ in range(3)]
+    batches, latents = iter(xs), iter(zs)
+    task.latent = lambda n: next(latents)
+    stats = task._phase_step(3, lambda: (task.sampler.denormalize(next(batches)),))
+    want = _reference_joint_step(nets, opts, xs, zs, 1.0, 0.0)
+    assert float(stats["d_loss"]) == pytest.approx(want, rel=1e-5)
+    for name, net in (("E", task.E), ("G", task.G), ("S", task.S), ("R", task.R), ("D", task.D)):
+        for (k, v), w in zip(net.state_dict().items(), nets[name].state_dict().values(),
+                             strict=True):
+            torch.testing.assert_close(v, w, rtol=1e-5, atol=1e-5, msg=f"{name}.{k}")
+    # and the networks did move: the comparison is not between two untouched copies
+    moved = copy.deepcopy(task.D.state_dict())
+    assert any(not torch.equal(a, b) for a, b in zip(moved.values(),
+               Trainer(load_config(cfg), tmp_path / "fresh").task.D.state_dict().values()))
+
+
 def test_timegan_ema_averages_the_sampler_and_is_what_runs_sample(tmp_path: Path) -> None:
     # objective.ema on timegan: copies up to ema_start, then theta_ema <- 0.9 theta_ema + 0.1
     # theta after each step, over the composite R(S(G(z))); training itself is unchanged.

@@ -147,3 +147,14 @@ class DenseConcat(nn.Module):
 @_dense_concat.builder
 def _dense_concat_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
     return DenseConcat(shape[0], int(a["units"]))
+
+
+# ------------------------------------------------------------------ who looks across the batch
+def couples_samples(module: nn.Module) -> bool:
+    """True when one sample's output depends on the others in its batch: batch norm in
+    training mode or a minibatch layer anywhere inside ``module``. A network without such a
+    layer gives the same outputs for a concatenation of batches as for each batch alone, so
+    a task may run it once on ``torch.cat`` of several batches (fewer, larger calls)."""
+    return any((isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training)
+               or isinstance(m, (MinibatchDiscrimination, MinibatchStddev))
+               for m in module.modules())

@@ -50,6 +50,7 @@ from torch import nn
 from ganforge.architecture import build_network
 from ganforge.architecture.builder import plan_network, width_mismatch
 from ganforge.architecture.layers import _fmt
+from ganforge.architecture.layers_stats import couples_samples
 from ganforge.config import format_validation_error
 from ganforge.data.sequences import SCALE_EPS
 from ganforge.errors import ConfigError, SpecError
@@ -268,6 +269,15 @@ class TimeGANTask(Task):
     def supervised_loss(self, h: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(self.S(h)[:, :-1], h[:, 1:])
 
+    def discriminate(self, *parts: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """D on each of ``parts``: one call on their concatenation when D has no layer that
+        looks across the batch (TimeGAN's GRU D: same outputs, a third of the small recurrent
+        ops on one core), else one call per part, so batch-dependent layers see each batch
+        alone."""
+        if len(parts) == 1 or couples_samples(self.D):
+            return tuple(self.D(p) for p in parts)
+        return self.D(torch.cat(parts)).split([p.shape[0] for p in parts])
+
     def _step(self, name: str, loss: torch.Tensor) -> None:
         opt = self.opts_by_name[name]
         opt.zero_grad(set_to_none=True)
@@ -311,26 +321,28 @@ class TimeGANTask(Task):
                 x = self.sampler.normalize(next_batch()[0])
             images += x.shape[0]
             z = self.latent(x.shape[0])
-            # Generator + supervisor (D and E/R are not stepped here).
-            for p in self.D.parameters():
-                p.requires_grad_(False)
-            h = self.E(x).detach()
+            # E(x) once: G's step below changes neither E nor x, so the embedder step reuses
+            # it (and its graph) as the reference code's second forward pass would recompute it.
+            h = self.E(x)
+            # Generator + supervisor (D, E and R are not stepped here).
+            self.D.requires_grad_(False)
+            self.R.requires_grad_(False)
             e_hat = self.G(z)
             h_hat = self.S(e_hat)
             x_hat = self.R(h_hat)
-            g_u = bce(self.D(h_hat), 1.0)
-            g_ue = bce(self.D(e_hat), 1.0)
-            g_s = self.supervised_loss(h)
+            y_u, y_ue = self.discriminate(h_hat, e_hat)
+            g_u = bce(y_u, 1.0)
+            g_ue = bce(y_ue, 1.0)
+            g_s = self.supervised_loss(h.detach())
             g_v = moment_loss(x_hat, x)
             g_loss = g_u + gamma * g_ue + 100 * torch.sqrt(g_s) + 100 * g_v
             self._step("generator", g_loss)
-            for p in self.D.parameters():
-                p.requires_grad_(True)
+            self.D.requires_grad_(True)
+            self.R.requires_grad_(True)
             # Embedder + recovery: reconstruction plus 0.1 x supervised loss through E.
-            h = self.E(x)
+            self.S.requires_grad_(False)
             mse = F.mse_loss(self.R(h), x)
             e_loss = 10 * torch.sqrt(mse) + 0.1 * self.supervised_loss(h)
-            self.S.requires_grad_(False)
             self._step("embedder", e_loss)
             self.S.requires_grad_(True)
         # Discriminator on a fresh batch, only while it is not already winning.
@@ -341,7 +353,7 @@ class TimeGANTask(Task):
             h = self.E(x)
             e_hat = self.G(z)
             h_hat = self.S(e_hat)
-        y_real, y_fake, y_fake_e = self.D(h), self.D(h_hat), self.D(e_hat)
+        y_real, y_fake, y_fake_e = self.discriminate(h, h_hat, e_hat)
         d_loss = bce(y_real, 1.0) + bce(y_fake, 0.0) + gamma * bce(y_fake_e, 0.0)
         if float(d_loss.detach()) > self.opts.d_threshold:
             self._step("discriminator", d_loss)
