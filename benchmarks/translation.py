@@ -288,11 +288,17 @@ def yes(ok: bool) -> str:
     return "yes" if ok else "no"
 
 
+def short(override: str, width: int = 60) -> str:
+    """An override as a table cell: a whole network spec is cut to its key and first
+    characters (the JSON keeps it whole)."""
+    return override if len(override) <= width else override[:width - 1] + "…"
+
+
 def budget(r: dict[str, Any]) -> str:
     flag = "--cyclegan-steps" if r["task"] == "cyclegan-digits" else "--pix2pix-steps"
     how = ("preset default" if r["budget"] == "preset default"
            else f"{flag}; preset {r['preset_epochs']:g} ep")
-    sets = "".join(f"; {o}" for o in r.get("overrides", []))
+    sets = "".join(f"; {short(o)}" for o in r.get("overrides", []))
     return f"{r['steps']:,} steps = {r['epochs']:.3g} ep ({how}{sets})"
 
 
