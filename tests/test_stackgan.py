@@ -399,6 +399,41 @@ def test_resumed_run_equals_uninterrupted(tmp_path):
         torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0, msg=k)
 
 
+@pytest.mark.parametrize("stage", [1, 2])
+def test_shared_d_features_equal_three_separate_d_calls(monkeypatch, stage):
+    """D's matching loss runs the image body once on [real, fake] and judges the real
+    features with the right and the rolled (mismatched) text codes: the loss and every
+    gradient of D equal those of the literal three calls D(real, t), D(real, rolled t),
+    D(fake, t) (forced by making the body look batch-coupled)."""
+    from ganforge.api import load_config
+    from ganforge.tasks import stackgan
+
+    cfg = load_config("stackgan-mnist", ["task_options.encoder=gru"])
+    torch.manual_seed(0)
+    _, D = stackgan.make_networks(cfg, (1, 28, 28), "minilm", 0)
+    D = D.d1 if stage == 1 else D.d2
+    side = 14 if stage == 1 else 28
+    real, fake = torch.randn(12, 1, side, side), torch.randn(12, 1, side, side)
+    emb = torch.randn(12, 384)
+
+    def loss_and_grads():
+        D.zero_grad(set_to_none=True)
+        loss, stats = stackgan.StackGANTask._matching_d_loss(None, D, real, fake, emb)
+        loss.backward()
+        return loss.detach(), stats, {k: p.grad.clone() for k, p in D.named_parameters()}
+
+    shared = loss_and_grads()
+    monkeypatch.setattr(stackgan, "couples_samples", lambda module: True)
+    three = loss_and_grads()
+    torch.testing.assert_close(shared[0], three[0], rtol=1e-5, atol=1e-6)
+    for k in ("d_real", "d_fake", "d_wrong"):
+        torch.testing.assert_close(shared[1][k], three[1][k], rtol=1e-5, atol=1e-6)
+    assert shared[2].keys() == three[2].keys() and len(shared[2]) > 4
+    for k in shared[2]:
+        torch.testing.assert_close(shared[2][k], three[2][k], rtol=1e-4, atol=1e-6, msg=k)
+    assert shared[0] > 0.1  # a real loss, not a degenerate zero
+
+
 @pytest.mark.slow
 @pytest.mark.recipe
 def test_stage2_the_product_beats_stage1_at_the_preset_budget(tmp_path, two_threads):

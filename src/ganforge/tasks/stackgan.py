@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
 from ganforge.architecture import build_network, summary
+from ganforge.architecture.layers_stats import couples_samples
 from ganforge.architecture.text import (
     GRU_MAX_TOKENS,
     MINILM_DIM,
@@ -150,8 +151,14 @@ class MatchingDiscriminator(nn.Module):
         self.proj = nn.Linear(code, feat_dim, bias=False)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        t = F.leaky_relu(self.text(emb), 0.2)
-        f = self.body(x)
+        return self.judge(self.body(x), self.code(emb))
+
+    def code(self, emb: torch.Tensor) -> torch.Tensor:
+        """The compressed text code t of a batch of embeddings."""
+        return F.leaky_relu(self.text(emb), 0.2)
+
+    def judge(self, f: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """One logit per (image features f, text code t) pair."""
         return self.head(torch.cat([f, t], 1)) + (f * self.proj(t)).sum(1, keepdim=True)
 
 
@@ -464,9 +471,19 @@ class StackGANTask(Task):
 
     def _matching_d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor,
                          emb: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        y_real = D(real, emb)
-        y_wrong = D(real, emb.roll(1, 0))
-        y_fake = D(fake, emb)
+        if couples_samples(D.body):
+            y_real = D(real, emb)
+            y_wrong = D(real, emb.roll(1, 0))
+            y_fake = D(fake, emb)
+        else:
+            # one body call on [real, fake] and one text code: the mismatched pairs reuse the
+            # real images' features with the batch's codes rolled by one (the same logits as
+            # three separate calls, a third less of D's work)
+            f_real, f_fake = D.body(torch.cat([real, fake])).split([real.shape[0],
+                                                                   fake.shape[0]])
+            t = D.code(emb)
+            y_real, y_wrong, y_fake = D.judge(f_real, t), D.judge(f_real, t.roll(1, 0)), \
+                D.judge(f_fake, t)
         loss = bce(y_real, 1.0) + 0.5 * (bce(y_fake, 0.0) + bce(y_wrong, 0.0))
         return loss, {"d_real": torch.sigmoid(y_real.detach()).mean(),
                       "d_fake": torch.sigmoid(y_fake.detach()).mean(),
