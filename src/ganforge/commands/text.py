@@ -15,8 +15,13 @@ def sample_text(run: Any, args: argparse.Namespace, extra: dict[str, Any]) -> in
     if not hasattr(run, "sample_texts"):
         raise GanforgeError(f"--text applies to text-to-image runs (task stackgan); "
                             f"'{args.run_dir}' has task '{run.config.task}'.")
+    extra = dict(extra)
+    ca_scale = extra.pop("truncation", None)
+    if extra.pop("truncation_method", "scale") != "scale":
+        raise GanforgeError("text-to-image runs truncate by scaling the text code's noise: "
+                            "use --truncation-method scale.")
     if extra:
-        raise GanforgeError("--text cannot be combined with --where or --truncation.")
+        raise GanforgeError("--text cannot be combined with --where or --rejection.")
     if args.label is not None or args.grid_by_class:
         raise GanforgeError("--text cannot be combined with --label or --grid-by-class; the "
                             "text names the digit.")
@@ -25,7 +30,7 @@ def sample_text(run: Any, args: argparse.Namespace, extra: dict[str, Any]) -> in
         if unknown:
             sys.stderr.write(f"note: the text encoder does not know {', '.join(unknown)}; "
                              f"read as <unk>.\n")
-    samples = run.sample_texts([args.text] * args.n, seed=args.seed)
+    samples = run.sample_texts([args.text] * args.n, seed=args.seed, ca_scale=ca_scale)
     if getattr(args, "as_folder", False):
         from ganforge.commands.core import save_sample_files
 

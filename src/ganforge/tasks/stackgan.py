@@ -96,6 +96,14 @@ class StackGANOptions(BaseModel):
     text_code: int = Field(64, ge=1, description="D: compressed text code size")
     head_units: int = Field(256, ge=1, description="D: hidden units of the matching head")
     stage1_size: int = Field(14, ge=4, description="Stage-I image side (the data side / 2)")
+    sample_ca_scale: float = Field(
+        1.0, ge=0, description="scale of the conditioning-augmentation noise when sampling "
+        "(1: the training distribution; lower: images more faithful to the text and less "
+        "varied, a truncation for the text code; `sample --text ... --truncation PSI` "
+        "overrides it)")
+    text_mix: bool = Field(False, description="each step's sentence embedding is a random "
+                           "convex mix of two of the image's own captions (the same content "
+                           "phrased two ways), for G and D alike")
     stage2_generator: dict[str, Any] | None = None
     stage2_discriminator: dict[str, Any] | None = None
 
@@ -443,10 +451,28 @@ class StackGANTask(Task):
     def stage(self, step: int) -> int:
         return 1 if step < self.opts.stage1_steps else 2
 
-    def _text(self, rows: torch.Tensor) -> torch.Tensor:
+    def _text(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None,
+                                                  torch.Tensor | None]:
+        """Each row's text input; with ``text_mix`` also a second caption of the same image
+        and the mixing weight of the first."""
         k = self.caption_ids.shape[1]
         j = torch.randint(k, (rows.shape[0],), generator=self.pick_gen).to(rows.device)
-        return self.table[self.caption_ids[rows, j]]
+        first = self.table[self.caption_ids[rows, j]]
+        if not self.opts.text_mix or k < 2:
+            return first, None, None
+        # another caption of the same image (never the same one), and beta ~ U(0, 1)
+        step = torch.randint(1, k, (rows.shape[0],), generator=self.pick_gen).to(rows.device)
+        beta = torch.rand(rows.shape[0], 1, generator=self.pick_gen).to(rows.device)
+        return first, self.table[self.caption_ids[rows, (j + step) % k]], beta
+
+    def _encode(self, text: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]
+                ) -> torch.Tensor:
+        """Sentence embeddings of a step's text (mixed where ``text_mix`` drew a second)."""
+        first, second, beta = text
+        emb = self.G.encode(first)
+        if second is None:
+            return emb
+        return beta * emb + (1 - beta) * self.G.encode(second)
 
     def _freeze_stage1(self) -> None:
         """Stage-I (and the GRU encoder) frozen: no gradients, eval mode (set again every step,
@@ -495,11 +521,11 @@ class StackGANTask(Task):
         loss.backward()
         opt.step()
 
-    def _stage1(self, x: torch.Tensor, text: torch.Tensor, z: torch.Tensor) -> dict[str, Any]:
+    def _stage1(self, x: torch.Tensor, text: tuple, z: torch.Tensor) -> dict[str, Any]:
         G, D1 = self.G, self.D.d1
         real = downsample(x, self.size1)
         set_requires_grad(D1, True)
-        emb = G.encode(text)  # GRU: learns through D1's matching loss
+        emb = self._encode(text)  # GRU: learns through D1's matching loss
         fake, mu, logvar = G.stage1(z, emb.detach())
         d_loss, stats = self._matching_d_loss(D1, real, fake.detach(), emb)
         self._update("discriminator", d_loss)
@@ -511,10 +537,10 @@ class StackGANTask(Task):
         return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "kl": kl.detach(),
                 "stage": torch.tensor(1.0), **stats, "images": x.shape[0]}
 
-    def _stage2(self, x: torch.Tensor, text: torch.Tensor, z: torch.Tensor) -> dict[str, Any]:
+    def _stage2(self, x: torch.Tensor, text: tuple, z: torch.Tensor) -> dict[str, Any]:
         G, D2 = self.G, self.D.d2
         with torch.no_grad():
-            emb = G.encode(text)
+            emb = self._encode(text)
             img1, _, _ = G.stage1(z, emb)
         fake, mu, logvar = G.stage2(img1, emb)
         set_requires_grad(D2, True)
@@ -565,10 +591,12 @@ class FixedTextSampler(nn.Module):
 
 @torch.no_grad()
 def generate(G: StackGANGenerator, text: torch.Tensor, z: torch.Tensor, stage: int,
-             seed: int = 0, size: int = 28, repeat_text: bool = True) -> torch.Tensor:
+             seed: int = 0, size: int = 28, repeat_text: bool = True,
+             ca_scale: float = 1.0) -> torch.Tensor:
     """Images for ``text`` inputs (T texts) x ``z`` (P latents): T*P images, text-major, or
     with ``repeat_text=False`` one image per (text[i], z[i]). Stage 1 images are upsampled
-    (bilinear) to ``size``. CA noise comes from a generator seeded with ``seed``."""
+    (bilinear) to ``size``. CA noise comes from a generator seeded with ``seed``, times
+    ``ca_scale`` (0: each text's mean code)."""
     was = G.training
     G.eval()
     try:
@@ -580,8 +608,8 @@ def generate(G: StackGANGenerator, text: torch.Tensor, z: torch.Tensor, stage: i
             z = z.repeat(t, 1)
         gen = torch.Generator().manual_seed(seed)
         ca = G.ca1.c_dim
-        eps1 = torch.randn(z.shape[0], ca, generator=gen).to(dev)
-        eps2 = torch.randn(z.shape[0], ca, generator=gen).to(dev)
+        eps1 = (torch.randn(z.shape[0], ca, generator=gen) * ca_scale).to(dev)
+        eps2 = (torch.randn(z.shape[0], ca, generator=gen) * ca_scale).to(dev)
         emb = G.encode(text)
         img1, _, _ = G.stage1(z, emb, eps1)
         if stage == 1:
@@ -614,25 +642,31 @@ class TextRun(Run):
         return v.unknown(text) if v is not None else []
 
     def sample_texts(self, texts: list[str], seed: int = 0, stage: int | None = None,
-                     check: bool = True) -> torch.Tensor:
-        """One image per text (z and CA noise seeded by ``seed``)."""
+                     check: bool = True, ca_scale: float | None = None) -> torch.Tensor:
+        """One image per text (z and CA noise seeded by ``seed``); ``ca_scale`` scales the CA
+        noise (default: the run's ``task_options.sample_ca_scale``)."""
         if not texts:
             raise GanforgeError("give at least one text.")
+        if ca_scale is None:
+            ca_scale = parse_options(self.config).sample_ca_scale
+        elif not (isinstance(ca_scale, (int, float)) and 0 <= ca_scale <= 1):
+            raise GanforgeError(f"the text code's truncation must be in [0, 1] (1: the "
+                                f"training noise, 0: each text's mean code), got {ca_scale}.")
         inp = self.text_inputs(list(texts), check)
         z = self.latent(len(texts), seed)
         return generate(self.generator, inp, z, stage or self.stage, seed=seed + 1,
-                        size=self.data_shape[-1], repeat_text=False)
+                        size=self.data_shape[-1], repeat_text=False, ca_scale=float(ca_scale))
 
     def sample(self, n: int, seed: int = 0, truncation: float | None = None,
                truncation_method: str = "scale", text: str | None = None) -> torch.Tensor:
         """n images of ``text``, or of the ten "a regular, upright DIGIT" texts cycled."""
         if n < 1:
             raise GanforgeError(f"the number of samples must be >= 1, got {n}.")
-        if truncation is not None:
-            raise GanforgeError("--truncation is not supported by text-to-image runs; the "
-                                "text's conditioning augmentation sets the variety.")
+        if truncation is not None and truncation_method != "scale":
+            raise GanforgeError("text-to-image runs truncate by scaling the text code's noise: "
+                                "use --truncation-method scale.")
         texts = [text] * n if text is not None else [FIXED_TEXTS[i % 10] for i in range(n)]
-        return self.sample_texts(texts, seed)
+        return self.sample_texts(texts, seed, ca_scale=truncation)
 
 
 StackGANTask.run_class = TextRun
