@@ -158,6 +158,8 @@ def test_bad_stage_config_is_a_clear_error():
     with pytest.raises(ConfigError, match="stage1_size: 14"):
         make_networks(load_config("stackgan-mnist", ["task_options.stage1_size=7"]),
                       (1, 28, 28), "gru", 40)
+    with pytest.raises(ConfigError, match="sample_ca_scale"):
+        load_config("stackgan-mnist", ["task_options.sample_ca_scale=1.5"])
     with pytest.raises(ConfigError, match="task_options.ca_dimm: unknown key"):
         make_networks(load_config("stackgan-mnist", ["task_options.ca_dimm=3"]),
                       (1, 28, 28), "gru", 40)

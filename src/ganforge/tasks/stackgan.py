@@ -97,7 +97,7 @@ class StackGANOptions(BaseModel):
     head_units: int = Field(256, ge=1, description="D: hidden units of the matching head")
     stage1_size: int = Field(14, ge=4, description="Stage-I image side (the data side / 2)")
     sample_ca_scale: float = Field(
-        1.0, ge=0, description="scale of the conditioning-augmentation noise when sampling "
+        1.0, ge=0, le=1, description="scale of the conditioning-augmentation noise when sampling "
         "(1: the training distribution; lower: images more faithful to the text and less "
         "varied, a truncation for the text code; `sample --text ... --truncation PSI` "
         "overrides it)")
@@ -460,7 +460,7 @@ class StackGANTask(Task):
         first = self.table[self.caption_ids[rows, j]]
         if not self.opts.text_mix or k < 2:
             return first, None, None
-        # another caption of the same image (never the same one), and beta ~ U(0, 1)
+        # another caption slot of the same image (never the same slot), and beta ~ U(0, 1)
         step = torch.randint(1, k, (rows.shape[0],), generator=self.pick_gen).to(rows.device)
         beta = torch.rand(rows.shape[0], 1, generator=self.pick_gen).to(rows.device)
         return first, self.table[self.caption_ids[rows, (j + step) % k]], beta
