@@ -21,7 +21,9 @@ from ganforge.errors import ConfigError
 from ganforge.metrics.conditional import classification_accuracy, conditional_scores, intra_fid
 from ganforge.metrics.features import get_extractor
 from ganforge.metrics.scores import fid
+from ganforge.objectives.tricks import mode_seeking_loss, pair_halves
 from ganforge.seeding import sample_latent
+from ganforge.training.trainer import Trainer
 
 SMALL_G = [{"dense": {"units": 1568, "bias": False}}, "batch_norm", "relu",
            {"reshape": {"shape": [32, 7, 7]}},
@@ -136,6 +138,60 @@ def test_too_few_classes_is_an_error(tmp_path):
     cfg["conditioning"]["num_classes"] = 5
     with pytest.raises(ConfigError, match="num_classes=10"):
         ganforge.train(cfg, run_dir=tmp_path / "r")
+
+
+# ------------------------------------------------------------- mode seeking (MSGAN)
+def test_mode_seeking_term_equals_the_formula():
+    z = torch.tensor([[0.0, 1.0], [2.0, 0.0], [1.0, 1.0], [0.0, 4.0], [9.0, 9.0]])
+    fake = torch.tensor([[1.0, 1.0, 1.0], [0.0, 2.0, 0.0], [1.0, 0.0, 3.0], [2.0, 2.0, 2.0],
+                         [7.0, 7.0, 7.0]])
+    # rows 0, 1 against rows 2, 3; row 4 unpaired. |dfake| = (0+1+2 + 2+0+2)/6 = 7/6,
+    # |dz| = (1+0 + 2+4)/4 = 7/4, ratio 2/3 -> 1 / (2/3 + eps)
+    assert mode_seeking_loss(fake, z).item() == pytest.approx(1.5, rel=1e-4)
+    assert pair_halves(torch.tensor([3, 1, 4, 1, 5])).tolist() == [3, 1, 3, 1, 5]
+    with pytest.raises(ConfigError, match="at least 2 samples"):
+        mode_seeking_loss(fake[:1], z[:1])
+
+
+def test_mode_seeking_g_step_pays_the_term_on_pairs_with_the_same_labels(tmp_path, monkeypatch):
+    """In the conditional step the last D step's (and so G's) labels come in two equal
+    halves, and G's loss adds weight x the term computed on that step's samples."""
+    cfg = small("cgan-mnist", 1)
+    cfg["objective"]["mode_seeking"] = 0.5
+    tr = Trainer(load_config(cfg), tmp_path / "r")
+    seen: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    real_generate = type(tr.task).generate
+
+    def spy(self, z, y):
+        out = real_generate(self, z, y)
+        seen.append((z.detach(), y.clone(), out.detach()))
+        return out
+
+    monkeypatch.setattr(type(tr.task), "generate", spy)
+    stats = tr.task.train_step(tr.batcher.next)
+    z, y, fake = seen[-1]
+    assert torch.equal(y[:16], y[16:]) and len(set(y[:16].tolist())) > 3
+    assert stats["mode_seeking"].item() == pytest.approx(mode_seeking_loss(fake, z).item(),
+                                                         rel=1e-5)
+
+
+def test_mode_seeking_makes_samples_of_one_label_differ_more(tmp_path):
+    """150 steps of small cgan networks, the same seeds with and without the term: same-label
+    samples from different latents differ 2x more with it (measured 0.13 / 0.17 without,
+    0.33 / 0.36 with, seeds 0 / 1)."""
+    spread = {}
+    for weight in (0.0, 1.0):
+        torch.manual_seed(0)
+        cfg = small("cgan-mnist", 150)
+        cfg["objective"]["mode_seeking"] = weight
+        tr = Trainer(load_config(cfg), tmp_path / str(weight))
+        tr.fit()
+        G = tr.task.sampling_generator.eval()
+        z = torch.randn(400, 100, generator=torch.Generator().manual_seed(123))
+        y = torch.arange(10).repeat(20)
+        with torch.no_grad():
+            spread[weight] = (G(z[:200], y) - G(z[200:], y)).abs().mean().item()
+    assert spread[1.0] > 1.6 * spread[0.0], spread
 
 
 # --------------------------------------------------------------------------- metrics

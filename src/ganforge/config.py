@@ -114,6 +114,9 @@ class ObjectiveConfig(Section):
                          "real (1 = off)")
     top_k_steps: int = Field(0, ge=0, description="anneal the kept fraction linearly from 1 "
                              "to top_k over this many steps (0 = top_k from the start)")
+    mode_seeking: float = Field(0.0, ge=0, description="MSGAN (Mao et al. 2019): weight of "
+                                "the mode-seeking term 1 / (mean|G(z1)-G(z2)| / mean|z1-z2|) in "
+                                "G's loss, the batch's halves sharing their labels (0 = off)")
     diffaugment: list[Literal["translation", "cutout", "color"]] = Field(
         default_factory=list, description="DiffAugment policies on D's inputs (images)")
     d_norm: Literal["layer_norm", "instance_norm", "none"] | None = Field(

@@ -8,6 +8,9 @@
   (Salimans et al. 2016).
 - ``pack``: PacGAN's packing, m consecutive samples concatenated along the first data axis
   (features of vectors, channels of images) (Lin et al. 2018).
+- ``mode_seeking_loss`` / ``pair_halves``: MSGAN's mode-seeking regularizer, G pays
+  1 / (mean |G(z1) - G(z2)| / mean |z1 - z2| + eps) on a batch whose two halves share their
+  conditions (Mao et al. 2019).
 - ``top_k``: top-k training, G's loss on the generated samples D rates most real only
   (Sinha et al. 2020); ``top_k_fraction`` anneals the kept fraction.
 - ``EMA``: exponential moving average of G's weights, used for sampling (Yazici et al. 2019).
@@ -61,6 +64,27 @@ def feature_matching_loss(real_features: torch.Tensor,
     """||mean_batch f(x) - mean_batch f(G(z))||_2^2 (real features are treated as constants)."""
     diff = real_features.detach().flatten(1).mean(0) - fake_features.flatten(1).mean(0)
     return (diff ** 2).sum()
+
+
+# ---------------------------------------------------------------------------- mode seeking
+def pair_halves(y: torch.Tensor) -> torch.Tensor:
+    """``y`` with rows h..2h-1 replaced by rows 0..h-1 (h = n // 2), so the two halves of a
+    batch ask G for the same conditions (an odd last row keeps its own)."""
+    h = y.shape[0] // 2
+    return torch.cat([y[:h], y[:h], y[2 * h:]])
+
+
+def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """MSGAN (Mao et al. 2019): 1 / (mean |G(z1) - G(z2)| / mean |z1 - z2| + eps), the first
+    half of the batch against the second (same conditions, see ``pair_halves``). Small when
+    different latents give different samples, large when G maps them to one mode."""
+    h = fake.shape[0] // 2
+    if h == 0:
+        raise ConfigError("objective.mode_seeking needs at least 2 samples per batch; raise "
+                          "train.batch_size.")
+    images = (fake[:h] - fake[h:2 * h]).abs().float().mean()
+    latents = (z[:h] - z[h:2 * h]).abs().float().mean()
+    return 1.0 / (images / latents + eps)
 
 
 # -------------------------------------------------------------------------------- packing

@@ -27,7 +27,9 @@ from ganforge.objectives.tricks import (
     diff_augment,
     feature_matching_loss,
     instance_noise_std,
+    mode_seeking_loss,
     pack,
+    pair_halves,
     smoothed_targets,
     top_k,
     top_k_fraction,
@@ -113,6 +115,7 @@ class GeneratorDiscriminatorTask(Task):
         self.augment = list(o.diffaugment)
         self.top_k = float(o.top_k)
         self.top_k_steps = int(o.top_k_steps)
+        self.mode_seeking = float(o.mode_seeking)
         self.ema = (EMA(self.G, o.ema, o.ema_start, o.ema_stats) if o.ema is not None
                     else None)
 
@@ -226,6 +229,8 @@ class GeneratorDiscriminatorTask(Task):
             yf = self.fake_labels(real.shape[0], real.device)
             z = self.latent(real.shape[0])
             last = i == self.d_steps - 1
+            if self.mode_seeking and last and yf is not None:
+                yf = pair_halves(yf)  # G's two halves get the same labels (MSGAN)
             with torch.set_grad_enabled(last):
                 fake = self.generate(z, yf)
             real_in = self.d_input(real, std)
@@ -255,6 +260,9 @@ class GeneratorDiscriminatorTask(Task):
             if fm is not None:
                 g_loss = g_loss + self.fm_weight * fm
         g_loss = self.g_class_terms(g_loss, g_cls, yf)
+        ms = mode_seeking_loss(fake, z) if self.mode_seeking else None
+        if ms is not None:
+            g_loss = g_loss + self.mode_seeking * ms
         self.g_update(g_loss, step, (z,) if yf is None else (z, yf))
 
         to_p = torch.sigmoid if self.loss.probabilities else (lambda t: t)
@@ -273,6 +281,8 @@ class GeneratorDiscriminatorTask(Task):
                                   else torch.zeros((), device=d_loss.device))
         if fm is not None:
             stats["feature_matching"] = fm.detach()
+        if ms is not None:
+            stats["mode_seeking"] = ms.detach()
         return stats  # type: ignore[return-value]
 
 
