@@ -20,7 +20,8 @@ GANs: ``--nets preset`` trains the preset's own networks, optimiser schedule and
 *tricks* (DiffAugment translation + cutout, and an EMA of G: the preset's own, else 0.99), the
 few-shot recipe of the literature. Means and std (ddof 1) are over the seeds; the classifier
 seed is the subset seed. The best setting is picked on the test digits, so it is optimistic;
-the table prints every setting so that a fixed one can be read off.
+the table prints every setting so that a fixed one can be read off. ``--set KEY=VALUE``
+(repeatable) overrides a config key of every GAN, e.g. ``objective.mode_seeking=0.2``.
 
     python benchmarks/augmentation.py --sizes 20,50 --seeds 0,1,2 --gan-steps 2000 \\
         --variants tricks --out benchmarks/results/augmentation/projection.json
@@ -74,7 +75,7 @@ def _mnist_subset(split: str = "train", per_class: int = 20, seed: int = 0) -> T
 
 
 def train_gan(per_class: int, seed: int, steps: int, tricks: bool, preset: str, nets: str,
-              root: Path) -> object:
+              root: Path, overrides: list[str] | None = None) -> object:
     raw = raw_config(preset)
     objective = dict(raw.get("objective", {}))
     raw["data"] = {"source": "mnist-subset",
@@ -101,7 +102,7 @@ def train_gan(per_class: int, seed: int, steps: int, tricks: bool, preset: str, 
         if nets == "preset" and "ema_stats" in objective:
             raw["objective"]["ema_stats"] = objective["ema_stats"]
     name = f"{preset}-{per_class}-{seed}-{'tricks' if tricks else 'plain'}"
-    return ganforge.train(raw, run_dir=root / name)
+    return ganforge.train(raw, run_dir=root / name, overrides=overrides or None)
 
 
 def numbers(text: str, kind: type = float) -> list:
@@ -121,6 +122,8 @@ def main() -> None:
     ap.add_argument("--schedules", default=",".join(SCHEDULES))
     ap.add_argument("--clf-steps", type=int, default=500)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override for every GAN (a lever to measure)")
     ap.add_argument("--keep", help="keep the GAN runs under this folder")
     ap.add_argument("--out", default="benchmarks/results/augmentation/augmentation.json")
     a = ap.parse_args()
@@ -139,7 +142,8 @@ def main() -> None:
                 xr, yr = subset(n, seed)
                 for v in variants:
                     t = time.perf_counter()
-                    run = train_gan(n, seed, a.gan_steps, v == "tricks", a.preset, a.nets, root)
+                    run = train_gan(n, seed, a.gan_steps, v == "tricks", a.preset, a.nets, root,
+                                    a.set)
                     gan_s = time.perf_counter() - t
                     res = compare_augmentation(run, xr, yr, tx, ty, ratios, filters, [seed],
                                                a.clf_steps, schedules, "the 1,000 test digits")
@@ -186,7 +190,8 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     print(f"total {total:.0f} s; {a.preset} ({a.nets} networks), GAN {a.gan_steps} steps, "
-          f"classifier {a.clf_steps} steps of 64, seeds {seeds}")
+          f"classifier {a.clf_steps} steps of 64, seeds {seeds}"
+          + (f", overrides {a.set}" if a.set else ""))
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({

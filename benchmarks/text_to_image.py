@@ -58,7 +58,9 @@ def parse_seeds(text: str) -> list[int]:
 
 def run_ca_scale(run) -> float:
     """The CA noise scale a run samples with by default."""
-    return float((run.config.task_options or {}).get("sample_ca_scale", 1.0))
+    from ganforge.tasks.stackgan import parse_options
+
+    return float(parse_options(run.config).sample_ca_scale)
 
 
 def summarise(rows: list[dict]) -> list[dict]:
