@@ -243,7 +243,10 @@ def main() -> None:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(
             {"label": label, "preset": args.preset, "overrides": args.overrides,
-             "target": TARGET, "real": real, "results": results}, indent=1))
+             "target": TARGET, "real": real,
+             # the sample grids are in --picture's PNG, not repeated as pixels here
+             "results": [{k: v for k, v in r.items() if k != "grid"} for r in results]},
+            indent=1))
 
 
 if __name__ == "__main__":
