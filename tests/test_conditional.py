@@ -153,6 +153,19 @@ def test_mode_seeking_term_equals_the_formula():
         mode_seeking_loss(fake[:1], z[:1])
 
 
+def test_mode_seeking_is_refused_before_training_where_it_cannot_work(tmp_path):
+    """A batch of 1 has no pair to compare, and a task with its own step would ignore the
+    term: both are config errors when the run is built, before any step."""
+    cfg = small("cgan-mnist", 1)
+    cfg["objective"]["mode_seeking"] = 0.2
+    cfg["train"]["batch_size"] = 1
+    with pytest.raises(ConfigError, match="train.batch_size is 1"):
+        Trainer(load_config(cfg), tmp_path / "a")
+    with pytest.raises(ConfigError, match="task 'ctgan' would ignore it"):
+        Trainer(load_config("ctgan", ["objective.mode_seeking=0.2", "train.steps=1"]),
+                tmp_path / "b")
+
+
 def test_mode_seeking_g_step_pays_the_term_on_pairs_with_the_same_labels(tmp_path, monkeypatch):
     """In the conditional step the last D step's (and so G's) labels come in two equal
     halves, and G's loss adds weight x the term computed on that step's samples."""

@@ -12,8 +12,9 @@ from ganforge.architecture.builder import parse_layer
 from ganforge.architecture.layers import LAYERS
 from ganforge.errors import ConfigError, SpecError
 
-# Tasks whose G step applies objective.top_k (the G/D step of ganforge.tasks.unconditional)
-TOP_K_TASKS = ("unconditional", "conditional")
+# Tasks trained by the shared G/D step of ganforge.tasks.unconditional, the one that applies
+# objective.top_k and objective.mode_seeking
+SHARED_STEP_TASKS = ("unconditional", "conditional")
 
 
 def _d_layers(cfg: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -104,11 +105,21 @@ def check_objective(cfg: Any, data_shape: tuple[int, ...] | None = None) -> None
     if o.feature_matching == "off" and o.feature_matching_weight != 1.0:
         raise ConfigError("objective.feature_matching_weight is set but feature_matching is "
                           "off; set objective.feature_matching=added (or alone).")
-    if o.top_k < 1.0 and cfg.task not in TOP_K_TASKS:
+    if o.top_k < 1.0 and cfg.task not in SHARED_STEP_TASKS:
         raise ConfigError(
             f"objective.top_k={o.top_k} (top-k training) is implemented for the tasks "
-            f"{', '.join(TOP_K_TASKS)}; task '{cfg.task}' would ignore it. Set "
+            f"{', '.join(SHARED_STEP_TASKS)}; task '{cfg.task}' would ignore it. Set "
             f"objective.top_k=1.")
+    if o.mode_seeking and cfg.task not in SHARED_STEP_TASKS:
+        raise ConfigError(
+            f"objective.mode_seeking={o.mode_seeking} (MSGAN) is implemented for the tasks "
+            f"{', '.join(SHARED_STEP_TASKS)}; task '{cfg.task}' would ignore it. Set "
+            f"objective.mode_seeking=0.")
+    if o.mode_seeking and cfg.train.batch_size < 2:
+        raise ConfigError(
+            f"objective.mode_seeking compares the two halves of G's batch, but "
+            f"train.batch_size is {cfg.train.batch_size}; raise train.batch_size to 2 or more, "
+            f"or set objective.mode_seeking=0.")
     if o.top_k == 1.0 and o.top_k_steps:
         raise ConfigError("objective.top_k_steps is set but top-k training is off; set "
                           "objective.top_k below 1 (e.g. 0.5).")
