@@ -556,15 +556,25 @@ def test_gumbel_tau_is_the_softmax_temperature(tmp_path) -> None:
     assert one_hot_ness[0.1] > 0.85
 
 
-def test_span_activation_matches_a_per_span_reference_and_gumbel_max_frequencies() -> None:
-    """The fused activation (one softmax over a padded block of all spans) equals tanh /
+def noise_columns(layout, span) -> torch.Tensor:
+    """Where a span's columns sit among the layout's Gumbel-noise columns (group order)."""
+    where = {int(c): i for i, c in enumerate(layout.soft_cols)}
+    return torch.tensor([where[c] for c in range(span.start, span.start + span.width)])
+
+
+@pytest.mark.parametrize("cost", [10_000, 0])
+def test_span_activation_matches_a_per_span_reference_and_gumbel_max_frequencies(cost) -> None:
+    """The fused activation (one softmax per padded block of spans) equals tanh /
     softmax((logits + g) / tau) computed span by span with the same Gumbel noise, and the
     argmax of each one-hot span is distributed as softmax(logits) (the Gumbel-max property:
-    the noise is standard Gumbel). 20,000 rows: sd of a frequency <= 0.0036, tolerance 0.015."""
+    the noise is standard Gumbel). 20,000 rows: sd of a frequency <= 0.0036, tolerance 0.015.
+    A huge group cost puts every span in one padded block; cost 0 gives every width its own."""
     from ganforge.tasks.ctgan import SpanLayout
 
     t = TableTransformer.fit(skewed_frame())
-    layout = SpanLayout(t)
+    layout = SpanLayout(t, group_cost=cost)
+    assert len(layout.blocks) == (1 if cost else len({s.width for s in t.spans
+                                                       if s.act == "softmax"}))
     soft = [s for s in t.spans if s.act == "softmax"]
     assert len(soft) >= 3 and len({s.width for s in soft}) >= 2  # padding is exercised
     n, tau = 20000, 0.3
@@ -583,13 +593,49 @@ def test_span_activation_matches_a_per_span_reference_and_gumbel_max_frequencies
         if s.act == "tanh":
             torch.testing.assert_close(part, torch.tanh(raw[:, s.start:s.start + s.width]))
             continue
-        ref = torch.softmax((raw[:, s.start:s.start + s.width] + g[:, col:col + s.width]) / tau, 1)
+        noise = g[:, noise_columns(layout, s)]
+        ref = torch.softmax((raw[:, s.start:s.start + s.width] + noise) / tau, 1)
         col += s.width
         torch.testing.assert_close(part, ref, rtol=1e-5, atol=1e-6)
         freq = torch.bincount(part.argmax(1), minlength=s.width).double() / n
         expect = torch.softmax(logits[0, s.start:s.start + s.width].double(), 0)
         assert (freq - expect).abs().max() < 0.015, (s, freq, expect)
     assert col == len(layout.soft_cols)
+
+
+def test_width_groups_is_the_cheapest_partition_and_isolates_a_wide_column() -> None:
+    """The DP's partition costs no more than any partition found by brute force (every set
+    partition of 6 spans, 203 of them), and on gss's widths the 538-category occupation code
+    gets its own block: 704 padded columns per row instead of 6,994 for one block."""
+    from ganforge.tasks.ctgan import width_groups
+
+    def cost(groups, widths, c):
+        return sum(len(gr) * max(widths[i] for i in gr) + c for gr in groups)
+
+    def partitions(items):
+        if not items:
+            yield []
+            return
+        first, rest = items[0], items[1:]
+        for part in partitions(rest):
+            for k in range(len(part)):
+                yield part[:k] + [[first, *part[k]]] + part[k + 1:]
+            yield [[first], *part]
+
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        widths = [int(w) for w in rng.integers(2, 60, 6)]
+        c = int(rng.choice([0, 8, 64, 400]))
+        got = width_groups(widths, c)
+        assert sorted(i for gr in got for i in gr) == list(range(6))
+        best = min(cost(p, widths, c) for p in partitions(list(range(6))))
+        assert cost(got, widths, c) == best, (trial, widths, c, got)
+    assert sum(1 for _ in partitions(list(range(6)))) == 203  # Bell number B6
+    gss = [45, 538, 11, 8, 2, 5, 5, 9, 10, 10, 10, 2, 2]
+    groups = width_groups(gss)
+    assert [1] in groups
+    padded = sum(len(gr) * max(gss[i] for i in gr) for gr in groups)
+    assert padded == 704 and len(gss) * 538 == 6994
 
 
 # ------------------------------------------------------- real tables' CSV input (issue 25)

@@ -50,39 +50,70 @@ TRANSFORMER_FILE = "table.json"
 
 
 # ------------------------------------------------------------------------ span layout
+GROUP_COST = 64  # a softmax group's fixed cost, in padded columns (a few ops' launch time)
+
+
+def width_groups(widths: Sequence[int], cost: int = GROUP_COST) -> list[list[int]]:
+    """Partition spans (by index) into groups that share one padded softmax block.
+
+    A group of k spans pads every span to its widest, so it costs k * widest columns plus a
+    fixed ``cost`` per group. Sorted by width, the cheapest partition into runs of neighbours
+    is found exactly by dynamic programming. One 538-category column among ten 2-11-wide spans
+    gets its own block instead of padding all ten to 538."""
+    order = sorted(range(len(widths)), key=lambda i: (widths[i], i))
+    w = [widths[i] for i in order]
+    best = [0.0] + [float("inf")] * len(w)
+    cut = [0] * (len(w) + 1)
+    for j in range(1, len(w) + 1):
+        for i in range(j):  # the last group holds sorted spans i..j-1; w[j-1] is its widest
+            c = best[i] + (j - i) * w[j - 1] + cost
+            if c < best[j]:
+                best[j], cut[j] = c, i
+    groups, j = [], len(w)
+    while j:
+        groups.append(sorted(order[cut[j]:j]))
+        j = cut[j]
+    return groups[::-1]
+
+
 class SpanLayout(nn.Module):
     """Index tensors that apply per-span activations to all spans at once.
 
-    The one-hot spans' logits are scattered into a padded ``(batch, spans, widest)`` block
-    (``-inf`` in the padding) for one softmax over all spans. Every index step is an
-    ``index_select`` / ``index_copy`` along the feature axis, whose backward passes are
-    ``index_add`` / ``index_select``: advanced indexing (``raw[:, idx]``) costs an
-    ``index_put`` with accumulation in backward, several times slower on CPU. Gumbel noise is
-    drawn for the real one-hot columns only, not the padding.
+    The one-hot spans are grouped by width (``width_groups``); each group's logits are
+    scattered into a padded ``(batch, spans, widest)`` block (``-inf`` in the padding) for one
+    softmax over its spans, so a table with one very wide column does not pad every other span
+    to that width. Every index step is an ``index_select`` / ``index_copy`` along the feature
+    axis, whose backward passes are ``index_add`` / ``index_select``: advanced indexing
+    (``raw[:, idx]``) costs an ``index_put`` with accumulation in backward, several times
+    slower on CPU. Gumbel noise is drawn for the real one-hot columns only, not the padding;
+    ``soft_cols`` lists those columns in group order, the order of the noise's columns.
     """
 
-    def __init__(self, transformer: Any) -> None:
+    def __init__(self, transformer: Any, group_cost: int = GROUP_COST) -> None:
         super().__init__()
         spans = transformer.spans
         tanh = [s.start for s in spans if s.act == "tanh"]
         soft = [s for s in spans if s.act == "softmax"]
-        wmax = max((s.width for s in soft), default=1)
-        idx = torch.zeros(len(soft), wmax, dtype=torch.long)
-        valid = torch.zeros(len(soft), wmax, dtype=torch.bool)
-        for i, s in enumerate(soft):
-            idx[i, :s.width] = torch.arange(s.start, s.start + s.width)
-            valid[i, :s.width] = True
-        soft_cols = idx[valid]
+        cols: list[torch.Tensor] = []
+        self.blocks: list[tuple[int, int, int, int]] = []  # (offset, columns, spans, widest)
+        for g, members in enumerate(width_groups([s.width for s in soft], group_cost)):
+            wmax = max(soft[i].width for i in members)
+            valid = torch.zeros(len(members), wmax, dtype=torch.bool)
+            for r, i in enumerate(members):
+                valid[r, :soft[i].width] = True
+                cols.append(torch.arange(soft[i].start, soft[i].start + soft[i].width))
+            n_cols = int(valid.sum())
+            self.blocks.append((sum(b[1] for b in self.blocks), n_cols, len(members), wmax))
+            # position of each one-hot column in the group's flattened padded block
+            self.register_buffer(f"pad_pos_{g}", valid.reshape(-1).nonzero().reshape(-1),
+                                 persistent=False)
+        soft_cols = torch.cat(cols) if cols else torch.zeros(0, dtype=torch.long)
         order = torch.cat([torch.tensor(tanh, dtype=torch.long), soft_cols])
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(len(order))
         self.register_buffer("tanh_idx", torch.tensor(tanh, dtype=torch.long), persistent=False)
         self.register_buffer("soft_cols", soft_cols, persistent=False)
-        # position of each one-hot column in the flattened (spans * widest) padded block
-        self.register_buffer("pad_pos", valid.reshape(-1).nonzero().reshape(-1),
-                             persistent=False)
         self.register_buffer("inverse", inverse, persistent=False)
-        self.n_spans, self.wmax = len(soft), wmax
         self.width = transformer.width
 
     def gumbel(self, n: int, like: torch.Tensor) -> torch.Tensor:
@@ -98,10 +129,15 @@ class SpanLayout(nn.Module):
         parts = [torch.tanh(raw.index_select(1, self.tanh_idx))]
         if self.soft_cols.numel():
             y = (raw.index_select(1, self.soft_cols) + self.gumbel(b, raw)) / tau
-            pad = y.new_full((b, self.n_spans * self.wmax), float("-inf"))
-            pad = pad.index_copy(1, self.pad_pos, y).view(b, self.n_spans, self.wmax)
-            soft = torch.softmax(pad, dim=-1).view(b, -1).index_select(1, self.pad_pos)
-            parts.append(soft)
+            for g, (off, n_cols, n_spans, wmax) in enumerate(self.blocks):
+                yg = y.narrow(1, off, n_cols)
+                if n_cols == n_spans * wmax:  # spans of one width: no padding
+                    parts.append(torch.softmax(yg.view(b, n_spans, wmax), -1).view(b, -1))
+                    continue
+                pos = getattr(self, f"pad_pos_{g}")
+                pad = yg.new_full((b, n_spans * wmax), float("-inf")).index_copy(1, pos, yg)
+                soft = torch.softmax(pad.view(b, n_spans, wmax), dim=-1).view(b, -1)
+                parts.append(soft.index_select(1, pos))
         return torch.cat(parts, 1).index_select(1, self.inverse)
 
     def sample(self, raw: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
