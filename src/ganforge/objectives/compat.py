@@ -105,16 +105,13 @@ def check_objective(cfg: Any, data_shape: tuple[int, ...] | None = None) -> None
     if o.feature_matching == "off" and o.feature_matching_weight != 1.0:
         raise ConfigError("objective.feature_matching_weight is set but feature_matching is "
                           "off; set objective.feature_matching=added (or alone).")
-    if o.top_k < 1.0 and cfg.task not in SHARED_STEP_TASKS:
-        raise ConfigError(
-            f"objective.top_k={o.top_k} (top-k training) is implemented for the tasks "
-            f"{', '.join(SHARED_STEP_TASKS)}; task '{cfg.task}' would ignore it. Set "
-            f"objective.top_k=1.")
-    if o.mode_seeking and cfg.task not in SHARED_STEP_TASKS:
-        raise ConfigError(
-            f"objective.mode_seeking={o.mode_seeking} (MSGAN) is implemented for the tasks "
-            f"{', '.join(SHARED_STEP_TASKS)}; task '{cfg.task}' would ignore it. Set "
-            f"objective.mode_seeking=0.")
+    for key, what, on, off in (("top_k", "top-k training", o.top_k < 1.0, 1),
+                               ("mode_seeking", "MSGAN", bool(o.mode_seeking), 0)):
+        if on and cfg.task not in SHARED_STEP_TASKS:
+            raise ConfigError(
+                f"objective.{key}={getattr(o, key)} ({what}) is implemented for the tasks "
+                f"{', '.join(SHARED_STEP_TASKS)}; task '{cfg.task}' would ignore it. Set "
+                f"objective.{key}={off}.")
     if o.mode_seeking and cfg.train.batch_size < 2:
         raise ConfigError(
             f"objective.mode_seeking compares the two halves of G's batch, but "

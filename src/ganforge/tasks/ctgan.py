@@ -96,6 +96,7 @@ class SpanLayout(nn.Module):
         soft = [s for s in spans if s.act == "softmax"]
         cols: list[torch.Tensor] = []
         self.blocks: list[tuple[int, int, int, int]] = []  # (offset, columns, spans, widest)
+        offset = 0
         for g, members in enumerate(width_groups([s.width for s in soft], group_cost)):
             wmax = max(soft[i].width for i in members)
             valid = torch.zeros(len(members), wmax, dtype=torch.bool)
@@ -103,7 +104,8 @@ class SpanLayout(nn.Module):
                 valid[r, :soft[i].width] = True
                 cols.append(torch.arange(soft[i].start, soft[i].start + soft[i].width))
             n_cols = int(valid.sum())
-            self.blocks.append((sum(b[1] for b in self.blocks), n_cols, len(members), wmax))
+            self.blocks.append((offset, n_cols, len(members), wmax))
+            offset += n_cols
             # position of each one-hot column in the group's flattened padded block
             self.register_buffer(f"pad_pos_{g}", valid.reshape(-1).nonzero().reshape(-1),
                                  persistent=False)
