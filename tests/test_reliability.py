@@ -675,12 +675,14 @@ def test_sigkill_resume_exact_for_a_conv_gan_with_batchnorm_and_dropout(tmp_path
     run = tmp_path / "run"
     cmd = cli_cmd("train", "dcgan-mnist", *sets(over), "--run-dir", str(run), "--resume", "auto")
     rng = random.Random(99)
-    for _ in range(2):  # two kills at random moments, then a clean finish
+    # two kills at random moments, then a clean finish. The moments are set in steps (a
+    # checkpoint at or past a random target, then a few ms): a delay in seconds let a fast
+    # host finish all 60 steps before the second kill.
+    for target in (rng.randint(10, 25), rng.randint(30, 45)):
         proc = subprocess.Popen(cmd, env=cli_env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
-        _wait_for_checkpoint(proc, run, after=steps_of(run)[-1] if steps_of(run) else 0,
-                             timeout=300)
-        time.sleep(rng.uniform(0.0, 1.0))
+        _wait_for_checkpoint(proc, run, after=target - 1, timeout=300, poll=0.002)
+        time.sleep(rng.uniform(0.0, 0.05))
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         assert proc.returncode == -signal.SIGKILL
