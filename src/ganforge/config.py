@@ -117,6 +117,14 @@ class ObjectiveConfig(Section):
     mode_seeking: float = Field(0.0, ge=0, description="MSGAN (Mao et al. 2019): weight of "
                                 "the mode-seeking term 1 / (mean|G(z1)-G(z2)| / mean|z1-z2|) in "
                                 "G's loss, the batch's halves sharing their labels (0 = off)")
+    likelihood: float = Field(0.0, ge=0, description="weight of the teacher-forced negative "
+                              "log-likelihood of the real batch in G's loss (SeqGAN's "
+                              "maximum-likelihood training of an autoregressive G, kept as a "
+                              "term): a feedback G reads the real previous step instead of its "
+                              "own (0 = off)")
+    likelihood_warmup: int = Field(0, ge=0, description="steps at the start in which G learns "
+                                   "from the likelihood term alone (maximum-likelihood "
+                                   "pretraining; D trains as usual)")
     diffaugment: list[Literal["translation", "cutout", "color"]] = Field(
         default_factory=list, description="DiffAugment policies on D's inputs (images)")
     d_norm: Literal["layer_norm", "instance_norm", "none"] | None = Field(

@@ -29,7 +29,15 @@ import torch
 from torch import nn
 
 from ganforge.architecture.builder import SpecNet, plan_network
-from ganforge.architecture.layers import Shape, ShapeError, _fmt, _need, check_spans, register_layer
+from ganforge.architecture.layers import (
+    Shape,
+    ShapeError,
+    SpanSoftmax,
+    _fmt,
+    _need,
+    check_spans,
+    register_layer,
+)
 from ganforge.errors import SpecError
 
 _PER_STEP = {"dense", "relu", "leaky_relu", "tanh", "sigmoid", "span_softmax", "dropout"}
@@ -96,8 +104,48 @@ class Feedback(nn.Module):
             prev = h
         return torch.cat(outs, dim=1)
 
+    def teacher_forced_nll(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The negative log-likelihood of ``target`` (N, T, width), one-hot per span, under
+        the body read with teacher forcing: step t's recurrent layer reads the latent at t
+        and ``target`` at t-1 (zeros at t = 0) instead of the body's own output, so all steps
+        run in one call. The body's last layer must be ``span_softmax``: its spans' logits
+        (before its Gumbel noise) give one cross entropy per span, averaged over samples and
+        steps and summed over the spans (nats per step)."""
+        rnn, head = self.body.layers[0].rnn, self.body.layers[1:]
+        last = head[-1] if len(head) else None
+        if not isinstance(last, SpanSoftmax):
+            raise SpecError("the likelihood term needs the feedback body to end with "
+                            "span_softmax (one categorical variable per span)")
+        prev = torch.cat([target.new_zeros(target.shape[0], 1, self.width), target[:, :-1]],
+                         dim=1)
+        h, _ = rnn(torch.cat([x, prev.to(x.dtype)], dim=-1))
+        for layer in head[:-1]:
+            h = layer(h)
+        nll = h.new_zeros(())
+        for logits, onehot in zip(torch.split(h, last.spans, dim=-1),
+                                  torch.split(target, last.spans, dim=-1), strict=True):
+            nll = nll + nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]).float(),
+                onehot.argmax(-1).reshape(-1))
+        return nll
+
     def extra_repr(self) -> str:
         return f"feeds back {self.width} features"
+
+
+def teacher_forced_nll(net: nn.Module, z: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """The likelihood term of ``objective.likelihood``: ``net`` (a spec-built generator whose
+    last layer is ``feedback``) maps ``z`` through its layers before the feedback layer, which
+    then scores the real batch with teacher forcing (``Feedback.teacher_forced_nll``)."""
+    net = getattr(net, "module", net)  # unwrapped from DistributedDataParallel
+    layers = list(getattr(net, "layers", []))
+    if not layers or not isinstance(layers[-1], Feedback):
+        raise SpecError("the likelihood term needs a generator whose last layer is feedback "
+                        "(an autoregressive body ending in span_softmax)")
+    h = z
+    for layer in layers[:-1]:
+        h = layer(h)
+    return layers[-1].teacher_forced_nll(h, real)
 
 
 @_feedback.builder

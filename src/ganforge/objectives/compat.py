@@ -61,6 +61,39 @@ def check_rejection_config(cfg: Any, method: str) -> None:
                           f"objective.packing=1 or {fix}.")
 
 
+def _check_likelihood(cfg: Any) -> None:
+    """objective.likelihood scores real sequences with G's feedback body (teacher forcing):
+    an unconditional task whose G ends with a feedback layer, its body with span_softmax."""
+    o = cfg.objective
+    if cfg.task != "unconditional":
+        raise ConfigError(
+            f"objective.likelihood={o.likelihood} (the teacher-forced likelihood of an "
+            f"autoregressive G) is implemented for task 'unconditional'; task '{cfg.task}' "
+            f"would ignore it. Set objective.likelihood=0.")
+    layers = []
+    for i, entry in enumerate(cfg.generator.layers):
+        try:
+            layers.append(parse_layer(entry, f"generator.layers[{i}]"))
+        except SpecError:  # the builder reports malformed layers with their spec path
+            return
+    body = layers[-1][1].get("layers") if layers and layers[-1][0] == "feedback" else None
+    last = None
+    if isinstance(body, list) and body:
+        try:
+            last = parse_layer(body[-1], "feedback.layers[-1]")[0]
+        except SpecError:
+            return
+    if last != "span_softmax":
+        raise ConfigError(
+            f"objective.likelihood={o.likelihood} scores real sequences with the generator's "
+            f"autoregressive body, so G's last layer must be feedback: {{layers: [lstm, ..., "
+            f"span_softmax]}} (each step's categories as one-hot spans, e.g. music with "
+            f"encoding onehot; see docs/music.md). This generator ends with "
+            f"'{layers[-1][0] if layers else 'nothing'}'"
+            f"{' whose body does not end with span_softmax' if body else ''}. Use such a "
+            f"generator, or set objective.likelihood=0.")
+
+
 def check_objective(cfg: Any, data_shape: tuple[int, ...] | None = None) -> None:
     """Raise ConfigError when objective pieces clash with each other or with D's spec."""
     o = cfg.objective
@@ -117,6 +150,11 @@ def check_objective(cfg: Any, data_shape: tuple[int, ...] | None = None) -> None
             f"objective.mode_seeking compares the two halves of G's batch, but "
             f"train.batch_size is {cfg.train.batch_size}; raise train.batch_size to 2 or more, "
             f"or set objective.mode_seeking=0.")
+    if o.likelihood_warmup and not o.likelihood:
+        raise ConfigError("objective.likelihood_warmup is set but the likelihood term is off; "
+                          "set objective.likelihood above 0 (e.g. 1).")
+    if o.likelihood:
+        _check_likelihood(cfg)
     if o.top_k == 1.0 and o.top_k_steps:
         raise ConfigError("objective.top_k_steps is set but top-k training is off; set "
                           "objective.top_k below 1 (e.g. 0.5).")

@@ -17,7 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ganforge.architecture.layers_seq import teacher_forced_nll
 from ganforge.data.sequences import apply_mask
+from ganforge.errors import ConfigError
 from ganforge.objectives import get_loss
 from ganforge.objectives.losses import GanLoss
 from ganforge.objectives.penalties import clip_weights, gradient_penalty, r1_penalty
@@ -75,6 +77,10 @@ class GeneratorDiscriminatorTask(Task):
         # (a context without data, as in unit tests of the objective pieces: fixed-length)
         data = getattr(ctx, "data", None)
         self.mask_channel = "variable_length" in (getattr(data, "info", None) or {})
+        if self.likelihood and self.mask_channel:
+            raise ConfigError("objective.likelihood scores every step of the real sequences, "
+                              "but this data has variable lengths (a mask channel); use "
+                              "fixed-length windows, or set objective.likelihood=0.")
 
     @property
     def probabilities(self) -> bool:  # type: ignore[override]
@@ -116,6 +122,8 @@ class GeneratorDiscriminatorTask(Task):
         self.top_k = float(o.top_k)
         self.top_k_steps = int(o.top_k_steps)
         self.mode_seeking = float(o.mode_seeking)
+        self.likelihood = float(o.likelihood)
+        self.likelihood_warmup = int(o.likelihood_warmup)
         self.ema = (EMA(self.G, o.ema, o.ema_start, o.ema_stats) if o.ema is not None
                     else None)
 
@@ -263,6 +271,10 @@ class GeneratorDiscriminatorTask(Task):
         ms = mode_seeking_loss(fake, z) if self.mode_seeking else None
         if ms is not None:
             g_loss = g_loss + self.mode_seeking * ms
+        nll = teacher_forced_nll(self.G, z, real) if self.likelihood else None
+        if nll is not None:  # during the warm-up, the likelihood term alone (MLE pretraining)
+            g_loss = (self.likelihood * nll if step < self.likelihood_warmup
+                      else g_loss + self.likelihood * nll)
         self.g_update(g_loss, step, (z,) if yf is None else (z, yf))
 
         to_p = torch.sigmoid if self.loss.probabilities else (lambda t: t)
@@ -283,6 +295,8 @@ class GeneratorDiscriminatorTask(Task):
             stats["feature_matching"] = fm.detach()
         if ms is not None:
             stats["mode_seeking"] = ms.detach()
+        if nll is not None:
+            stats["likelihood_nll"] = nll.detach()
         return stats  # type: ignore[return-value]
 
 

@@ -334,6 +334,10 @@ class Distributed:
         if not names:
             raise ConfigError(f"task '{trainer.cfg.task}' does not support training with several "
                               f"processes yet; run it with one process.")
+        if trainer.cfg.objective.likelihood:
+            raise ConfigError("objective.likelihood runs G's layers outside its forward pass, "
+                              "which DistributedDataParallel does not synchronize; train it "
+                              "with one process, or set objective.likelihood=0.")
         if trainer.cfg.train.sync_bn:  # every network, the EMA generator's own statistics too
             for m in trainer.modules().values():
                 convert_sync_batchnorm(m, trainer.device)
