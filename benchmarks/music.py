@@ -5,7 +5,7 @@ overrides apply to every seed), then scores each run as ``ganforge musicscore RU
 1,000 generated windows quantized as they are written to MIDI against the training windows,
 and the held-out test pieces' windows against the training windows as the real-vs-real row
 (pitch-class KL and distance, note-length distance, scale consistency, repetitions, tone
-span, and TimeGAN's discriminative score on the quantized notes, min-max scaled). Prints a table with
+span, phrases of 8 notes copied from the training windows, and TimeGAN's discriminative score on the quantized notes, min-max scaled). Prints a table with
 the issue's targets, writes JSON and a piano-roll picture (real windows above, seed 0's
 generated ones below).
 
@@ -88,6 +88,7 @@ def main() -> None:
     ap.add_argument("--disc-iterations", type=int, default=2000)
     ap.add_argument("--json", help="write every run's scores here")
     ap.add_argument("--picture", help="piano rolls of real and generated windows (.png)")
+    ap.add_argument("--keep", help="keep the runs here (DIR/seedS) instead of deleting them")
     args = ap.parse_args()
 
     load = os.getloadavg()
@@ -96,7 +97,7 @@ def main() -> None:
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in parse_seeds(args.seeds):
-            run_dir = Path(tmp) / f"seed{seed}"
+            run_dir = Path(args.keep or tmp) / f"seed{seed}"
             r = train_and_score(args.preset, seed, args.overrides, run_dir, args.n,
                                 args.disc_iterations)
             r["meets"] = meets(r)
@@ -111,7 +112,7 @@ def main() -> None:
             if args.picture and len(runs) == 1:
                 picture(run_dir, Path(args.picture))
     cols = ["pitch_class_kl", "pitch_class_distance", "note_length_distance",
-            "scale_consistency", "repetitions", "tone_span", "discriminative"]
+            "scale_consistency", "repetitions", "tone_span", "copied_phrases", "discriminative"]
     print("\n| row | " + " | ".join(cols) + " | train s |")
     print("|---" * (len(cols) + 2) + "|")
     for r in runs:

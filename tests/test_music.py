@@ -39,6 +39,7 @@ from ganforge.data.sequences import minmax_invert
 from ganforge.errors import DataError, GanforgeError
 from ganforge.metrics.music import (
     SCORE_COLUMNS,
+    copied_phrases,
     kl_divergence,
     music_scores,
     note_length_histogram,
@@ -279,6 +280,18 @@ def test_scores_match_hand_computed_values() -> None:
     assert music_scores(lengths, real)["note_length_distance"] == pytest.approx(0.875)
     with pytest.raises(GanforgeError, match="no notes"):
         pitch_class_histogram([])
+    # phrases of 3 notes (pitch, duration): the real melody holds (60 62 64) and (62 64 65)
+    # as quarters; the generated one's 4 phrases: (60 62 64) found, (62 64 67) not, then
+    # (64 67 60) and (67 60 62) not; a half note instead of a quarter is another phrase
+    tune = np.array([[[p, 1, 1] for p in (60, 62, 64, 65)]], dtype=float)
+    made = np.array([[[p, 1, 1] for p in (60, 62, 64, 67, 60, 62)]], dtype=float)
+    assert copied_phrases(made, tune, n=3) == 0.25
+    assert copied_phrases(tune, tune, n=3) == 1.0
+    longer = tune.copy()
+    longer[0, 0, 1] = 2.0
+    assert copied_phrases(longer, tune, n=3) == 0.5  # only (62 64 65) after the half note
+    assert math.isnan(copied_phrases(tune, tune, n=5))  # no melody has 5 notes
+    assert math.isnan(music_scores(tune, tune)["copied_phrases"])  # phrases of 8 by default
 
 
 # ----------------------------------------------------------------------- crnngan preset

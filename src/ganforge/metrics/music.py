@@ -21,6 +21,10 @@ Against the real set:
 - ``note_length_distance``: the total variation distance of the duration histograms over the
   bins of :data:`LENGTH_BINS` (1/16, 1/8, dotted 1/8, 1/4, dotted 1/4, 1/2, dotted 1/2, whole
   and longer).
+- ``copied_phrases``: the fraction of the set's phrases of :data:`PHRASE` = 8 consecutive
+  notes (pitch and duration, in 1/48 quarters) that occur anywhere in the real set: a
+  memorization check. Real melodies share phrases too (a chorale tune harmonized twice, a
+  cadence formula), so read it against the real-vs-real row.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ MAJOR = (0, 2, 4, 5, 7, 9, 11)
 LENGTH_BINS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 _LENGTH_EDGES = np.array([0.0, 0.375, 0.625, 0.875, 1.25, 1.75, 2.5, 3.5, np.inf])
 NGRAM = 4
+PHRASE = 8
 EPS = 1e-6
 
 Melodies = np.ndarray | Sequence[np.ndarray]
@@ -115,6 +120,34 @@ def tone_span(melodies: Melodies) -> float:
     return float(np.mean([np.ptp(_pitches(m)) for m in _melodies(melodies) if len(m)]))
 
 
+def _phrase_keys(melodies: Melodies, n: int) -> np.ndarray:
+    """One 64-bit key per run of ``n`` consecutive notes of each melody (pitch and duration
+    quantized to 1/48 quarter), a polynomial hash that wraps around (collisions ~2^-64)."""
+    keys = []
+    for m in _melodies(melodies):
+        if len(m) < n:
+            continue
+        token = (_pitches(m).astype(np.uint64) * np.uint64(1 << 20)
+                 + np.round(m[:, 1] * 48).astype(np.int64).clip(0, (1 << 20) - 1)
+                 .astype(np.uint64))
+        windows = np.lib.stride_tricks.sliding_window_view(token, n)
+        key = np.zeros(len(windows), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for j in range(n):
+                key = key * np.uint64(1_000_003) + windows[:, j] + np.uint64(j + 1)
+        keys.append(key)
+    return np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint64)
+
+
+def copied_phrases(generated: Melodies, real: Melodies, n: int = PHRASE) -> float:
+    """Fraction of ``generated``'s runs of ``n`` consecutive notes (pitch and duration) that
+    occur somewhere in ``real`` (NaN when no melody has ``n`` notes)."""
+    mine = _phrase_keys(generated, n)
+    if not len(mine):
+        return float("nan")
+    return float(np.isin(mine, np.unique(_phrase_keys(real, n))).mean())
+
+
 def melody_stats(melodies: Melodies) -> dict[str, float]:
     """The per-set scores: scale consistency, repetitions, tone span."""
     return {"scale_consistency": scale_consistency(melodies),
@@ -130,11 +163,12 @@ def music_scores(generated: Melodies, real: Melodies) -> dict[str, Any]:
         "note_length_distance": total_variation(note_length_histogram(real),
                                                 note_length_histogram(generated)),
         **melody_stats(generated),
+        "copied_phrases": copied_phrases(generated, real),
     }
 
 
 SCORE_COLUMNS = ("pitch_class_kl", "pitch_class_distance", "note_length_distance",
-                 "scale_consistency", "repetitions", "tone_span")
+                 "scale_consistency", "repetitions", "tone_span", "copied_phrases")
 
 EXTRA_COLUMNS = ("discriminative",)  # printed when every row has it (musicscore)
 

@@ -290,7 +290,9 @@ def melodies_section(run_dir: str | Path, k: int = REPORT_MELODIES) -> str:
 SCORE_NAMES = {"pitch_class_kl": "pitch-class KL", "pitch_class_distance": "pitch-class distance",
                "note_length_distance": "note-length distance",
                "scale_consistency": "scale consistency", "repetitions": "repetitions",
-               "tone_span": "tone span (semitones)", "discriminative": "discriminative"}
+               "tone_span": "tone span (semitones)",
+               "copied_phrases": "phrases of 8 notes found in the training windows",
+               "discriminative": "discriminative"}
 
 
 def music_scores_section(evals: Sequence[dict[str, Any]]) -> str:
