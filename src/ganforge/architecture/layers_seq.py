@@ -137,7 +137,6 @@ def teacher_forced_nll(net: nn.Module, z: torch.Tensor, real: torch.Tensor) -> t
     """The likelihood term of ``objective.likelihood``: ``net`` (a spec-built generator whose
     last layer is ``feedback``) maps ``z`` through its layers before the feedback layer, which
     then scores the real batch with teacher forcing (``Feedback.teacher_forced_nll``)."""
-    net = getattr(net, "module", net)  # unwrapped from DistributedDataParallel
     layers = list(getattr(net, "layers", []))
     if not layers or not isinstance(layers[-1], Feedback):
         raise SpecError("the likelihood term needs a generator whose last layer is feedback "
