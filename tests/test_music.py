@@ -347,6 +347,9 @@ def test_crnngan_learns_the_pitch_classes_and_writes_midi(tmp_path: Path, capsys
     assert cli_main(["sample", str(tmp_path / "run"), "-n", "2", "--out",
                      str(tmp_path / "melody.musicxml")]) == 0
     assert len(read_musicxml(tmp_path / "melody.musicxml")) > 0
+    # a scaled G (no span_softmax) has no categories to draw at a temperature
+    with pytest.raises(GanforgeError, match="span_softmax layer .* this run's generator has none"):
+        trained.set_sample_temperature(0.8)
     # ganforge musicscore: the generated row is music_scores of the quantized samples; the
     # real-vs-real row compares the held-out chorale's windows with the training windows
     capsys.readouterr()
@@ -455,6 +458,13 @@ def test_span_softmax_draws_each_span_from_its_softmax() -> None:
     for part, p in zip(torch.split(cold(logits), [3, 2], dim=1), probs, strict=True):
         freq = torch.bincount(part.argmax(1), minlength=len(p)) / len(part)
         torch.testing.assert_close(freq, torch.softmax(p.log() / 0.5, 0), atol=0.01, rtol=0)
+    # one temperature per span: the first span sharpened (0.5), the second as learned (1)
+    per_span = SpanSoftmax([3, 2], 0.2, sample_temperature=[0.5, 1]).eval()
+    torch.manual_seed(3)
+    for part, p, t in zip(torch.split(per_span(logits), [3, 2], dim=1), probs, (0.5, 1.0),
+                          strict=True):
+        freq = torch.bincount(part.argmax(1), minlength=len(p)) / len(part)
+        torch.testing.assert_close(freq, torch.softmax(p.log() / t, 0), atol=0.01, rtol=0)
 
 
 def test_span_softmax_spans_follow_the_data_or_say_what_is_wrong() -> None:
@@ -464,6 +474,9 @@ def test_span_softmax_spans_follow_the_data_or_say_what_is_wrong() -> None:
 
     with pytest.raises(SpecError, match=r"spans \[3, 3\] add up to 6, but the input has 5"):
         build_network({"layers": [{"span_softmax": {"spans": [3, 3]}}]}, (4, 5), "generator")
+    with pytest.raises(SpecError, match=r"sample_temperature .* one per span \(2 spans\), got \[0.8\]"):
+        build_network({"layers": [{"span_softmax": {"spans": [3, 2], "sample_temperature": [0.8]}}]},
+                      (4, 5), "generator")
     cfg = load_config("crnngan-onehot")
     filled = resolve_data_widths(cfg, (32, 51), [25, 13, 13])
     assert filled.generator.layers[-2] == {"dense": {"units": 51}}
@@ -473,7 +486,7 @@ def test_span_softmax_spans_follow_the_data_or_say_what_is_wrong() -> None:
 
 
 @pytest.mark.slow
-def test_crnngan_onehot_learns_pitches_and_writes_its_notes(tmp_path: Path) -> None:
+def test_crnngan_onehot_learns_pitches_and_writes_its_notes(tmp_path: Path, capsys) -> None:
     # Measured (seed 1, 12 chorales, 32 units, 1 thread, 400 steps): untrained G draws every
     # category at random: note-length distance 0.65, scale consistency 0.71, tone span
     # 17.6; trained: 0.05, 0.92, 12.3 (real windows: span about 11). Seeds 0-3 at this small
@@ -511,6 +524,34 @@ def test_crnngan_onehot_learns_pitches_and_writes_its_notes(tmp_path: Path) -> N
     notes = decode_notes(trained.sample(3, seed=2).numpy(), info)
     np.testing.assert_array_equal(read_midi(out), timeline(notes))
     assert set(notes[..., 1].ravel()) <= set(info["music"]["vocab"]["duration"])
+    # sampling temperature per span: the pitch drawn at 0.5 keeps G's likelier notes (a
+    # narrower span); durations and deltas, drawn at 1 with the same noise, are the same notes
+    spans = trained.set_sample_temperature([0.5, 1, 1])
+    assert spans == [len(v) for v in info["music"]["vocab"].values()]
+    cold = decode_notes(trained.sample(256, seed=1).numpy(), info)
+    run.generator.load_state_dict(trained.generator.state_dict())
+    warm = decode_notes(run.sample(256, seed=1).numpy(), info)
+    np.testing.assert_array_equal(cold[..., 1:], warm[..., 1:])
+    print(f"tone span: temperature 1 {tone_span(warm):.2f}, pitch at 0.5 {tone_span(cold):.2f}")
+    assert tone_span(cold) < tone_span(warm) - 1.0
+    cold_out = tmp_path / "cold.mid"
+    assert cli_main(["sample", str(tmp_path / "run"), "-n", "3", "--seed", "2", "--out",
+                     str(cold_out), "--temperature", "0.5,1,1"]) == 0
+    np.testing.assert_array_equal(read_midi(cold_out),
+                                  timeline(decode_notes(trained.sample(3, seed=2).numpy(), info)))
+    # musicscore --temperature scores those samples and records the temperatures it used
+    assert cli_main(["musicscore", str(tmp_path / "run"), "-n", "256", "--seed", "1",
+                     "--disc-iterations", "0", "--temperature", "0.5,1,1"]) == 0
+    rec = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert rec["protocol"]["sample_temperature"] == [0.5, 1.0, 1.0]
+    assert rec["tone_span"] == pytest.approx(tone_span(cold), abs=1e-6)
+    with pytest.raises(GanforgeError, match=r"2 sampling temperatures for 3 spans"):
+        trained.set_sample_temperature([0.5, 1])
+    with pytest.raises(GanforgeError, match=r"numbers > 0"):
+        trained.set_sample_temperature(0)
+    assert cli_main(["sample", str(tmp_path / "run"), "-n", "3", "--out",
+                     str(tmp_path / "x.mid"), "--temperature", "cold"]) == 2
+    assert not (tmp_path / "x.mid").exists()
 
 
 def _feedback_onehot(steps: int, **objective) -> dict:

@@ -73,6 +73,32 @@ class Run:
     def device(self) -> torch.device:
         return next(self.generator.parameters()).device
 
+    def set_sample_temperature(self, temperature: float | list[float]) -> list[int]:
+        """Sets the ``sample_temperature`` of every ``span_softmax`` in G for the samples
+        drawn from now on: one number for all spans, or a list with one per span (a music
+        run: pitch, duration, delta). Below 1, G's likelier categories come more often.
+        Returns the spans. A G without ``span_softmax`` (no categories to draw) is an error."""
+        from ganforge.architecture.layers import SpanSoftmax
+
+        layers = [m for m in self.generator.modules() if isinstance(m, SpanSoftmax)]
+        if not layers:
+            raise GanforgeError("a sampling temperature applies to generators with a "
+                                "span_softmax layer (one-hot categories, e.g. music with "
+                                "encoding: onehot); this run's generator has none.")
+        temps = temperature if isinstance(temperature, list) else [temperature]
+        for m in layers:
+            if isinstance(temperature, list) and len(temps) != len(m.spans):
+                raise GanforgeError(f"{len(temps)} sampling temperatures for {len(m.spans)} "
+                                    f"spans {m.spans}: give one number, or one per span.")
+        if not all(not isinstance(t, bool) and isinstance(t, (int, float)) and t > 0
+                   for t in temps):
+            raise GanforgeError(f"sampling temperatures must be numbers > 0 (1 = G's own "
+                                f"probabilities), got {temperature!r}.")
+        for m in layers:
+            m.sample_temperature = ([float(t) for t in temps] if isinstance(temperature, list)
+                                    else float(temperature))
+        return layers[0].spans
+
     def latent(self, n: int, seed: int = 0) -> torch.Tensor:
         return sample_latent(n, self.config.latent.full_shape, self.config.latent.distribution,
                              torch.Generator().manual_seed(seed), self.device)

@@ -468,20 +468,28 @@ class SpanSoftmax(nn.Module):
     spans hard (a music G's pitch hard, its duration and delta soft).
     ``sample_temperature``: in eval mode (sampling) the logits are divided by it first, so each
     span's argmax is a draw from softmax(logits / sample_temperature): below 1, G's likelier
-    categories more often (a truncation trick for categories; near 0, the most likely one)."""
+    categories more often (a truncation trick for categories; near 0, the most likely one).
+    A list, one number per span, sets each span's own (a melody's pitch sharpened, its
+    durations drawn as learned)."""
 
-    def __init__(self, spans: list[int], tau: float | None,
-                 hard: bool | list[bool] = False, sample_temperature: float = 1.0) -> None:
+    def __init__(self, spans: list[int], tau: float | None, hard: bool | list[bool] = False,
+                 sample_temperature: float | list[float] = 1.0) -> None:
         super().__init__()
         self.spans = [int(w) for w in spans]
         self.tau = None if tau is None else float(tau)
         self.hard = ([bool(h) for h in hard] if isinstance(hard, list)
                      else [bool(hard)] * len(self.spans))
-        self.sample_temperature = float(sample_temperature)
+        self.sample_temperature = ([float(t) for t in sample_temperature]
+                                   if isinstance(sample_temperature, list)
+                                   else float(sample_temperature))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training and self.sample_temperature != 1.0:
-            x = x / self.sample_temperature
+        t = self.sample_temperature
+        if not self.training and isinstance(t, list):
+            x = x / torch.tensor(t, dtype=x.dtype, device=x.device).repeat_interleave(
+                torch.tensor(self.spans, device=x.device))
+        elif not self.training and t != 1.0:
+            x = x / t
         if self.tau is not None:
             u = torch.rand_like(x).clamp_min_(torch.finfo(x.dtype).tiny)
             x = (x - torch.log(-torch.log(u))) / self.tau
@@ -496,16 +504,17 @@ class SpanSoftmax(nn.Module):
                 required=("spans",),
                 doc="softmax per span of the last axis (one-hot variables; spans: spans follows "
                     "the data), Gumbel-softmax when tau is set, straight-through one-hot when "
-                    "hard (true, or one true/false per span); sample_temperature < 1 draws "
-                    "G's likelier categories more often when sampling")
+                    "hard (true, or one true/false per span); sample_temperature < 1 (or one "
+                    "per span) draws G's likelier categories more often when sampling")
 def _span_softmax(shape: Shape, a: dict[str, Any]) -> Shape:
     spans = check_spans(shape, a["spans"])
     if a["tau"] is not None and not float(a["tau"]) > 0:
         raise ShapeError(f"tau must be a positive temperature (or unset), got {a['tau']!r}")
     t = a["sample_temperature"]
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0:
+    ts = t if isinstance(t, list) and len(t) == len(spans) else [t]
+    if not all(not isinstance(v, bool) and isinstance(v, (int, float)) and v > 0 for v in ts):
         raise ShapeError(f"sample_temperature must be a number > 0 (1 = G's own "
-                         f"probabilities), got {t!r}")
+                         f"probabilities) or one per span ({len(spans)} spans), got {t!r}")
     hard = a["hard"]
     if not (isinstance(hard, bool) or (isinstance(hard, list) and len(hard) == len(spans)
                                        and all(isinstance(h, bool) for h in hard))):

@@ -42,6 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     add_truncation_args(p)
     add_rejection_arg(p)
+    p.add_argument("--temperature", default=None, metavar="T[,T...]",
+                   help="generators ending in span_softmax (music with encoding: onehot): "
+                        "draw each one-hot span from softmax(logits / T); one T for all "
+                        "spans or one per span, e.g. 0.8,1,1 (pitch sharpened, durations "
+                        "as learned); default: the spec's sample_temperature")
     p.add_argument("--where", metavar="COLUMN=VALUE", action="append",
                    help="tables: only rows with this category, e.g. --where \"target=malignant\"; "
                         "repeat for several columns (rows with all of them)")
@@ -160,6 +165,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         extra.update(truncation=args.truncation, truncation_method=args.truncation_method)
     if args.rejection is not None:  # a clear message where it does not apply
         extra.update(run.rejection_kwargs(args.rejection))
+    if getattr(args, "temperature", None) is not None:
+        run.set_sample_temperature(parse_temperature(args.temperature))
     args.as_folder = as_folder  # --label, --grid-by-class and --text write folders too
     if getattr(args, "text", None) is not None:
         from ganforge.commands.text import sample_text
@@ -178,6 +185,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
     out = run.save_samples(samples, out)
     print(f"wrote {args.n} samples to {out}")
     return 0
+
+
+def parse_temperature(text: str) -> float | list[float]:
+    """``--temperature 0.8`` -> 0.8; ``0.8,1,1`` -> [0.8, 1.0, 1.0] (one per span)."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise GanforgeError(f"--temperature takes a number or comma-separated numbers, one "
+                            f"per span (e.g. 0.8 or 0.8,1,1), got '{text}'.") from None
+    return values if "," in text else values[0]
 
 
 def save_sample_files(samples: object, folder: Path, kind: str,

@@ -22,6 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="training iterations of the discriminative score's classifier (real "
                         f"vs generated windows, TimeGAN's protocol; default {DISC_ITERATIONS}, "
                         "0 = skip the score)")
+    p.add_argument("--temperature", default=None, metavar="T[,T...]",
+                   help="score samples drawn at this sampling temperature (one for all spans "
+                        "or one per span, e.g. 0.8,1,1: pitch sharpened; generators ending in "
+                        "span_softmax); default: the spec's sample_temperature")
     p.add_argument("--no-log", action="store_true",
                    help="do not append the scores to the run's metrics.jsonl (by default they "
                         "go there as an 'eval' line, and into report.html)")
@@ -84,6 +88,7 @@ def music_eval_record(rows: dict[str, dict[str, Any]], run: Any, seed: int,
                       disc_iterations: int, counts: dict[str, int]) -> dict[str, Any]:
     """The ``eval`` line of :func:`music_score_rows`: the generated row's scores at the top
     level, the held-out row as ``real_vs_real`` and the protocol (what was compared, how)."""
+    from ganforge.architecture.layers import SpanSoftmax
     from ganforge.metrics.music import SCORE_COLUMNS
     from ganforge.version import __version__
 
@@ -93,6 +98,10 @@ def music_eval_record(rows: dict[str, dict[str, Any]], run: Any, seed: int,
         "notes": "quantized as written to MIDI; pitch classes 12 bins, KL(real || generated)",
         "real": {"dataset": run.config.data.source, "split": "train", "n": counts["train"]},
         "ganforge": __version__}
+    temps = [m.sample_temperature for m in run.generator.modules()
+             if isinstance(m, SpanSoftmax)]
+    if temps:  # what the generated row was drawn at (1 = G's own probabilities)
+        protocol["sample_temperature"] = temps[0]
     if "test" in counts:
         protocol["real_vs_real"] = {"split": "test", "n": counts["test"],
                                     "against": "train (held-out pieces vs training pieces)"}
@@ -107,11 +116,14 @@ def music_eval_record(rows: dict[str, dict[str, Any]], run: Any, seed: int,
 
 def cmd_musicscore(args: argparse.Namespace) -> int:
     from ganforge import api
+    from ganforge.commands.core import parse_temperature
     from ganforge.evaluate import log_eval
     from ganforge.metrics.music import format_rows
 
     counts: dict[str, int] = {}
     run = api.load(args.run_dir)
+    if args.temperature is not None:
+        run.set_sample_temperature(parse_temperature(args.temperature))
     rows = music_score_rows(args.run_dir, args.n, args.seed, args.disc_iterations, counts, run)
     print(format_rows(rows))
     if not args.no_log:
