@@ -22,7 +22,8 @@ EXTRA = {
     "ctgan-classifier": ["train.batch_size=20"],
     "crnngan": ["data.options.limit=3"],  # 3 chorales: parsing all of them takes a while
     "crnngan-onehot": ["data.options.limit=3"],
-    "crnngan-folk": ["data.options.limit=40"],  # the first 40 Essen tunes
+    "crnngan-folk": ["data.options.limit=40",  # the first 40 Essen tunes
+                     "objective.likelihood_warmup=1"],
     "crnngan-mle": ["data.options.limit=3", "objective.likelihood_warmup=1"],
     "stackgan-mnist": ["task_options.encoder=gru", "task_options.stage1_steps=1"],
     "timegan-macrodata": ["task_options.autoencoder_steps=1", "task_options.supervised_steps=1",
