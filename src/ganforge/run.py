@@ -78,25 +78,24 @@ class Run:
         drawn from now on: one number for all spans, or a list with one per span (a music
         run: pitch, duration, delta). Below 1, G's likelier categories come more often.
         Returns the spans. A G without ``span_softmax`` (no categories to draw) is an error."""
-        from ganforge.architecture.layers import SpanSoftmax
+        from ganforge.architecture.layers import SpanSoftmax, sample_temperature_value
 
         layers = [m for m in self.generator.modules() if isinstance(m, SpanSoftmax)]
         if not layers:
             raise GanforgeError("a sampling temperature applies to generators with a "
                                 "span_softmax layer (one-hot categories, e.g. music with "
                                 "encoding: onehot); this run's generator has none.")
-        temps = temperature if isinstance(temperature, list) else [temperature]
-        for m in layers:
-            if isinstance(temperature, list) and len(temps) != len(m.spans):
-                raise GanforgeError(f"{len(temps)} sampling temperatures for {len(m.spans)} "
-                                    f"spans {m.spans}: give one number, or one per span.")
-        if not all(not isinstance(t, bool) and isinstance(t, (int, float)) and t > 0
-                   for t in temps):
-            raise GanforgeError(f"sampling temperatures must be numbers > 0 (1 = G's own "
-                                f"probabilities), got {temperature!r}.")
-        for m in layers:
-            m.sample_temperature = ([float(t) for t in temps] if isinstance(temperature, list)
-                                    else float(temperature))
+        values = [sample_temperature_value(temperature, len(m.spans)) for m in layers]
+        for m, value in zip(layers, values, strict=True):
+            if value is None and isinstance(temperature, list) and len(temperature) != len(m.spans):
+                raise GanforgeError(f"{len(temperature)} sampling temperatures for "
+                                    f"{len(m.spans)} spans {m.spans}: give one number, or one "
+                                    f"per span.")
+            if value is None:
+                raise GanforgeError(f"sampling temperatures must be numbers > 0 (1 = G's own "
+                                    f"probabilities), got {temperature!r}.")
+        for m, value in zip(layers, values, strict=True):
+            m.sample_temperature = value
         return layers[0].spans
 
     def latent(self, n: int, seed: int = 0) -> torch.Tensor:

@@ -457,6 +457,19 @@ def check_spans(shape: Shape, spans: Any) -> list[int]:
     return spans
 
 
+def sample_temperature_value(t: Any, n_spans: int) -> float | list[float] | None:
+    """A ``sample_temperature`` as :class:`SpanSoftmax` keeps it: one float, or a list of
+    floats with one per span (``n_spans``); None when ``t`` is neither (a list of another
+    length, a value that is not a number, a number <= 0)."""
+    values = t if isinstance(t, list) else [t]
+    if isinstance(t, list) and len(t) != n_spans:
+        return None
+    if not all(not isinstance(v, bool) and isinstance(v, (int, float)) and v > 0
+               for v in values):
+        return None
+    return [float(v) for v in t] if isinstance(t, list) else float(t)
+
+
 class SpanSoftmax(nn.Module):
     """Softmax over consecutive spans of the last axis (one categorical variable per span),
     with Gumbel noise when ``tau`` is set: Gumbel-softmax(tau), as CTGAN's generator emits its
@@ -479,9 +492,11 @@ class SpanSoftmax(nn.Module):
         self.tau = None if tau is None else float(tau)
         self.hard = ([bool(h) for h in hard] if isinstance(hard, list)
                      else [bool(hard)] * len(self.spans))
-        self.sample_temperature = ([float(t) for t in sample_temperature]
-                                   if isinstance(sample_temperature, list)
-                                   else float(sample_temperature))
+        t = sample_temperature_value(sample_temperature, len(self.spans))
+        if t is None:
+            raise ValueError(f"sample_temperature {sample_temperature!r} is not a number > 0 "
+                             f"or one per span of {self.spans}")
+        self.sample_temperature = t
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = self.sample_temperature
@@ -511,8 +526,7 @@ def _span_softmax(shape: Shape, a: dict[str, Any]) -> Shape:
     if a["tau"] is not None and not float(a["tau"]) > 0:
         raise ShapeError(f"tau must be a positive temperature (or unset), got {a['tau']!r}")
     t = a["sample_temperature"]
-    ts = t if isinstance(t, list) and len(t) == len(spans) else [t]
-    if not all(not isinstance(v, bool) and isinstance(v, (int, float)) and v > 0 for v in ts):
+    if sample_temperature_value(t, len(spans)) is None:
         raise ShapeError(f"sample_temperature must be a number > 0 (1 = G's own "
                          f"probabilities) or one per span ({len(spans)} spans), got {t!r}")
     hard = a["hard"]
