@@ -610,6 +610,55 @@ def test_likelihood_term_teaches_a_feedback_generator_bachs_steps(tmp_path: Path
     assert span1 - real_span < 0.6 * (span0 - real_span)
 
 
+def test_likelihood_warmup_without_d_is_the_same_g_update_and_leaves_d_alone(
+        tmp_path: Path) -> None:
+    """likelihood_warmup_d: false: a warm-up step updates G exactly as a warm-up step that
+    also trains D (the same real batch and z, so the same likelihood gradient), leaves D's
+    weights untouched, and the log's means count each key over the steps that reported it."""
+    def trainer(name: str, warmup_d: bool) -> Trainer:
+        cfg = _feedback_onehot(5, likelihood=2.0, likelihood_warmup=3,
+                               likelihood_warmup_d=warmup_d)
+        cfg["monitor"]["log_every"] = 5
+        return Trainer(load_config(cfg), tmp_path / name)
+
+    fast, slow = trainer("fast", False), trainer("slow", True)
+    d0 = {k: v.clone() for k, v in fast.D.state_dict().items()}
+    for tr in (fast, slow):
+        tr.task.train_step(tr.batcher.next)
+    for (name, a), b in zip(fast.G.state_dict().items(), slow.G.state_dict().values(),
+                            strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    assert any(not torch.equal(a, b) for a, b in zip(fast.G.state_dict().values(),
+                                                     trainer("untrained", False).G
+                                                     .state_dict().values(), strict=True))
+    for k, v in fast.D.state_dict().items():
+        assert torch.equal(v, d0[k]), k
+    assert [p.requires_grad for p in fast.D.parameters()] == [True] * len(list(fast.D.parameters()))
+
+    # the log (fit runs steps 0-4: 3 of warm-up, 2 adversarial): d_loss's mean is over 2
+    seen: dict[str, list[float]] = {}
+
+    class Keep:
+        def on_step(self, trainer: Trainer, stats: dict) -> None:
+            for k, v in stats.items():
+                seen.setdefault(k, []).append(float(v))
+
+        def on_log(self, trainer: Trainer, record: dict) -> None:
+            pass
+
+        def on_end(self, trainer: Trainer) -> None:
+            pass
+
+    fast.callbacks.append(Keep())
+    fast.fit()
+    rec = [json.loads(line) for line in (tmp_path / "fast" / "metrics.jsonl").read_text()
+           .splitlines() if '"train"' in line][-1]
+    assert len(seen["g_loss"]) == 5 and len(seen["d_loss"]) == 2
+    assert rec["d_loss"] == pytest.approx(np.mean(seen["d_loss"]), rel=1e-5)
+    assert rec["likelihood_nll"] == pytest.approx(np.mean(seen["likelihood_nll"]), rel=1e-5)
+    assert any(not torch.equal(v, d0[k]) for k, v in fast.D.state_dict().items())
+
+
 def test_likelihood_term_is_refused_where_it_cannot_work(tmp_path: Path) -> None:
     """No feedback G, a warm-up without the term, another task: config errors before any
     step, each naming the key to change."""
@@ -619,6 +668,9 @@ def test_likelihood_term_is_refused_where_it_cannot_work(tmp_path: Path) -> None
         Trainer(load_config(plain), tmp_path / "a")
     with pytest.raises(GanforgeError, match="likelihood_warmup is set but"):
         Trainer(load_config(_feedback_onehot(2, likelihood_warmup=10)), tmp_path / "b")
+    with pytest.raises(GanforgeError, match="likelihood_warmup_d=false .* no warm-up"):
+        Trainer(load_config(_feedback_onehot(2, likelihood=1.0, likelihood_warmup_d=False)),
+                tmp_path / "b2")
     with pytest.raises(GanforgeError, match="implemented for task 'unconditional'"):
         Trainer(load_config("cgan-mnist", ["objective.likelihood=1", "train.steps=1"]),
                 tmp_path / "c")

@@ -124,7 +124,13 @@ class ObjectiveConfig(Section):
                               "own (0 = off)")
     likelihood_warmup: int = Field(0, ge=0, description="steps at the start in which G learns "
                                    "from the likelihood term alone (maximum-likelihood "
-                                   "pretraining; D trains as usual)")
+                                   "pretraining; D trains as usual unless "
+                                   "likelihood_warmup_d is false)")
+    likelihood_warmup_d: bool = Field(True, description="whether D trains during the "
+                                      "likelihood warm-up; false: a warm-up step is G's "
+                                      "teacher-forced likelihood alone (no samples drawn, no D "
+                                      "update: several times cheaper), and D starts when the "
+                                      "adversarial phase does")
     diffaugment: list[Literal["translation", "cutout", "color"]] = Field(
         default_factory=list, description="DiffAugment policies on D's inputs (images)")
     d_norm: Literal["layer_norm", "instance_norm", "none"] | None = Field(

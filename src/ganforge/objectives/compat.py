@@ -153,6 +153,10 @@ def check_objective(cfg: Any, data_shape: tuple[int, ...] | None = None) -> None
     if o.likelihood_warmup and not o.likelihood:
         raise ConfigError("objective.likelihood_warmup is set but the likelihood term is off; "
                           "set objective.likelihood above 0 (e.g. 1).")
+    if not o.likelihood_warmup_d and not o.likelihood_warmup:
+        raise ConfigError("objective.likelihood_warmup_d=false has no effect with no warm-up "
+                          "(likelihood_warmup=0): set likelihood_warmup to its steps (e.g. "
+                          "500), or drop likelihood_warmup_d.")
     if o.likelihood:
         _check_likelihood(cfg)
     if o.top_k == 1.0 and o.top_k_steps:

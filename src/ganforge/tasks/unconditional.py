@@ -124,6 +124,7 @@ class GeneratorDiscriminatorTask(Task):
         self.mode_seeking = float(o.mode_seeking)
         self.likelihood = float(o.likelihood)
         self.likelihood_warmup = int(o.likelihood_warmup)
+        self.likelihood_warmup_d = bool(o.likelihood_warmup_d)
         self.ema = (EMA(self.G, o.ema, o.ema_start, o.ema_stats) if o.ema is not None
                     else None)
 
@@ -224,10 +225,25 @@ class GeneratorDiscriminatorTask(Task):
         return pack(add_instance_noise(x, noise_std), self.packing)
 
     # --------------------------------------------------------------------------- step
+    def likelihood_step(self, next_batch: Callable[[], Batch], step: int) -> StepStats:
+        """A warm-up step without D (``likelihood_warmup_d: false``): G's update on the
+        teacher-forced likelihood of a real batch alone, one call over all its steps, no
+        samples drawn."""
+        real, _ = self.real_batch(next_batch)
+        z = self.latent(real.shape[0])
+        nll = teacher_forced_nll(self.G, z, real)
+        g_loss = self.likelihood * nll
+        set_requires_grad(self.D, False)  # g_update unfreezes it
+        self.g_update(g_loss, step, (z,))
+        return {"g_loss": g_loss.detach(), "likelihood_nll": nll.detach(),  # type: ignore[return-value]
+                "images": real.shape[0]}
+
     def train_step(self, next_batch: Callable[[], Batch]) -> StepStats:
         """One iteration: ``d_steps`` D updates on real (x, y) against G(z, y_fake), then one
         G update on the last D step's fakes. Returns detached tensors (no host sync)."""
         step = self.ctx.step
+        if self.likelihood and step < self.likelihood_warmup and not self.likelihood_warmup_d:
+            return self.likelihood_step(next_batch, step)
         std = instance_noise_std(step, self.noise, self.noise_steps)
         want_features = self.fm != "off"
         set_requires_grad(self.D, True)

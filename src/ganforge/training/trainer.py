@@ -337,7 +337,8 @@ class Trainer:
         cfg = self.cfg.monitor
         bar = Progress(cfg.progress, self.total_steps, self.step, self.cfg.name)
         sums: dict[str, torch.Tensor] = {}
-        n_window, images = 0, 0
+        counts: dict[str, int] = {}
+        images = 0
         t_window = time.perf_counter()
         start = time.perf_counter()
         self.G.train()
@@ -354,9 +355,9 @@ class Trainer:
                 self.step += 1
                 self.guard.track(stats)
                 images += int(stats.pop("images"))
-                for k, v in stats.items():
+                for k, v in stats.items():  # a mean per key over the steps that logged it
                     sums[k] = sums[k] + v if k in sums else v.clone()
-                n_window += 1
+                    counts[k] = counts.get(k, 0) + 1
                 for cb in self.callbacks:
                     cb.on_step(self, stats)
                 bar.update(1)
@@ -365,7 +366,7 @@ class Trainer:
                     now = time.perf_counter()
                     record = {"kind": "train", "step": self.step, "epoch": self.batcher.epoch,
                               "time": round(now - start, 3)}
-                    record.update({k: float(v) / n_window for k, v in sums.items()})
+                    record.update({k: float(v) / counts[k] for k, v in sums.items()})
                     record["images_per_s"] = images / max(now - t_window, 1e-9)
                     for cb in self.callbacks:
                         cb.on_log(self, record)
@@ -373,11 +374,11 @@ class Trainer:
                     bar.set_postfix({k: f"{record[k]:.3g}" for k in
                                      ("d_loss", "g_loss", "d_real", "d_fake", "images_per_s")
                                      if k in record}, refresh=False)
-                    sums, n_window, images, t_window = {}, 0, 0, time.perf_counter()
+                    sums, counts, images, t_window = {}, {}, 0, time.perf_counter()
                 due_ckpt = self.step % self.cfg.train.checkpoint_every == 0 or last
                 if problem := self.guard.check(due_ckpt or self.step % cfg.log_every == 0):
                     self.guard.recover(problem)  # raises, or rolls back to a good checkpoint
-                    sums, n_window, images, t_window = {}, 0, 0, time.perf_counter()
+                    sums, counts, images, t_window = {}, {}, 0, time.perf_counter()
                     bar.reset_to(self.step)
                     continue
                 if self.step % cfg.sample_every == 0 or last:
