@@ -46,7 +46,7 @@ from ganforge.seeding import resolve_device
 class StepStats(TypedDict, total=False):
     """What ``train_step`` returns: detached scalar tensors (no host sync in the step), plus
     ``images`` (an int: training samples consumed). The loop averages every tensor over the
-    log window and writes it to metrics.jsonl; ``d_loss`` / ``g_loss`` are watched for NaN;
+    steps of the log window that returned it and writes it to metrics.jsonl; ``d_loss`` / ``g_loss`` are watched for NaN;
     the monitor reads ``d_real`` / ``d_fake`` (D's mean output on real / generated samples)
     when present. A task returns the keys that mean something for it, and may add its own."""
 

@@ -233,7 +233,6 @@ class GeneratorDiscriminatorTask(Task):
         z = self.latent(real.shape[0])
         nll = teacher_forced_nll(self.G, z, real)
         g_loss = self.likelihood * nll
-        set_requires_grad(self.D, False)  # g_update unfreezes it
         self.g_update(g_loss, step, (z,))
         return {"g_loss": g_loss.detach(), "likelihood_nll": nll.detach(),  # type: ignore[return-value]
                 "images": real.shape[0]}
