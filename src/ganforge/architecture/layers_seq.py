@@ -12,6 +12,17 @@ follow what it has just played.
 The body starts with one recurrent layer (``lstm`` or ``gru``, forward only, returning every
 step); the layers after it act on each step on its own (dense, activations, span_softmax).
 
+``feedback: {layers: [...], recall: 4}`` adds attention to the body's own earlier output
+(``recall`` heads of ``recall_dim`` each, 0 = none): between the recurrent layer and the
+per-step layers, step t asks, by dot product, which earlier step j < t was in a state like
+its own (query from h_t and the output fed back at t, key from the same at j) and reads what
+the body emitted at j (value from the output at j), added to h_t through a linear map. A
+learned "nothing" key with a zero value lets a step read none. Since h_j and the fed-back
+note summarize the notes before j, a step whose recent notes match an earlier passage reads
+the note that followed it: the induction mechanism attention models use to repeat motifs
+(Music Transformer, Huang et al. 2018), which an LSTM state alone finds hard to learn. With
+teacher forcing the earlier outputs are the real previous steps.
+
 ``intervals: {spans: spans, span: 0, max: 12}`` appends to each step of a one-hot sequence the
 interval from the previous step's value of one categorical variable (span ``span``; for music,
 the pitch), as a histogram over -max..max: tent-shaped bins of width 1, so an exact one-hot
@@ -53,6 +64,13 @@ def _plan(shape: Shape, body: list[Any]) -> list[Any]:
 def _feedback_plans(shape: Shape, a: dict[str, Any]) -> tuple[list[Any], int]:
     """The body planned on (T, d + o), where o is its output width; and o."""
     _need(shape, 2, "a sequence (T, F)")
+    for key, low in (("recall", 0), ("recall_dim", 1)):
+        v = a[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ShapeError(f"{key} must be an integer >= {low} ("
+                             + ("attention heads over the body's earlier output; 0 = none"
+                                if key == "recall" else "the width of each recall head")
+                             + f"), got {v!r}")
     body = a["layers"]
     if not isinstance(body, list) or not body:
         raise ShapeError("layers must be a non-empty list of layer specs: one lstm or gru, then "
@@ -77,29 +95,100 @@ def _feedback_plans(shape: Shape, a: dict[str, Any]) -> tuple[list[Any], int]:
     return plans, width
 
 
-@register_layer("feedback", {"layers": None}, required=("layers",),
+@register_layer("feedback", {"layers": None, "recall": 0, "recall_dim": 32}, required=("layers",),
                 doc="autoregressive body: lstm/gru then per-step layers, run step by step with "
-                    "each step's output fed to the next step's input (C-RNN-GAN's generator)")
+                    "each step's output fed to the next step's input (C-RNN-GAN's generator); "
+                    "recall: attention heads from each step to what earlier steps emitted")
 def _feedback(shape: Shape, a: dict[str, Any]) -> Shape:
     _, width = _feedback_plans(shape, a)
     return (shape[0], width)
 
 
+class Recall(nn.Module):
+    """Attention from each step to the output of earlier steps (the module docstring's
+    ``recall``): queries and keys from a step's recurrent state and the output fed back to it
+    (``prev``), values from the earlier outputs, one learned "nothing" key with a zero value,
+    the result added to the state."""
+
+    def __init__(self, units: int, width: int, heads: int, dim: int) -> None:
+        super().__init__()
+        self.heads, self.dim = int(heads), int(dim)
+        self.query = nn.Linear(units + width, heads * dim)
+        self.key = nn.Linear(units + width, heads * dim)
+        self.value = nn.Linear(width, heads * dim)
+        self.out = nn.Linear(heads * dim, units)
+        self.null_key = nn.Parameter(torch.zeros(heads * dim))
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, T, heads * dim) -> (N, heads, T, dim)."""
+        return x.reshape(x.shape[0], x.shape[1], self.heads, self.dim).transpose(1, 2)
+
+    def _read(self, h: torch.Tensor, prev: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+              allowed: torch.Tensor | None) -> torch.Tensor:
+        q = self._split(self.query(torch.cat([h, prev], dim=-1)))
+        null = self.null_key.to(q.dtype).reshape(1, self.heads, 1, self.dim)
+        k = torch.cat([null.expand(q.shape[0], -1, -1, -1), k], dim=2)
+        v = torch.cat([v.new_zeros(v.shape[0], self.heads, 1, self.dim), v], dim=2)
+        scores = q @ k.transpose(-1, -2) / self.dim ** 0.5
+        if allowed is not None:
+            scores = scores.masked_fill(~allowed, float("-inf"))
+        read = (scores.softmax(-1) @ v).transpose(1, 2)
+        return h + self.out(read.reshape(h.shape[0], h.shape[1], self.heads * self.dim))
+
+    def memory(self, h: torch.Tensor, prev: torch.Tensor,
+               out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The key and value one step leaves: from its state ``h`` and the output fed back to
+        it ``prev``, and from its output ``out``."""
+        return (self._split(self.key(torch.cat([h, prev], dim=-1))),
+                self._split(self.value(out)))
+
+    def step(self, h: torch.Tensor, prev: torch.Tensor, keys: list[torch.Tensor],
+             values: list[torch.Tensor]) -> torch.Tensor:
+        """One step's state (N, 1, units) after reading the earlier steps' memories."""
+        if keys:
+            k, v = torch.cat(keys, dim=2), torch.cat(values, dim=2)
+        else:
+            k = h.new_zeros(h.shape[0], self.heads, 0, self.dim)
+            v = k
+        return self._read(h, prev, k, v, None)
+
+    def sequence(self, h: torch.Tensor, prev: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Every step at once (teacher forcing): step t reads steps j < t of ``out``;
+        ``prev`` is ``out`` shifted one step later (zeros first)."""
+        k, v = self.memory(h, prev, out)
+        t = h.shape[1]
+        allowed = torch.ones(t, t + 1, dtype=torch.bool, device=h.device)
+        allowed[:, 1:] = torch.ones(t, t, dtype=torch.bool, device=h.device).tril(-1)
+        return self._read(h, prev, k, v, allowed)
+
+    def extra_repr(self) -> str:
+        return f"{self.heads} heads of {self.dim}"
+
+
 class Feedback(nn.Module):
-    def __init__(self, body: SpecNet, width: int) -> None:
+    def __init__(self, body: SpecNet, width: int, recall: int = 0, recall_dim: int = 32) -> None:
         super().__init__()
         self.body = body
         self.width = int(width)
+        units = body.layers[0].rnn.hidden_size
+        self.recall = Recall(units, self.width, recall, recall_dim) if recall else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rnn, head = self.body.layers[0].rnn, self.body.layers[1:]
         prev = x.new_zeros(x.shape[0], 1, self.width)
         state = None
-        outs = []
+        outs: list[torch.Tensor] = []
+        keys: list[torch.Tensor] = []
+        values: list[torch.Tensor] = []
         for t in range(x.shape[1]):
-            h, state = rnn(torch.cat([x[:, t:t + 1], prev], dim=-1), state)
+            s, state = rnn(torch.cat([x[:, t:t + 1], prev], dim=-1), state)
+            h = s if self.recall is None else self.recall.step(s, prev, keys, values)
             for layer in head:
                 h = layer(h)
+            if self.recall is not None:
+                k, v = self.recall.memory(s, prev, h)
+                keys.append(k)
+                values.append(v)
             outs.append(h)
             prev = h
         return torch.cat(outs, dim=1)
@@ -119,6 +208,8 @@ class Feedback(nn.Module):
         prev = torch.cat([target.new_zeros(target.shape[0], 1, self.width), target[:, :-1]],
                          dim=1)
         h, _ = rnn(torch.cat([x, prev.to(x.dtype)], dim=-1))
+        if self.recall is not None:
+            h = self.recall.sequence(h, prev.to(h.dtype), target.to(h.dtype))
         for layer in head[:-1]:
             h = layer(h)
         nll = h.new_zeros(())
@@ -150,7 +241,8 @@ def teacher_forced_nll(net: nn.Module, z: torch.Tensor, real: torch.Tensor) -> t
 @_feedback.builder
 def _feedback_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
     plans, width = _feedback_plans(shape, a)
-    return Feedback(SpecNet(plans, plans[0].in_shape, "body"), width)
+    return Feedback(SpecNet(plans, plans[0].in_shape, "body"), width, a["recall"],
+                    a["recall_dim"])
 
 
 @register_layer("intervals", {"spans": None, "span": 0, "max": 12}, required=("spans",),
