@@ -178,29 +178,33 @@ def test_feedback_says_what_its_body_must_be():
         with pytest.raises(SpecError, match=msg):
             build_network({"layers": [{"feedback": {"layers": body}}]}, (6, 3), "g")
     for extra, msg in (({"recall": -1}, "recall must be an integer >= 0"),
-                       ({"recall": 2, "recall_dim": 0}, "recall_dim must be an integer >= 1")):
+                       ({"recall": 2, "recall_dim": 0}, "recall_dim must be an integer >= 1"),
+                       ({"recall": 2, "recall_context": 0},
+                        "recall_context must be an integer >= 1")):
         with pytest.raises(SpecError, match=msg):
             build_network({"layers": [{"feedback": {"layers": [{"lstm": {"units": 4}}], **extra}}]},
                           (6, 3), "g")
 
 
-def _recall_net(recall, units=16, vocab=8, steps=16, recall_dim=8):
+def _recall_net(recall, units=16, vocab=8, steps=16, recall_dim=8, context=1):
     body = [{"lstm": {"units": units}}, {"dense": {"units": vocab}},
             {"span_softmax": {"spans": [vocab], "tau": 0.2, "hard": True}}]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         return build_network({"layers": [{"feedback": {"layers": body, "recall": recall,
-                                                       "recall_dim": recall_dim}}]},
+                                                       "recall_dim": recall_dim,
+                                                       "recall_context": context}}]},
                              (steps, 2), "g")
 
 
-@pytest.mark.parametrize("recall", [0, 2])
-def test_feedback_teacher_forced_nll_scores_what_stepping_drew(recall):
+@pytest.mark.parametrize("recall, context", [(0, 1), (2, 1), (2, 3)])
+def test_feedback_teacher_forced_nll_scores_what_stepping_drew(recall, context):
     """Stepping draws one-hot notes from the body's logits and feeds each back; reading those
     same notes with teacher forcing (the likelihood term, with recall's attention masked to
     earlier steps) must give the logits stepping saw, so its NLL is the mean -log p stepping
-    gave its own draws."""
-    net = _recall_net(recall)
+    gave its own draws. With ``recall_context`` 3 the last three notes must reach the query in
+    the same order both ways."""
+    net = _recall_net(recall, context=context)
     dense = net.layers[0].body.layers[1]
     seen = []
     handle = dense.register_forward_hook(lambda m, i, o: seen.append(o))
@@ -220,7 +224,7 @@ def test_feedback_teacher_forced_nll_scores_what_stepping_drew(recall):
 
         def states(target):
             prev = torch.cat([torch.zeros(5, 1, 8), target[:, :-1]], 1)
-            return fb.recall.sequence(rnn(torch.cat([z, prev], -1))[0], prev, target)
+            return fb.recall.sequence(rnn(torch.cat([z, prev], -1))[0], target)
 
         with torch.no_grad():
             a, b = states(drawn), states(late)
@@ -253,11 +257,43 @@ def test_recall_learns_to_repeat_a_motif_an_lstm_state_alone_does_not():
             prev = torch.cat([torch.zeros(256, 1, 16), x[:, :-1]], 1)
             h = fb.body.layers[0].rnn(torch.cat([torch.zeros(256, 24, 2), prev], -1))[0]
             if fb.recall is not None:
-                h = fb.recall.sequence(h, prev, x)
+                h = fb.recall.sequence(h, x)
             logp = torch.log_softmax(fb.body.layers[1](h), -1)
         repeat_nll[recall] = -(logp * x).sum(-1)[:, 13:].mean().item()
     assert repeat_nll[0] > 1.2, repeat_nll  # the LSTM alone: far from certain
     assert repeat_nll[1] < 0.5 * repeat_nll[0], repeat_nll
+
+
+def test_recall_context_matches_phrases_where_one_note_is_ambiguous():
+    """Sequences of 24 notes: 12 drawn from only 4 with replacement, then the same 12 again.
+    Each note stands ~3 times in the first half, so the last note alone does not say where the
+    repeat stands; the last three mostly do. With a state too small to carry three notes (2
+    units; at 8 units both settings learn the task), after the same 300 likelihood steps recall
+    whose queries and keys see the last 3 notes (``recall_context: 3``) predicts the repeat
+    (steps 15-23, where three repeated notes precede) with under half the NLL of recall on the
+    last note and the state (measured: 0.16 vs 0.78 nats)."""
+    def batch(g, n=64):
+        first = torch.randint(0, 4, (n, 12), generator=g)
+        return torch.eye(4)[torch.cat([first, first], 1)]
+
+    repeat_nll = {}
+    for context in (1, 3):
+        net = _recall_net(1, units=2, vocab=4, steps=24, recall_dim=16, context=context)
+        opt = torch.optim.Adam(net.parameters(), lr=0.02)
+        g = torch.Generator().manual_seed(1)
+        for _ in range(300):
+            loss = teacher_forced_nll(net, torch.zeros(64, 24, 2), batch(g))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        fb, x = net.layers[0], batch(torch.Generator().manual_seed(99), 256)
+        with torch.no_grad():
+            prev = torch.cat([torch.zeros(256, 1, 4), x[:, :-1]], 1)
+            h = fb.body.layers[0].rnn(torch.cat([torch.zeros(256, 24, 2), prev], -1))[0]
+            logp = torch.log_softmax(fb.body.layers[1](fb.recall.sequence(h, x)), -1)
+        repeat_nll[context] = -(logp * x).sum(-1)[:, 15:].mean().item()
+    assert repeat_nll[1] > 0.5, repeat_nll  # ln 4 = 1.39 knows nothing
+    assert repeat_nll[3] < 0.5 * repeat_nll[1], repeat_nll
 
 
 def test_intervals_layer_appends_the_step_between_consecutive_pitches():

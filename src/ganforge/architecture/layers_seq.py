@@ -21,7 +21,10 @@ learned "nothing" key with a zero value lets a step read none. Since h_j and the
 note summarize the notes before j, a step whose recent notes match an earlier passage reads
 the note that followed it: the induction mechanism attention models use to repeat motifs
 (Music Transformer, Huang et al. 2018), which an LSTM state alone finds hard to learn. With
-teacher forcing the earlier outputs are the real previous steps.
+teacher forcing the earlier outputs are the real previous steps. ``recall_context: C``
+(default 1) builds queries and keys from the last C outputs fed back instead of the last one
+alone: a step then matches an earlier one on its last C notes explicitly, as a C-note phrase
+(the state still carries the rest).
 
 ``intervals: {spans: spans, span: 0, max: 12}`` appends to each step of a one-hot sequence the
 interval from the previous step's value of one categorical variable (span ``span``; for music,
@@ -64,13 +67,13 @@ def _plan(shape: Shape, body: list[Any]) -> list[Any]:
 def _feedback_plans(shape: Shape, a: dict[str, Any]) -> tuple[list[Any], int]:
     """The body planned on (T, d + o), where o is its output width; and o."""
     _need(shape, 2, "a sequence (T, F)")
-    for key, low in (("recall", 0), ("recall_dim", 1)):
+    limits = (("recall", 0, "attention heads over the body's earlier output; 0 = none"),
+              ("recall_dim", 1, "the width of each recall head"),
+              ("recall_context", 1, "how many of the last outputs each query and key see"))
+    for key, low, what in limits:
         v = a[key]
         if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            raise ShapeError(f"{key} must be an integer >= {low} ("
-                             + ("attention heads over the body's earlier output; 0 = none"
-                                if key == "recall" else "the width of each recall head")
-                             + f"), got {v!r}")
+            raise ShapeError(f"{key} must be an integer >= {low} ({what}), got {v!r}")
     body = a["layers"]
     if not isinstance(body, list) or not body:
         raise ShapeError("layers must be a non-empty list of layer specs: one lstm or gru, then "
@@ -95,26 +98,37 @@ def _feedback_plans(shape: Shape, a: dict[str, Any]) -> tuple[list[Any], int]:
     return plans, width
 
 
-@register_layer("feedback", {"layers": None, "recall": 0, "recall_dim": 32}, required=("layers",),
+@register_layer("feedback", {"layers": None, "recall": 0, "recall_dim": 32, "recall_context": 1},
+                required=("layers",),
                 doc="autoregressive body: lstm/gru then per-step layers, run step by step with "
                     "each step's output fed to the next step's input (C-RNN-GAN's generator); "
-                    "recall: attention heads from each step to what earlier steps emitted")
+                    "recall: attention heads from each step to what earlier steps emitted, "
+                    "matched on the last recall_context outputs")
 def _feedback(shape: Shape, a: dict[str, Any]) -> Shape:
     _, width = _feedback_plans(shape, a)
     return (shape[0], width)
 
 
+def lagged(out: torch.Tensor, context: int) -> torch.Tensor:
+    """(N, T, W) -> (N, T, context * W): step t holds ``out`` at t-1, t-2, ..., t-context
+    (zeros before the first step), what a step's recall query reads besides its state."""
+    n, t, w = out.shape
+    padded = torch.cat([out.new_zeros(n, context, w), out], dim=1)
+    return torch.cat([padded[:, context - k:context - k + t] for k in range(1, context + 1)],
+                     dim=-1)
+
+
 class Recall(nn.Module):
     """Attention from each step to the output of earlier steps (the module docstring's
-    ``recall``): queries and keys from a step's recurrent state and the output fed back to it
-    (``prev``), values from the earlier outputs, one learned "nothing" key with a zero value,
-    the result added to the state."""
+    ``recall``): queries and keys from a step's recurrent state and the last ``context``
+    outputs fed back to it (``prev``, :func:`lagged`), values from the earlier outputs, one
+    learned "nothing" key with a zero value, the result added to the state."""
 
-    def __init__(self, units: int, width: int, heads: int, dim: int) -> None:
+    def __init__(self, units: int, width: int, heads: int, dim: int, context: int = 1) -> None:
         super().__init__()
-        self.heads, self.dim = int(heads), int(dim)
-        self.query = nn.Linear(units + width, heads * dim)
-        self.key = nn.Linear(units + width, heads * dim)
+        self.heads, self.dim, self.context = int(heads), int(dim), int(context)
+        self.query = nn.Linear(units + context * width, heads * dim)
+        self.key = nn.Linear(units + context * width, heads * dim)
         self.value = nn.Linear(width, heads * dim)
         self.out = nn.Linear(heads * dim, units)
         self.null_key = nn.Parameter(torch.zeros(heads * dim))
@@ -137,8 +151,8 @@ class Recall(nn.Module):
 
     def memory(self, h: torch.Tensor, prev: torch.Tensor,
                out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The key and value one step leaves: from its state ``h`` and the output fed back to
-        it ``prev``, and from its output ``out``."""
+        """The key and value one step leaves: from its state ``h`` and the last outputs fed
+        back to it ``prev`` (:func:`lagged`), and from its output ``out``."""
         return (self._split(self.key(torch.cat([h, prev], dim=-1))),
                 self._split(self.value(out)))
 
@@ -152,9 +166,10 @@ class Recall(nn.Module):
             v = k
         return self._read(h, prev, k, v, None)
 
-    def sequence(self, h: torch.Tensor, prev: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """Every step at once (teacher forcing): step t reads steps j < t of ``out``;
-        ``prev`` is ``out`` shifted one step later (zeros first)."""
+    def sequence(self, h: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Every step at once (teacher forcing): step t reads steps j < t of ``out``, with
+        queries and keys from ``lagged(out, context)``."""
+        prev = lagged(out, self.context)
         k, v = self.memory(h, prev, out)
         t = h.shape[1]
         allowed = torch.ones(t, t + 1, dtype=torch.bool, device=h.device)
@@ -162,16 +177,18 @@ class Recall(nn.Module):
         return self._read(h, prev, k, v, allowed)
 
     def extra_repr(self) -> str:
-        return f"{self.heads} heads of {self.dim}"
+        return f"{self.heads} heads of {self.dim}, context {self.context}"
 
 
 class Feedback(nn.Module):
-    def __init__(self, body: SpecNet, width: int, recall: int = 0, recall_dim: int = 32) -> None:
+    def __init__(self, body: SpecNet, width: int, recall: int = 0, recall_dim: int = 32,
+                 recall_context: int = 1) -> None:
         super().__init__()
         self.body = body
         self.width = int(width)
         units = body.layers[0].rnn.hidden_size
-        self.recall = Recall(units, self.width, recall, recall_dim) if recall else None
+        self.recall = (Recall(units, self.width, recall, recall_dim, recall_context)
+                       if recall else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rnn, head = self.body.layers[0].rnn, self.body.layers[1:]
@@ -180,15 +197,18 @@ class Feedback(nn.Module):
         outs: list[torch.Tensor] = []
         keys: list[torch.Tensor] = []
         values: list[torch.Tensor] = []
+        seen = x.new_zeros(x.shape[0], 1, self.width * (self.recall.context if self.recall else 1))
         for t in range(x.shape[1]):
             s, state = rnn(torch.cat([x[:, t:t + 1], prev], dim=-1), state)
-            h = s if self.recall is None else self.recall.step(s, prev, keys, values)
+            h = s if self.recall is None else self.recall.step(s, seen, keys, values)
             for layer in head:
                 h = layer(h)
             if self.recall is not None:
-                k, v = self.recall.memory(s, prev, h)
+                k, v = self.recall.memory(s, seen, h)
                 keys.append(k)
                 values.append(v)
+                # the last `context` outputs, newest first (lagged's order)
+                seen = torch.cat([h, seen[..., :-self.width]], dim=-1)
             outs.append(h)
             prev = h
         return torch.cat(outs, dim=1)
@@ -209,7 +229,7 @@ class Feedback(nn.Module):
                          dim=1)
         h, _ = rnn(torch.cat([x, prev.to(x.dtype)], dim=-1))
         if self.recall is not None:
-            h = self.recall.sequence(h, prev.to(h.dtype), target.to(h.dtype))
+            h = self.recall.sequence(h, target.to(h.dtype))
         for layer in head[:-1]:
             h = layer(h)
         nll = h.new_zeros(())
@@ -242,7 +262,7 @@ def teacher_forced_nll(net: nn.Module, z: torch.Tensor, real: torch.Tensor) -> t
 def _feedback_build(shape: Shape, a: dict[str, Any]) -> nn.Module:
     plans, width = _feedback_plans(shape, a)
     return Feedback(SpecNet(plans, plans[0].in_shape, "body"), width, a["recall"],
-                    a["recall_dim"])
+                    a["recall_dim"], a["recall_context"])
 
 
 @register_layer("intervals", {"spans": None, "span": 0, "max": 12}, required=("spans",),
