@@ -27,6 +27,7 @@ EXTRA = {
     "crnngan-mle": ["data.options.limit=3", "objective.likelihood_warmup=1"],
     # step 0 the likelihood alone without D (the preset's every step), step 1 adversarial
     "melody-mle": ["data.options.limit=3", "objective.likelihood_warmup=1"],
+    "melody-mle-folk": ["data.options.limit=40", "objective.likelihood_warmup=1"],
     "stackgan-mnist": ["task_options.encoder=gru", "task_options.stage1_steps=1"],
     "timegan-macrodata": ["task_options.autoencoder_steps=1", "task_options.supervised_steps=1",
                           "train.steps=3"],
