@@ -197,6 +197,27 @@ def _recall_net(recall, units=16, vocab=8, steps=16, recall_dim=8, context=1):
                              (steps, 2), "g")
 
 
+def _nll_after_training(net, batch, first, steps=300):
+    """Trains ``net`` (a :func:`_recall_net`) by the likelihood alone on ``batch(g)`` (one-hot
+    sequences of 24 steps) for ``steps`` Adam steps at lr 0.02, then returns its teacher-forced
+    NLL per step (nats) on 256 fresh sequences from step ``first`` on."""
+    opt = torch.optim.Adam(net.parameters(), lr=0.02)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        loss = teacher_forced_nll(net, torch.zeros(64, 24, 2), batch(g))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    fb, x = net.layers[0], batch(torch.Generator().manual_seed(99), 256)
+    with torch.no_grad():
+        prev = torch.cat([torch.zeros(256, 1, x.shape[-1]), x[:, :-1]], 1)
+        h = fb.body.layers[0].rnn(torch.cat([torch.zeros(256, 24, 2), prev], -1))[0]
+        if fb.recall is not None:
+            h = fb.recall.sequence(h, x)
+        logp = torch.log_softmax(fb.body.layers[1](h), -1)
+    return -(logp * x).sum(-1)[:, first:].mean().item()
+
+
 @pytest.mark.parametrize("recall, context", [(0, 1), (2, 1), (2, 3)])
 def test_feedback_teacher_forced_nll_scores_what_stepping_drew(recall, context):
     """Stepping draws one-hot notes from the body's logits and feeds each back; reading those
@@ -242,24 +263,9 @@ def test_recall_learns_to_repeat_a_motif_an_lstm_state_alone_does_not():
         first = torch.argsort(torch.rand(n, 16, generator=g), dim=1)[:, :12]
         return torch.eye(16)[torch.cat([first, first], 1)]
 
-    repeat_nll = {}
-    for recall in (0, 1):
-        net = _recall_net(recall, units=16, vocab=16, steps=24, recall_dim=16)
-        opt = torch.optim.Adam(net.parameters(), lr=0.02)
-        g = torch.Generator().manual_seed(1)
-        for _ in range(300):
-            loss = teacher_forced_nll(net, torch.zeros(64, 24, 2), batch(g))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        fb, x = net.layers[0], batch(torch.Generator().manual_seed(99), 256)
-        with torch.no_grad():
-            prev = torch.cat([torch.zeros(256, 1, 16), x[:, :-1]], 1)
-            h = fb.body.layers[0].rnn(torch.cat([torch.zeros(256, 24, 2), prev], -1))[0]
-            if fb.recall is not None:
-                h = fb.recall.sequence(h, x)
-            logp = torch.log_softmax(fb.body.layers[1](h), -1)
-        repeat_nll[recall] = -(logp * x).sum(-1)[:, 13:].mean().item()
+    repeat_nll = {recall: _nll_after_training(
+        _recall_net(recall, units=16, vocab=16, steps=24, recall_dim=16), batch, first=13)
+        for recall in (0, 1)}
     assert repeat_nll[0] > 1.2, repeat_nll  # the LSTM alone: far from certain
     assert repeat_nll[1] < 0.5 * repeat_nll[0], repeat_nll
 
@@ -276,22 +282,9 @@ def test_recall_context_matches_phrases_where_one_note_is_ambiguous():
         first = torch.randint(0, 4, (n, 12), generator=g)
         return torch.eye(4)[torch.cat([first, first], 1)]
 
-    repeat_nll = {}
-    for context in (1, 3):
-        net = _recall_net(1, units=2, vocab=4, steps=24, recall_dim=16, context=context)
-        opt = torch.optim.Adam(net.parameters(), lr=0.02)
-        g = torch.Generator().manual_seed(1)
-        for _ in range(300):
-            loss = teacher_forced_nll(net, torch.zeros(64, 24, 2), batch(g))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        fb, x = net.layers[0], batch(torch.Generator().manual_seed(99), 256)
-        with torch.no_grad():
-            prev = torch.cat([torch.zeros(256, 1, 4), x[:, :-1]], 1)
-            h = fb.body.layers[0].rnn(torch.cat([torch.zeros(256, 24, 2), prev], -1))[0]
-            logp = torch.log_softmax(fb.body.layers[1](fb.recall.sequence(h, x)), -1)
-        repeat_nll[context] = -(logp * x).sum(-1)[:, 15:].mean().item()
+    repeat_nll = {context: _nll_after_training(
+        _recall_net(1, units=2, vocab=4, steps=24, recall_dim=16, context=context), batch,
+        first=15) for context in (1, 3)}
     assert repeat_nll[1] > 0.5, repeat_nll  # ln 4 = 1.39 knows nothing
     assert repeat_nll[3] < 0.5 * repeat_nll[1], repeat_nll
 
