@@ -11,6 +11,7 @@ import math
 import re
 import shutil
 import wave
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -413,6 +414,31 @@ def test_onehot_windows_hold_the_scaled_windows_notes() -> None:
     assert set(notes[..., 1].ravel()) <= set(vocab["duration"])
     with pytest.raises(DataError, match="encoding .* must be one of scaled, onehot"):
         load_dataset("music:bach", split="train", limit=3, encoding="tokens")
+
+
+def test_transpose_adds_the_training_melodies_in_other_keys() -> None:
+    opts = {"limit": 3, "seq_len": 8, "test_fraction": 0.34, "encoding": "onehot"}
+    base = load_dataset("music:bach", split="train", **opts)
+    aug = load_dataset("music:bach", split="train", transpose=2, **opts)
+    assert aug.info["music"]["transpose"] == 2 and len(aug) == 5 * len(base)
+    notes, shifted = decode_notes(base.x.numpy(), base.info), decode_notes(aug.x.numpy(), aug.info)
+    # the pitches are the original ones moved by -2..2 semitones, every shift once; rhythm kept
+    want = Counter()
+    for k in range(-2, 3):
+        want.update((notes[..., 0] + k).ravel().tolist())
+    assert Counter(shifted[..., 0].ravel().tolist()) == want
+    assert Counter(shifted[..., 1].ravel().tolist()) == Counter(
+        {d: 5 * c for d, c in Counter(notes[..., 1].ravel().tolist()).items()})
+    lo, hi = base.info["music"]["vocab"]["pitch"][0], base.info["music"]["vocab"]["pitch"][-1]
+    assert aug.info["music"]["vocab"]["pitch"] == [float(p) for p in range(int(lo) - 2, int(hi) + 3)]
+    # the test split is not augmented: the same notes, in the encoding the training split uses
+    test, test_aug = (load_dataset("music:bach", split="test", transpose=t, **opts) for t in (0, 2))
+    assert test_aug.info["music"]["vocab"] == aug.info["music"]["vocab"]
+    np.testing.assert_array_equal(decode_notes(test_aug.x.numpy(), test_aug.info),
+                                  decode_notes(test.x.numpy(), test.info))
+    for bad, msg in ((7, "use 0-6"), (-1, "integer >= 0")):
+        with pytest.raises(DataError, match=msg):
+            load_dataset("music:bach", split="train", transpose=bad, **opts)
 
 
 def test_span_softmax_draws_each_span_from_its_softmax() -> None:

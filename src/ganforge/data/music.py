@@ -21,7 +21,10 @@ Notes longer than ``max_quarters`` (8: two 4/4 bars; 2 of the chorales' 21,160 s
 are clipped to it, and a rest longer than it (21 times in the chorales, up to 51 quarters where
 the soprano pauses) cuts the piece into separate melodies, so the features keep a useful range.
 Every window of ``seq_len`` consecutive notes inside a melody (step ``stride``) is a training
-sequence; windows are shuffled with a seeded permutation. Two encodings
+sequence; windows are shuffled with a seeded permutation. ``transpose: K`` (0 = off, at most
+6) augments the training split: each training melody also appears shifted by every k in
+-K..K semitones (K = 6: all twelve keys), and the scaling and pitch vocabulary cover the
+shifted range, so both splits keep one encoding; the test split stays as written. Two encodings
 (``data.options.encoding``):
 
 - ``scaled`` (default, Mogren's): the 3 features min-max scaled to [0, 1] over all pieces of
@@ -295,6 +298,17 @@ def segment_piece(events: np.ndarray, max_quarters: float) -> list[np.ndarray]:
     return [seg for seg in np.split(ev, cuts) if len(seg)]
 
 
+def transposed(melodies: list[np.ndarray], semitones: int) -> list[np.ndarray]:
+    """``melodies`` followed by their copies shifted by k = -semitones..semitones (k != 0, in
+    that order), pitch only; shifts that would leave MIDI's 0..127 are skipped per melody."""
+    out = list(melodies)
+    for k in range(-semitones, semitones + 1):
+        for m in melodies:
+            if k and len(m) and 0 <= m[:, 0].min() + k and m[:, 0].max() + k <= 127:
+                out.append(m + np.array([k, 0.0, 0.0]))
+    return out
+
+
 def piece_windows(pieces: list[np.ndarray], seq_len: int, stride: int) -> np.ndarray:
     """Every window of seq_len consecutive notes inside each piece (start step ``stride``), in
     order: (W, seq_len, 3)."""
@@ -352,12 +366,14 @@ def _option_int(name: str, value: Any, low: int) -> int:
 @register_dataset("music:")
 def music(path: str, split: str = "all", seq_len: int = 32, stride: int = 1, seed: int = 0,
           test_fraction: float = 0.1, limit: int | None = None, part: int | str | None = None,
-          max_quarters: float = 8.0, encoding: str = "scaled") -> TensorData:
+          max_quarters: float = 8.0, encoding: str = "scaled", transpose: int = 0
+          ) -> TensorData:
     """Melodies as windows of ``seq_len`` notes (pitch, duration, delta), scaled to [0, 1] or
     one-hot (``encoding``): ``music:bach`` (soprano of music21's Bach chorales) or
     ``music:FOLDER`` of MIDI/MusicXML files (first part, or ``part``). ``limit`` keeps the
     first pieces (by file name); notes longer than ``max_quarters`` are clipped to it and rests
-    longer than it cut a piece into melodies (:func:`segment_piece`)."""
+    longer than it cut a piece into melodies (:func:`segment_piece`). ``transpose`` adds the
+    training melodies shifted by -transpose..transpose semitones (:func:`transposed`)."""
     _check_split(split)
     if encoding not in ENCODINGS:
         raise DataError(f"data.options.encoding for music data must be one of "
@@ -366,6 +382,10 @@ def music(path: str, split: str = "all", seq_len: int = 32, stride: int = 1, see
     stride = _option_int("stride", stride, 1)
     if limit is not None:
         limit = _option_int("limit", limit, 1)
+    transpose = _option_int("transpose", transpose, 0)
+    if transpose > 6:
+        raise DataError(f"data.options.transpose is the largest shift in semitones (6 reaches "
+                        f"all twelve keys), got {transpose}; use 0-6.")
     if isinstance(max_quarters, bool) or not isinstance(max_quarters, (int, float)) or \
             max_quarters <= 0:
         raise DataError(f"data.options.max_quarters must be a positive number of quarter "
@@ -399,10 +419,15 @@ def music(path: str, split: str = "all", seq_len: int = 32, stride: int = 1, see
         raise DataError(f"no file of music:{path} has notes in part {part!r}; set "
                         f"data.options.part to a part index (0 = first) or a part name.")
     melodies = [segment_piece(p, float(max_quarters)) for p in pieces]
-    every_note = np.concatenate([seg for segs in melodies for seg in segs])
+    # the scaling and the vocabulary cover every melody in every key the training split holds
+    every_note = np.concatenate(transposed([seg for segs in melodies for seg in segs],
+                                           transpose))
     scaling = minmax_fit(every_note)
     keep = split_pieces(len(pieces), split, float(test_fraction), seed)
-    windows = piece_windows([seg for i in keep for seg in melodies[i]], seq_len, stride)
+    chosen = [seg for i in keep for seg in melodies[i]]
+    if split == "train":
+        chosen = transposed(chosen, transpose)
+    windows = piece_windows(chosen, seq_len, stride)
     if len(windows) == 0:
         longest = max(len(pieces[i]) for i in keep) if keep else 0
         raise DataError(f"music:{path} ({split}): no piece has {seq_len} notes (the longest has "
@@ -410,7 +435,7 @@ def music(path: str, split: str = "all", seq_len: int = 32, stride: int = 1, see
     windows = windows[np.random.RandomState(seed).permutation(len(windows))]
     info: dict[str, Any] = {"scaling": scaling, "columns": list(FEATURES),
                             "music": {"grid": GRID, "pieces": [names[i] for i in keep],
-                                      "encoding": encoding}}
+                                      "encoding": encoding, "transpose": transpose}}
     if encoding == "onehot":
         vocab = note_vocab(every_note)
         x = onehot_encode(windows, vocab)
