@@ -93,7 +93,10 @@ def music_eval_record(rows: dict[str, dict[str, Any]], run: Any, seed: int,
     from ganforge.version import __version__
 
     protocol: dict[str, Any] = {
-        "metrics": "music", "scores": [*SCORE_COLUMNS], "seed": seed,
+        "metrics": "music", "seed": seed,
+        "scores": [*SCORE_COLUMNS, *(["velocity_distance"]
+                                     if "velocity_distance" in rows["generated vs train"]
+                                     else [])],
         "n_generated": counts["generated"], "checkpoint_step": int(run.step),
         "notes": "quantized as written to MIDI; pitch classes 12 bins, KL(real || generated)",
         "real": {"dataset": run.config.data.source, "split": "train", "n": counts["train"]},
@@ -108,7 +111,7 @@ def music_eval_record(rows: dict[str, dict[str, Any]], run: Any, seed: int,
     if disc_iterations:
         protocol["discriminative"] = {"name": "timegan-discriminative", "classifier": "GRU",
                                       "iterations": disc_iterations,
-                                      "features": "pitch, duration, delta min-max scaled",
+                                      "features": "the note features min-max scaled",
                                       "score": "|accuracy - 0.5| on a held-out half"}
     return {"kind": "eval", "step": int(run.step), **rows["generated vs train"],
             "real_vs_real": dict(rows.get("test vs train", {})), "protocol": protocol}

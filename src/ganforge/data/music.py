@@ -10,7 +10,9 @@
 
 Each piece becomes note events ``(pitch, duration, delta)``: the MIDI pitch (the highest note
 of a chord), the duration in quarter lengths (tied notes merged, grace notes dropped) and the
-time since the previous note's onset (0 for the first note). music21 parses each piece once
+time since the previous note's onset (0 for the first note); ``velocity: true`` adds the
+note's MIDI velocity as a 4th feature (MIDI files state one; scores do not, which is an
+error naming the piece). music21 parses each piece once
 (without its pickle cache: no file is ever unpickled; a progress display from 50 pieces on);
 the events are cached as a plain ``.npz`` in ``cache_dir()`` keyed by the files (name, size,
 mtime), the part, ``limit`` (Essen), music21's version and this parser's version.
@@ -27,7 +29,7 @@ sequence; windows are shuffled with a seeded permutation. ``transpose: K`` (0 = 
 shifted range, so both splits keep one encoding; the test split stays as written. Two encodings
 (``data.options.encoding``):
 
-- ``scaled`` (default, Mogren's): the 3 features min-max scaled to [0, 1] over all pieces of
+- ``scaled`` (default, Mogren's): the 3 (4) features min-max scaled to [0, 1] over all pieces of
   the source (both splits, as the other sequence datasets scale the whole series) with
   :func:`~ganforge.data.sequences.minmax_apply`, for a sigmoid generator;
 - ``onehot``: each feature one-hot over its vocabulary (:func:`note_vocab`: every MIDI pitch
@@ -64,9 +66,10 @@ from ganforge.fileio import atomic_path
 from ganforge.progress import Progress
 
 FEATURES = ("pitch", "duration", "delta")
+VELOCITY = "velocity"  # the 4th feature with data.options.velocity: true
 ENCODINGS = ("scaled", "onehot")
 MUSIC_SUFFIXES = (".mid", ".midi", ".mxl", ".musicxml", ".xml")
-PARSER_VERSION = 1  # bump when the events a file gives change (invalidates the cache)
+PARSER_VERSION = 2  # bump when the events a file gives change (invalidates the cache)
 GRID = 0.25  # quantization of durations and onsets in quarter lengths (a sixteenth note)
 MIDI_TICKS = 480  # ticks per quarter note in the MIDI files written
 log = logging.getLogger("ganforge.data")
@@ -163,24 +166,26 @@ def _choose_part(score: Any, part: int | str) -> Any:
 
 
 def part_events(stream: Any) -> np.ndarray:
-    """A part -> (K, 3) float64 events (pitch, duration, delta); notes that start together
-    (chords, voices) keep the highest pitch; zero-length (grace) notes are dropped."""
-    by_onset: dict[float, tuple[int, float]] = {}
+    """A part -> (K, 4) float64 events (pitch, duration, delta, velocity); notes that start
+    together (chords, voices) keep the highest pitch; zero-length (grace) notes are dropped.
+    The velocity is the note's MIDI velocity (1-127) where the file states one (MIDI files),
+    NaN where it does not (a score without velocities: the bundled MusicXML and ABC)."""
+    by_onset: dict[float, tuple[int, float, float]] = {}
     for n in stream.stripTies().flatten().notes:
         dur = float(n.quarterLength)
         if dur <= 0:
             continue
         pitch = max(p.midi for p in n.pitches)
         onset = float(n.offset)
+        vel = getattr(getattr(n, "volume", None), "velocity", None)
         if onset not in by_onset or pitch > by_onset[onset][0]:
-            by_onset[onset] = (pitch, dur)
+            by_onset[onset] = (pitch, dur, np.nan if vel is None else float(vel))
     onsets = np.array(sorted(by_onset), dtype=np.float64)
     if len(onsets) == 0:
-        return np.zeros((0, 3))
-    pitch = np.array([by_onset[o][0] for o in onsets], dtype=np.float64)
-    dur = np.array([by_onset[o][1] for o in onsets], dtype=np.float64)
+        return np.zeros((0, 4))
+    rows = np.array([by_onset[o] for o in onsets], dtype=np.float64)
     delta = np.diff(onsets, prepend=onsets[0])
-    return np.stack([pitch, dur, delta], axis=1)
+    return np.stack([rows[:, 0], rows[:, 1], delta, rows[:, 2]], axis=1)
 
 
 def parse_piece(path: Path, part: int | str) -> np.ndarray | None:
@@ -256,22 +261,32 @@ def cached_events(cached: Path, names: list[str], parse: Callable[[int], np.ndar
     return kept, pieces
 
 
-def piece_events(label: str, files: list[Path], part: int | str
+def _features(found: tuple[list[str], list[np.ndarray]], velocity: bool
+              ) -> tuple[list[str], list[np.ndarray]]:
+    names, pieces = found
+    return names, [p[:, :4 if velocity else 3] for p in pieces]
+
+
+def piece_events(label: str, files: list[Path], part: int | str, velocity: bool = False
                  ) -> tuple[list[str], list[np.ndarray]]:
-    """(names, events per piece) of the files that have the part; parsed once, then read back
-    from the ``.npz`` cache (:func:`cached_events`)."""
-    return cached_events(_cache_key(label, files, part), [f.name for f in files],
-                         lambda i: parse_piece(files[i], part), shown=[str(f) for f in files])
+    """(names, events per piece) of the files that have the part: (K, 3) pitch, duration,
+    delta, or (K, 4) with ``velocity`` (NaN where a file states none); parsed once, then read
+    back from the ``.npz`` cache (:func:`cached_events`)."""
+    return _features(cached_events(_cache_key(label, files, part), [f.name for f in files],
+                                   lambda i: parse_piece(files[i], part),
+                                   shown=[str(f) for f in files]), velocity)
 
 
-def essen_events(limit: int | None, part: int | str) -> tuple[list[str], list[np.ndarray]]:
-    """(names ``FILE#X``, events) of the Essen tunes (the first ``limit``); a tune music21
-    cannot read is left out with a warning."""
+def essen_events(limit: int | None, part: int | str, velocity: bool = False
+                 ) -> tuple[list[str], list[np.ndarray]]:
+    """(names ``FILE#X``, events) of the Essen tunes (the first ``limit``; events as
+    :func:`piece_events`); a tune music21 cannot read is left out with a warning."""
     tunes = essen_tunes(limit)
     files = sorted({f for _, _, f in tunes}, key=lambda p: p.name)
-    return cached_events(_cache_key("essen", files, part, [limit, len(tunes)]),
-                         [name for name, _, _ in tunes],
-                         lambda i: parse_abc_tune(tunes[i][1], part), strict=False)
+    return _features(cached_events(_cache_key("essen", files, part, [limit, len(tunes)]),
+                                   [name for name, _, _ in tunes],
+                                   lambda i: parse_abc_tune(tunes[i][1], part), strict=False),
+                     velocity)
 
 
 # ------------------------------------------------------------------ split and windows
@@ -305,37 +320,49 @@ def transposed(melodies: list[np.ndarray], semitones: int) -> list[np.ndarray]:
     for k in range(-semitones, semitones + 1):
         for m in melodies:
             if k and len(m) and 0 <= m[:, 0].min() + k and m[:, 0].max() + k <= 127:
-                out.append(m + np.array([k, 0.0, 0.0]))
+                shift = np.zeros(m.shape[1])
+                shift[0] = k
+                out.append(m + shift)
     return out
 
 
 def piece_windows(pieces: list[np.ndarray], seq_len: int, stride: int) -> np.ndarray:
     """Every window of seq_len consecutive notes inside each piece (start step ``stride``), in
-    order: (W, seq_len, 3)."""
+    order: (W, seq_len, F) for pieces of F features."""
     out = [p[s:s + seq_len] for p in pieces for s in range(0, len(p) - seq_len + 1, stride)]
-    return np.stack(out) if out else np.zeros((0, seq_len, 3))
+    width = pieces[0].shape[1] if pieces else len(FEATURES)
+    return np.stack(out) if out else np.zeros((0, seq_len, width))
 
 
 def note_vocab(events: np.ndarray, grid: float = GRID) -> dict[str, list[float]]:
-    """The one-hot vocabulary of note events (K, 3): every MIDI pitch from the lowest to the
-    highest, and the distinct durations and deltas once quantized to ``grid``."""
+    """The one-hot vocabulary of note events (K, 3) or (K, 4): every MIDI pitch from the lowest
+    to the highest, the distinct durations and deltas once quantized to ``grid`` and, with a
+    4th column, the distinct velocities."""
     q = quantize_notes(events, grid)
-    return {"pitch": [float(p) for p in range(int(q[:, 0].min()), int(q[:, 0].max()) + 1)],
-            "duration": sorted({float(v) for v in q[:, 1]}),
-            "delta": sorted({float(v) for v in q[:, 2]})}
+    vocab = {"pitch": [float(p) for p in range(int(q[:, 0].min()), int(q[:, 0].max()) + 1)],
+             "duration": sorted({float(v) for v in q[:, 1]}),
+             "delta": sorted({float(v) for v in q[:, 2]})}
+    if q.shape[1] > len(FEATURES):
+        vocab[VELOCITY] = sorted({float(v) for v in q[:, 3]})
+    return vocab
+
+
+def vocab_features(vocab: dict[str, list[float]]) -> tuple[str, ...]:
+    """The features a vocabulary covers, in column order (velocity last where it has one)."""
+    return (*FEATURES, VELOCITY) if VELOCITY in vocab else FEATURES
 
 
 def vocab_spans(vocab: dict[str, list[float]]) -> list[int]:
-    return [len(vocab[f]) for f in FEATURES]
+    return [len(vocab[f]) for f in vocab_features(vocab)]
 
 
 def onehot_encode(events: np.ndarray, vocab: dict[str, list[float]], grid: float = GRID
                   ) -> np.ndarray:
-    """(..., 3) note events -> (..., sum of spans) one-hot rows (quantized to ``grid`` first;
-    every value must be in ``vocab``)."""
+    """(..., 3 or 4) note events -> (..., sum of spans) one-hot rows (quantized to ``grid``
+    first; every value must be in ``vocab``)."""
     q = quantize_notes(events, grid)
     parts = []
-    for f, name in enumerate(FEATURES):
+    for f, name in enumerate(vocab_features(vocab)):
         values = np.asarray(vocab[name])
         idx = np.searchsorted(values, q[..., f])
         if np.any(idx >= len(values)) or np.any(values[np.minimum(idx, len(values) - 1)]
@@ -347,13 +374,13 @@ def onehot_encode(events: np.ndarray, vocab: dict[str, list[float]], grid: float
 
 
 def onehot_decode(x: np.ndarray, vocab: dict[str, list[float]]) -> np.ndarray:
-    """(..., sum of spans) one-hot (or softmax) rows -> (..., 3) note events: the value of
-    each span's largest entry."""
+    """(..., sum of spans) one-hot (or softmax) rows -> (..., 3) note events (4 with a
+    velocity vocabulary): the value of each span's largest entry."""
     x = np.asarray(x)
     widths = vocab_spans(vocab)
     cols = np.split(x, np.cumsum(widths)[:-1], axis=-1)
     return np.stack([np.asarray(vocab[name], dtype=np.float64)[c.argmax(-1)]
-                     for name, c in zip(FEATURES, cols, strict=True)], axis=-1)
+                     for name, c in zip(vocab_features(vocab), cols, strict=True)], axis=-1)
 
 
 def _option_int(name: str, value: Any, low: int) -> int:
@@ -366,14 +393,15 @@ def _option_int(name: str, value: Any, low: int) -> int:
 @register_dataset("music:")
 def music(path: str, split: str = "all", seq_len: int = 32, stride: int = 1, seed: int = 0,
           test_fraction: float = 0.1, limit: int | None = None, part: int | str | None = None,
-          max_quarters: float = 8.0, encoding: str = "scaled", transpose: int = 0
-          ) -> TensorData:
+          max_quarters: float = 8.0, encoding: str = "scaled", transpose: int = 0,
+          velocity: bool = False) -> TensorData:
     """Melodies as windows of ``seq_len`` notes (pitch, duration, delta), scaled to [0, 1] or
     one-hot (``encoding``): ``music:bach`` (soprano of music21's Bach chorales) or
     ``music:FOLDER`` of MIDI/MusicXML files (first part, or ``part``). ``limit`` keeps the
     first pieces (by file name); notes longer than ``max_quarters`` are clipped to it and rests
     longer than it cut a piece into melodies (:func:`segment_piece`). ``transpose`` adds the
-    training melodies shifted by -transpose..transpose semitones (:func:`transposed`)."""
+    training melodies shifted by -transpose..transpose semitones (:func:`transposed`).
+    ``velocity`` adds each note's MIDI velocity as a 4th feature (files that state one)."""
     _check_split(split)
     if encoding not in ENCODINGS:
         raise DataError(f"data.options.encoding for music data must be one of "
@@ -390,6 +418,8 @@ def music(path: str, split: str = "all", seq_len: int = 32, stride: int = 1, see
             max_quarters <= 0:
         raise DataError(f"data.options.max_quarters must be a positive number of quarter "
                         f"notes (8 = two 4/4 bars), got {max_quarters!r}.")
+    if not isinstance(velocity, bool):
+        raise DataError(f"data.options.velocity must be true or false, got {velocity!r}.")
     if not isinstance(test_fraction, (int, float)) or not 0 <= test_fraction < 1:
         raise DataError(f"data.options.test_fraction must be in [0, 1), got {test_fraction!r}.")
     if path in FOLK_NAMES:
@@ -412,12 +442,20 @@ def music(path: str, split: str = "all", seq_len: int = 32, stride: int = 1, see
     if isinstance(part, bool) or not isinstance(part, (int, str)):
         raise DataError(f"data.options.part must be a part index or name, got {part!r}.")
     if label == "essen":
-        names, pieces = essen_events(limit, part)
+        names, pieces = essen_events(limit, part, velocity)
     else:
-        names, pieces = piece_events(label, files if limit is None else files[:limit], part)
+        names, pieces = piece_events(label, files if limit is None else files[:limit], part,
+                                     velocity)
     if not pieces:
         raise DataError(f"no file of music:{path} has notes in part {part!r}; set "
                         f"data.options.part to a part index (0 = first) or a part name.")
+    features = (*FEATURES, VELOCITY) if velocity else FEATURES
+    silent = [names[i] for i, p in enumerate(pieces) if velocity and np.isnan(p[:, 3]).any()]
+    if silent:
+        raise DataError(f"data.options.velocity: {len(silent)} of {len(pieces)} pieces of "
+                        f"music:{path} state no note velocity (e.g. '{silent[0]}'): scores "
+                        f"(MusicXML, ABC, the bundled corpora) carry none, MIDI files do. "
+                        f"Set velocity: false, or give a folder of MIDI files.")
     melodies = [segment_piece(p, float(max_quarters)) for p in pieces]
     # the scaling and the vocabulary cover every melody in every key the training split holds
     every_note = np.concatenate(transposed([seg for segs in melodies for seg in segs],
@@ -433,15 +471,16 @@ def music(path: str, split: str = "all", seq_len: int = 32, stride: int = 1, see
         raise DataError(f"music:{path} ({split}): no piece has {seq_len} notes (the longest has "
                         f"{longest}); lower data.options.seq_len.")
     windows = windows[np.random.RandomState(seed).permutation(len(windows))]
-    info: dict[str, Any] = {"scaling": scaling, "columns": list(FEATURES),
+    info: dict[str, Any] = {"scaling": scaling, "columns": list(features),
                             "music": {"grid": GRID, "pieces": [names[i] for i in keep],
-                                      "encoding": encoding, "transpose": transpose}}
+                                      "encoding": encoding, "transpose": transpose,
+                                      "velocity": velocity}}
     if encoding == "onehot":
         vocab = note_vocab(every_note)
         x = onehot_encode(windows, vocab)
         info["music"]["vocab"] = vocab
         info["spans"] = vocab_spans(vocab)
-        info["columns"] = [f"{name}={v:g}" for name in FEATURES for v in vocab[name]]
+        info["columns"] = [f"{name}={v:g}" for name in features for v in vocab[name]]
     else:
         x = minmax_apply(windows, scaling)
     return TensorData(name=f"music:{path}", x=torch.from_numpy(x.astype(np.float32)),
@@ -451,12 +490,16 @@ def music(path: str, split: str = "all", seq_len: int = 32, stride: int = 1, see
 # ------------------------------------------------------------------- samples -> notes
 def quantize_notes(events: np.ndarray, grid: float = GRID) -> np.ndarray:
     """(..., 3) events in musical units -> pitch rounded into 0..127, duration rounded to the
-    grid (at least one grid step), delta rounded to the grid (>= 0)."""
+    grid (at least one grid step), delta rounded to the grid (>= 0); a 4th column (velocity)
+    rounded into MIDI's 1..127."""
     ev = np.asarray(events, dtype=np.float64)
     pitch = np.clip(np.round(ev[..., 0]), 0, 127)
     dur = np.maximum(grid, np.round(ev[..., 1] / grid) * grid)
     delta = np.maximum(0.0, np.round(ev[..., 2] / grid) * grid)
-    return np.stack([pitch, dur, delta], axis=-1)
+    cols = [pitch, dur, delta]
+    if ev.shape[-1] > len(FEATURES):
+        cols.append(np.clip(np.round(ev[..., 3]), 1, 127))
+    return np.stack(cols, axis=-1)
 
 
 def samples_to_notes(samples: np.ndarray, scaling: dict[str, Any], grid: float = GRID
@@ -484,31 +527,38 @@ def note_features(notes: np.ndarray, info: dict[str, Any]) -> np.ndarray:
 
 def timeline(melodies: np.ndarray | list[np.ndarray], gap: float = 4.0) -> np.ndarray:
     """Quantized melodies (each (T, 3) pitch, duration, delta) one after another -> (K, 3)
-    rows (onset, pitch, duration) in quarter lengths, as written to MIDI / MusicXML.
+    rows (onset, pitch, duration) in quarter lengths, as written to MIDI / MusicXML; melodies
+    with a 4th column (velocity) give (K, 4) rows (onset, pitch, duration, velocity).
 
     A melody's first note starts it (its delta is ignored); the next melody starts on the first
     multiple of 4 quarters at least ``gap`` after the previous one's last note ends. A melody
     sounds one onset at a time: a note is cut where the next later onset starts; notes that
-    start together form a chord (a repeated pitch is written once, with its longest length)."""
-    rows: list[tuple[float, int, float]] = []
+    start together form a chord (a repeated pitch is written once, with its longest length and
+    its loudest velocity)."""
+    rows: list[tuple[float, ...]] = []
     start = 0.0
+    width = 3
     for mel in melodies:
         mel = np.asarray(mel, dtype=np.float64)
         if len(mel) == 0:
             continue
+        width = 4 if mel.shape[1] > len(FEATURES) else 3
         onsets = start + np.concatenate([[0.0], np.cumsum(mel[1:, 2])])
         distinct = np.unique(onsets)
-        chord: dict[tuple[float, int], float] = {}
-        for onset, (pitch, dur, _) in zip(onsets, mel, strict=True):
+        chord: dict[tuple[float, int], tuple[float, float]] = {}
+        for onset, note in zip(onsets, mel, strict=True):
+            dur = float(note[1])
             later = distinct[distinct > onset]
             if len(later):
                 dur = min(dur, float(later[0] - onset))
-            key = (float(onset), int(pitch))
-            chord[key] = max(chord.get(key, 0.0), float(dur))
-        rows.extend((o, p, d) for (o, p), d in sorted(chord.items()))
-        end = max(o + d for (o, _), d in chord.items())
+            key = (float(onset), int(note[0]))
+            vel = float(note[3]) if width == 4 else 0.0
+            held, loud = chord.get(key, (0.0, 0.0))
+            chord[key] = (max(held, dur), max(loud, vel))
+        rows.extend((o, p, d, v)[:width] for (o, p), (d, v) in sorted(chord.items()))
+        end = max(o + d for (o, _), (d, _) in chord.items())
         start = float(np.ceil((end + gap) / 4.0) * 4.0)
-    return np.array(rows, dtype=np.float64).reshape(-1, 3)
+    return np.array(rows, dtype=np.float64).reshape(-1, width)
 
 
 def _mido() -> Any:
@@ -521,13 +571,17 @@ def _mido() -> Any:
 
 def write_midi(notes: np.ndarray, out: str | Path, tempo_bpm: float = 100.0,
                velocity: int = 80) -> Path:
-    """Write timeline rows (onset, pitch, duration) as a type-0 MIDI file (piano, channel 0)."""
+    """Write timeline rows (onset, pitch, duration) as a type-0 MIDI file (piano, channel 0),
+    every note at ``velocity``; rows (onset, pitch, duration, velocity) give each its own."""
     mido = _mido()
+    notes = np.asarray(notes, dtype=np.float64)
+    loud = (np.clip(np.round(notes[:, 3]), 1, 127) if notes.ndim == 2 and notes.shape[1] > 3
+            else np.full(len(notes), velocity))
     events = []  # (tick, order, message): note-offs before note-ons at the same tick
-    for onset, pitch, dur in notes:
+    for (onset, pitch, dur), vel in zip(notes[:, :3], loud, strict=True):
         on = round(onset * MIDI_TICKS)
         off = round((onset + dur) * MIDI_TICKS)
-        events.append((on, 1, mido.Message("note_on", note=int(pitch), velocity=velocity)))
+        events.append((on, 1, mido.Message("note_on", note=int(pitch), velocity=int(vel))))
         events.append((off, 0, mido.Message("note_off", note=int(pitch), velocity=0)))
     events.sort(key=lambda e: (e[0], e[1]))
     track = mido.MidiTrack()
@@ -546,8 +600,9 @@ def write_midi(notes: np.ndarray, out: str | Path, tempo_bpm: float = 100.0,
     return out
 
 
-def read_midi(path: str | Path) -> np.ndarray:
-    """A MIDI file -> (K, 3) rows (onset, pitch, duration) in quarter lengths, sorted."""
+def read_midi(path: str | Path, velocity: bool = False) -> np.ndarray:
+    """A MIDI file -> (K, 3) rows (onset, pitch, duration) in quarter lengths, sorted; with
+    ``velocity``, (K, 4) rows ending in each note's note-on velocity."""
     mido = _mido()
     f = mido.MidiFile(str(path))
     rows, sounding = [], {}
@@ -556,32 +611,39 @@ def read_midi(path: str | Path) -> np.ndarray:
         for msg in track:
             tick += msg.time
             if msg.type == "note_on" and msg.velocity > 0:
-                sounding[msg.note] = tick
+                sounding[msg.note] = (tick, msg.velocity)
             elif msg.type in ("note_off", "note_on") and msg.note in sounding:
-                start = sounding.pop(msg.note)
+                start, vel = sounding.pop(msg.note)
                 rows.append((start / f.ticks_per_beat, msg.note,
-                             (tick - start) / f.ticks_per_beat))
-    return np.array(sorted(rows), dtype=np.float64).reshape(-1, 3)
+                             (tick - start) / f.ticks_per_beat, vel))
+    width = 4 if velocity else 3
+    return np.array(sorted(r[:width] for r in rows), dtype=np.float64).reshape(-1, width)
 
 
 def write_musicxml(notes: np.ndarray, out: str | Path) -> Path:
     """Write timeline rows (onset, pitch, duration) as MusicXML through music21 (4/4, rests
-    filled in, chords where notes start together)."""
+    filled in, chords where notes start together); rows with a 4th column (velocity) give
+    each note (a chord: its loudest) that velocity."""
     try:
         m21 = _music21()
     except DataError as exc:
         raise GanforgeError(str(exc)) from None
     part = m21.stream.Part()
     part.insert(0, m21.meter.TimeSignature("4/4"))
-    by_onset: dict[float, list[tuple[int, float]]] = {}
-    for onset, pitch, dur in notes:
-        by_onset.setdefault(float(onset), []).append((int(pitch), float(dur)))
+    notes = np.asarray(notes, dtype=np.float64)
+    by_onset: dict[float, list[tuple[int, float, float]]] = {}
+    for row in notes:
+        vel = float(row[3]) if len(row) > 3 else np.nan
+        by_onset.setdefault(float(row[0]), []).append((int(row[1]), float(row[2]), vel))
     for onset, group in sorted(by_onset.items()):
-        dur = max(d for _, d in group)
+        dur = max(d for _, d, _ in group)
         if len(group) == 1:
             el = m21.note.Note(group[0][0], quarterLength=dur)
         else:
-            el = m21.chord.Chord([p for p, _ in group], quarterLength=dur)
+            el = m21.chord.Chord([p for p, _, _ in group], quarterLength=dur)
+        loudest = max(v for _, _, v in group)
+        if not np.isnan(loudest):
+            el.volume.velocity = round(loudest)
         part.insert(onset, el)
     score = m21.stream.Score([part])
     out = Path(out)
@@ -589,15 +651,20 @@ def write_musicxml(notes: np.ndarray, out: str | Path) -> Path:
     return out
 
 
-def read_musicxml(path: str | Path) -> np.ndarray:
-    """A MusicXML file -> (K, 3) rows (onset, pitch, duration) of its first part, sorted."""
+def read_musicxml(path: str | Path, velocity: bool = False) -> np.ndarray:
+    """A MusicXML file -> (K, 3) rows (onset, pitch, duration) of its first part, sorted; with
+    ``velocity``, (K, 4) rows ending in each note's velocity (NaN where it states none)."""
     m21 = _music21()
     c = m21.converter.Converter()
     c.parseFile(Path(path), forceSource=True, storePickle=False)
     part = _choose_part(c.stream, 0)
-    rows = [(float(n.offset), p.midi, float(n.quarterLength))
-            for n in part.stripTies().flatten().notes for p in n.pitches]
-    return np.array(sorted(rows), dtype=np.float64).reshape(-1, 3)
+    rows = []
+    for n in part.stripTies().flatten().notes:
+        vel = n.volume.velocity
+        rows.extend((float(n.offset), p.midi, float(n.quarterLength),
+                     np.nan if vel is None else float(vel)) for p in n.pitches)
+    width = 4 if velocity else 3
+    return np.array(sorted(r[:width] for r in rows), dtype=np.float64).reshape(-1, width)
 
 
 MIDI_SUFFIXES = (".mid", ".midi")

@@ -1,7 +1,8 @@
 """Scores of generated melodies against real ones (C-RNN-GAN, Mogren 2016, section 4).
 
 Melodies are (N, T, 3) note events in musical units (pitch as MIDI number, duration and
-delta in quarter lengths: ``data.music.samples_to_notes``), or a list of (T_i, 3) arrays.
+delta in quarter lengths: ``data.music.samples_to_notes``), or a list of (T_i, 3) arrays; a
+4th column is the MIDI velocity (``data.options.velocity``).
 
 Per set (the mean over its melodies):
 
@@ -11,6 +12,12 @@ Per set (the mean over its melodies):
 - ``repetitions``: how many of a melody's pitch n-grams (n = 4 notes) already occurred earlier
   in it (a count per melody: positions i whose n-gram equals one that starts before i).
 - ``tone_span``: highest minus lowest pitch of a melody, in semitones.
+- ``polyphony``: the fraction of a melody's consecutive note pairs where the next note starts
+  before the current one ends (delta_{i+1} < duration_i): how often two tones sound at once,
+  C-RNN-GAN's polyphony for one note per event (a chord's notes start together: delta 0).
+  A part read from a score keeps one note per onset, so real melodies overlap only where a
+  held note outlasts the next onset (a second voice in the part); a generator that picks the
+  duration and the next delta apart can overlap its own notes, and this counts it.
 
 Against the real set:
 
@@ -21,6 +28,8 @@ Against the real set:
 - ``note_length_distance``: the total variation distance of the duration histograms over the
   bins of :data:`LENGTH_BINS` (1/16, 1/8, dotted 1/8, 1/4, dotted 1/4, 1/2, dotted 1/2, whole
   and longer).
+- ``velocity_distance`` (when both sets have velocities): the total variation distance of
+  the velocity histograms over MIDI's 8 dynamics bins of 16 (1-16 ppp ... 113-127 fff).
 - ``copied_phrases``: the fraction of the set's phrases of :data:`PHRASE` = 8 consecutive
   notes (pitch and duration, in 1/48 quarters) that occur anywhere in the real set: a
   memorization check. Real melodies share phrases too (a chorale tune harmonized twice, a
@@ -43,16 +52,26 @@ _LENGTH_EDGES = np.array([0.0, 0.375, 0.625, 0.875, 1.25, 1.75, 2.5, 3.5, np.inf
 NGRAM = 4
 PHRASE = 8
 EPS = 1e-6
+VELOCITY_EDGES = np.arange(0.5, 129.0, 16.0)  # 8 bins: 1-16, 17-32, ..., 113-127
 
 Melodies = np.ndarray | Sequence[np.ndarray]
 
 
 def _melodies(melodies: Melodies) -> list[np.ndarray]:
-    out = [np.asarray(m, dtype=np.float64).reshape(-1, 3) for m in melodies]
+    out = []
+    for m in melodies:
+        m = np.asarray(m, dtype=np.float64)
+        width = m.shape[-1] if m.ndim == 2 and m.shape[-1] in (3, 4) else 3
+        out.append(m.reshape(-1, width))
     if not out or not any(len(m) for m in out):
         raise GanforgeError("no notes to score: give melodies as (N, T, 3) note events "
-                            "(pitch, duration, delta) with T >= 1.")
+                            "(pitch, duration, delta[, velocity]) with T >= 1.")
     return out
+
+
+def has_velocity(melodies: Melodies) -> bool:
+    """Whether every melody has the 4th column (velocity)."""
+    return all(m.shape[1] == 4 for m in _melodies(melodies))
 
 
 def _pitches(m: np.ndarray) -> np.ndarray:
@@ -70,6 +89,13 @@ def note_length_histogram(melodies: Melodies) -> np.ndarray:
     durs = np.concatenate([m[:, 1] for m in _melodies(melodies)])
     counts, _ = np.histogram(durs, bins=_LENGTH_EDGES)
     return counts / len(durs)
+
+
+def velocity_histogram(melodies: Melodies) -> np.ndarray:
+    """(8,) fraction of all notes in each velocity bin (:data:`VELOCITY_EDGES`)."""
+    vel = np.concatenate([m[:, 3] for m in _melodies(melodies)])
+    counts, _ = np.histogram(vel, bins=VELOCITY_EDGES)
+    return counts / len(vel)
 
 
 def total_variation(p: np.ndarray, q: np.ndarray) -> float:
@@ -120,6 +146,15 @@ def tone_span(melodies: Melodies) -> float:
     return float(np.mean([np.ptp(_pitches(m)) for m in _melodies(melodies) if len(m)]))
 
 
+def polyphony(melodies: Melodies, tol: float = 1e-6) -> float:
+    """Mean over melodies (of 2 notes or more) of the fraction of consecutive note pairs
+    (i, i + 1) with delta_{i+1} < duration_i - ``tol``: the next note starts while note i
+    still sounds. NaN when no melody has 2 notes."""
+    shares = [float(np.mean(m[1:, 2] < m[:-1, 1] - tol))
+              for m in _melodies(melodies) if len(m) >= 2]
+    return float(np.mean(shares)) if shares else float("nan")
+
+
 def _phrase_keys(melodies: Melodies, n: int) -> np.ndarray:
     """One 64-bit key per run of ``n`` consecutive notes of each melody (pitch and duration
     quantized to 1/48 quarter), a polynomial hash that wraps around (collisions ~2^-64)."""
@@ -149,9 +184,10 @@ def copied_phrases(generated: Melodies, real: Melodies, n: int = PHRASE) -> floa
 
 
 def melody_stats(melodies: Melodies) -> dict[str, float]:
-    """The per-set scores: scale consistency, repetitions, tone span."""
+    """The per-set scores: scale consistency, repetitions, tone span, polyphony."""
     return {"scale_consistency": scale_consistency(melodies),
-            "repetitions": repetitions(melodies), "tone_span": tone_span(melodies)}
+            "repetitions": repetitions(melodies), "tone_span": tone_span(melodies),
+            "polyphony": polyphony(melodies)}
 
 
 def music_scores(generated: Melodies, real: Melodies) -> dict[str, Any]:
@@ -164,13 +200,17 @@ def music_scores(generated: Melodies, real: Melodies) -> dict[str, Any]:
                                                 note_length_histogram(generated)),
         **melody_stats(generated),
         "copied_phrases": copied_phrases(generated, real),
-    }
+    } | ({"velocity_distance": total_variation(velocity_histogram(real),
+                                               velocity_histogram(generated))}
+         if has_velocity(generated) and has_velocity(real) else {})
 
 
 SCORE_COLUMNS = ("pitch_class_kl", "pitch_class_distance", "note_length_distance",
-                 "scale_consistency", "repetitions", "tone_span", "copied_phrases")
+                 "scale_consistency", "repetitions", "tone_span", "polyphony",
+                 "copied_phrases")
 
-EXTRA_COLUMNS = ("discriminative",)  # printed when every row has it (musicscore)
+# printed when every row has it: the classifier (musicscore), velocities (velocity: true)
+EXTRA_COLUMNS = ("velocity_distance", "discriminative")
 
 
 def format_rows(rows: dict[str, dict[str, Any]]) -> str:

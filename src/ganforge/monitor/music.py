@@ -81,9 +81,15 @@ def audio_problem() -> str | None:
     return None
 
 
+def timeline_rows(notes: np.ndarray) -> np.ndarray:
+    """Timeline rows (onset, pitch, duration[, velocity]) as a 2-D float array (0 rows: (0, 3))."""
+    notes = np.asarray(notes, dtype=np.float64)
+    return notes.reshape(-1, notes.shape[-1] if notes.ndim > 1 else 3)
+
+
 def notes_end_seconds(notes: np.ndarray, tempo_bpm: float = TEMPO_BPM) -> float:
     """When the last of the timeline rows (onset, pitch, duration) ends, in seconds."""
-    notes = np.asarray(notes, dtype=np.float64).reshape(-1, 3)
+    notes = timeline_rows(notes)
     end_q = float((notes[:, 0] + notes[:, 2]).max()) if len(notes) else 0.0
     return end_q * 60.0 / tempo_bpm
 
@@ -108,14 +114,15 @@ def _wav_bytes(frames: np.ndarray, rate: int) -> bytes:
 
 
 def render_wav_bytes(notes: np.ndarray, rate: int = 44100, mono: bool = False) -> bytes:
-    """Timeline rows (onset, pitch, duration) -> the bytes of a 16-bit PCM WAV (stereo, or
-    mono), a piano (GM program 0) at :data:`TEMPO_BPM`, lasting until :data:`TAIL_S` after
+    """Timeline rows (onset, pitch, duration[, velocity]) -> the bytes of a 16-bit PCM WAV
+    (stereo, or mono), a piano (GM program 0) at :data:`TEMPO_BPM` (each note at its velocity
+    where the rows have one, else at ``write_midi``'s), lasting until :data:`TAIL_S` after
     the last note ends. Raises ``GanforgeError`` (what to install) when FluidSynth or the
     soundfont is missing, ``RunFailed`` when fluidsynth fails."""
     problem = audio_problem()
     if problem is not None:
         raise GanforgeError(problem)
-    notes = np.asarray(notes, dtype=np.float64).reshape(-1, 3)
+    notes = timeline_rows(notes)
     if not len(notes):
         raise GanforgeError("no notes to render.")
     with tempfile.TemporaryDirectory(prefix="ganforge-audio-") as tmp:
@@ -181,7 +188,7 @@ def piano_roll_png(melodies: Sequence[np.ndarray], titles: Sequence[str] | None 
     axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
     for i, (ax, r) in enumerate(zip(axes, rows, strict=True)):
         if len(r):
-            for onset, pitch, dur in r:
+            for onset, pitch, dur in r[:, :3]:
                 ax.add_patch(_bar(onset, pitch, dur))
             lo, hi = float(r[:, 1].min()), float(r[:, 1].max())
             ax.set_ylim(lo - 2, hi + 2)
@@ -291,6 +298,8 @@ SCORE_NAMES = {"pitch_class_kl": "pitch-class KL", "pitch_class_distance": "pitc
                "note_length_distance": "note-length distance",
                "scale_consistency": "scale consistency", "repetitions": "repetitions",
                "tone_span": "tone span (semitones)",
+               "polyphony": "polyphony (notes overlapping the next)",
+               "velocity_distance": "velocity distance",
                "copied_phrases": "phrases of 8 notes found in the training windows",
                "discriminative": "discriminative"}
 
