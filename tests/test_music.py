@@ -291,6 +291,8 @@ def test_midi_velocities_are_a_fourth_feature_written_back(tmp_path: Path) -> No
     np.testing.assert_array_equal(read_midi(tmp_path / "m.mid", velocity=True), rows)
     write_musicxml(rows, tmp_path / "m.musicxml")
     np.testing.assert_array_equal(read_musicxml(tmp_path / "m.musicxml", velocity=True), rows)
+    np.save(tmp_path / "step_1.npy", notes[:2])  # a run's saved samples: the report plays them
+    np.testing.assert_array_equal(music_audio._load_notes(tmp_path / "step_1.npy"), notes[:2])
     # the bundled scores state no velocity: a clear error, not NaN features
     with pytest.raises(DataError, match="state no note velocity.*MIDI files do"):
         load_dataset("music:bach", limit=2, velocity=True)

@@ -251,7 +251,7 @@ def _load_notes(path: Path) -> np.ndarray | None:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError):
         return None
-    return arr if arr.ndim == 3 and arr.shape[-1] == 3 and len(arr) else None
+    return arr if arr.ndim == 3 and arr.shape[-1] in (3, 4) and len(arr) else None
 
 
 def _data_uri(kind: str, data: bytes) -> str:
